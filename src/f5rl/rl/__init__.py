@@ -1,0 +1,1 @@
+"""Pure loss functions of tensors (no modules, no trainers)."""

@@ -1,0 +1,1 @@
+"""Small shared helpers (precision, atomic file writes)."""

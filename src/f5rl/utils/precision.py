@@ -1,0 +1,43 @@
+"""Mixed-precision choice: bf16 autocast where the device runs it fast, fp32 master weights."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+
+import torch
+
+PRECISIONS = ("auto", "no", "bf16", "fp16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """True on CPUs with AMX or AVX512-BF16 (bf16 matmuls several times faster than fp32)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags for f in (" amx_bf16", " avx512_bf16"))
+
+
+def resolve_precision(name: str, device: torch.device | str) -> str:
+    """Map ``auto|no|bf16|fp16`` to what will run on ``device`` (``no`` = fp32)."""
+    if name not in PRECISIONS:
+        raise ValueError(f"optim.mixed_precision={name!r} is not known; use one of {PRECISIONS}")
+    kind = torch.device(device).type
+    if name == "auto":
+        if kind == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if kind == "cpu" and cpu_has_fast_bf16() else "no"
+    if name == "fp16" and kind == "cpu":
+        raise ValueError("optim.mixed_precision=fp16 needs a GPU; use bf16 or no on CPU")
+    return name
+
+
+def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast context for a resolved precision (``no`` gives a null context)."""
+    if precision == "no":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
