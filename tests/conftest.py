@@ -57,3 +57,29 @@ def reference_keys(name: str) -> dict[str, tuple[int, ...]]:
         key, shape = line.split("\t")
         out[key] = tuple(int(s) for s in shape.split("x"))
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory):
+    """A small synthetic demo corpus (4 speakers, 28 sentences) built once per session."""
+    from f5rl.data.prepare_demo import build
+
+    out = tmp_path_factory.mktemp("data") / "demo_char"
+    build(out, sentences=28, test_fraction=0.15, seed=7, speakers=["joe", "ava", "max", "ivy"],
+          report_similarity=False)
+    return out
+
+
+def tiny_train_config(save_dir, data_dir, *overrides: str):
+    """The tiny demo config shrunk further for unit tests (fp32, no logger, no samples)."""
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import TrainConfig
+
+    base = [
+        f"ckpts.save_dir={save_dir}", f"datasets.path={data_dir}", "ckpts.logger=null", "ckpts.log_samples=false",
+        "model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2", "model.arch.dim_head=32",
+        "model.arch.text_dim=32", "model.arch.conv_layers=1", "optim.mixed_precision=no",
+        "datasets.batch_size_type=sample", "datasets.batch_size_per_gpu=4", "optim.num_warmup_updates=2",
+        "optim.learning_rate=1e-3",
+    ]
+    return validate(compose("F5TTS_tiny_demo", base + list(overrides)), TrainConfig)

@@ -47,6 +47,15 @@ class CFMConfig:
 
 
 @dataclass
+class FlowDraws:
+    x0: Tensor  # (b, n, m) noise
+    time: Tensor  # (b,) flow time
+    span: Tensor  # (b, n) frames to infill (inside the valid length)
+    drop_audio: bool
+    drop_text: bool
+
+
+@dataclass
 class LossOutput:
     loss: Tensor
     metrics: dict[str, Tensor] = field(default_factory=dict)
@@ -79,26 +88,27 @@ class CFM(nn.Module):
         return self.transformer.config.mel_dim
 
     # ------------------------------------------------------------------ training
-    def forward(self, mel: Tensor, text: Tensor, lens: Tensor | None = None) -> LossOutput:
-        """One CFM loss on a batch ``mel (b, n, m)``, ``text (b, t)``, ``lens (b,)``.
-
-        Random draws come from the global torch RNG (so checkpointed RNG state resumes exactly);
-        CFG dropout is decided once per batch, as in F5-TTS."""
+    def draw(self, mel: Tensor, lens: Tensor) -> FlowDraws:
+        """Random draws of one training step from the global torch RNG (so a checkpointed RNG
+        state resumes exactly). CFG dropout is decided once per batch, as in F5-TTS."""
         b, n, _ = mel.shape
         device = mel.device
-        lens = torch.full((b,), n, device=device, dtype=torch.long) if lens is None else lens
-        mask = lens_to_mask(lens, n)
         lo, hi = self.config.frac_lengths_mask
         frac = torch.empty(b, device=device).uniform_(lo, hi)
-        span = span_mask(lens, frac, torch.rand(b, device=device), n) & mask
-        x1 = mel
-        x0 = torch.randn_like(x1)
+        span = span_mask(lens, frac, torch.rand(b, device=device), n) & lens_to_mask(lens, n)
+        x0 = torch.randn_like(mel)
         time = torch.rand(b, device=device, dtype=mel.dtype)
         u = torch.rand(2).tolist()
-        drop_audio = u[0] < self.config.audio_drop_prob
         drop_text = u[1] < self.config.cond_drop_prob
-        drop_audio = drop_audio or drop_text
-        return self.flow_loss(x1, x0, time, text, mask, span, drop_audio, drop_text)
+        drop_audio = u[0] < self.config.audio_drop_prob or drop_text
+        return FlowDraws(x0, time, span, drop_audio, drop_text)
+
+    def forward(self, mel: Tensor, text: Tensor, lens: Tensor | None = None) -> LossOutput:
+        """One CFM loss on a batch ``mel (b, n, m)``, ``text (b, t)``, ``lens (b,)``."""
+        b, n, _ = mel.shape
+        lens = torch.full((b,), n, device=mel.device, dtype=torch.long) if lens is None else lens
+        d = self.draw(mel, lens)
+        return self.flow_loss(mel, d.x0, d.time, text, lens_to_mask(lens, n), d.span, d.drop_audio, d.drop_text)
 
     def flow_loss(self, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mask: Tensor, span: Tensor,
                   drop_audio_cond: bool = False, drop_text: bool = False) -> LossOutput:
@@ -177,12 +187,10 @@ class CFM(nn.Module):
         y0 = per_sample_noise(lengths, m, gens, device, torch.float32, total)
 
         def velocity(t: Tensor, x: Tensor) -> Tensor:
-            with autocast(device, precision):
-                if cfg_strength < 1e-5:
-                    out = self.transformer(x, step_cond, text, t, mask=mask)
-                    v = self._draw(out, gens, sample_from_dist, lengths)
-                    return v.float()
-                out = self.transformer(x, step_cond, text, t, mask=mask, cfg_infer=True)
+            if cfg_strength < 1e-5:
+                out = self.transformer(x, step_cond, text, t, mask=mask)
+                return self._draw(out, gens, sample_from_dist, lengths).float()
+            out = self.transformer(x, step_cond, text, t, mask=mask, cfg_infer=True)
             mu_c, mu_u = out.mu.float().chunk(2, dim=0)
             if sample_from_dist:
                 # F5R: f = (1+w)(μ_c + σ_c ε) − w(μ_u + σ_u ε')
@@ -192,7 +200,8 @@ class CFM(nn.Module):
             return cfg_combine(mu_c, mu_u, cfg_strength)
 
         grid = time_grid(steps, sway_sampling_coef, use_epss).to(device)
-        with self.transformer.cached_text():
+        # one autocast region for the whole ODE: weights are cast to bf16 once, not every step
+        with self.transformer.cached_text(), autocast(device, precision):
             traj = odeint(velocity, y0, grid, method="euler")
         out = torch.where(cond_mask, cond.float(), traj[-1])
         if mask is not None:

@@ -1,0 +1,62 @@
+"""Compose Hydra configs shipped inside the package and validate them against the schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config key is unknown, has the wrong type, or a value is invalid."""
+
+
+def config_dir() -> Path:
+    """The folder of shipped Hydra configs (inside the installed package)."""
+    return Path(__file__).resolve().parents[1] / "configs"
+
+
+def available_configs() -> list[str]:
+    return sorted(p.stem for p in config_dir().glob("*.yaml"))
+
+
+def compose(name: str, overrides: list[str] | None = None):
+    """Compose a shipped config with Hydra overrides (no working-directory change)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if name not in available_configs():
+        raise ConfigError(f"no config named {name!r}; available: {', '.join(available_configs())}")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return hydra_compose(config_name=name, overrides=list(overrides or []))
+
+
+def validate(cfg: Any, schema: type) -> Any:
+    """Merge a DictConfig into the dataclass ``schema``; unknown keys and wrong types raise
+    :class:`ConfigError` naming the key. Returns the schema object after its ``check()``."""
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import ConfigKeyError, ValidationError
+
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    cfg = {k: v for k, v in cfg.items() if k != "hydra"}
+    base = OmegaConf.structured(schema)
+    try:
+        merged = OmegaConf.merge(base, cfg)
+    except ConfigKeyError as err:
+        raise ConfigError(f"unknown config key {err.full_key!r}: check its spelling ({err.msg})") from None
+    except ValidationError as err:
+        raise ConfigError(f"config key {err.full_key!r} has the wrong type: {err.msg}") from None
+    obj = OmegaConf.to_object(merged)
+    try:
+        obj.check()
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return obj
+
+
+def to_yaml(obj: Any) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.structured(obj))

@@ -1,0 +1,188 @@
+"""The schema of a training config. Key names follow F5-TTS's Hydra configs so recipes written
+for F5-TTS run unchanged; f5rl's additions are commented. Semantic checks live in ``check()``
+methods so errors name the key and say what to change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional  # noqa: UP035  (OmegaConf structured configs need typing.Optional)
+
+
+def _one_of(key: str, value: object, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{key}={value!r} is not valid; use one of {', '.join(map(str, allowed))}")
+
+
+@dataclass
+class DatasetsCfg:
+    name: str = "Emilia_ZH_EN"
+    path: Optional[str] = None  # f5rl: a dataset folder (raw/ + duration.json) instead of name
+    data_root: str = "data"  # f5rl: where data/<name>_<tokenizer>/ lives (relative to the cwd)
+    batch_size_per_gpu: int = 38400
+    batch_size_type: str = "frame"
+    max_samples: int = 64
+    num_workers: int = 16
+    min_duration: float = 0.3
+    max_duration: float = 30.0
+
+    def check(self) -> None:
+        _one_of("datasets.batch_size_type", self.batch_size_type, ("frame", "sample"))
+        if self.batch_size_per_gpu <= 0:
+            raise ValueError(f"datasets.batch_size_per_gpu={self.batch_size_per_gpu} must be > 0")
+        if self.num_workers < 0:
+            raise ValueError(f"datasets.num_workers={self.num_workers} must be >= 0")
+        if not 0 <= self.min_duration < self.max_duration:
+            raise ValueError("datasets.min_duration must be >= 0 and below datasets.max_duration")
+
+
+@dataclass
+class OptimCfg:
+    epochs: int = 11
+    learning_rate: float = 7.5e-5
+    num_warmup_updates: int = 20000
+    grad_accumulation_steps: int = 1
+    max_grad_norm: float = 1.0
+    bnb_optimizer: bool = False
+    mixed_precision: str = "auto"  # f5rl: auto|no|bf16|fp16 (auto = bf16 where it is fast)
+    weight_decay: float = 0.01
+    max_updates: Optional[int] = None  # f5rl: stop after this many updates (demos, smoke runs)
+    seed: int = 666
+    ema_beta: float = 0.9999  # f5rl: EMA settings (F5-TTS's fixed values by default)
+    ema_update_after_step: int = 100
+    ema_update_every: int = 10
+
+    def check(self) -> None:
+        _one_of("optim.mixed_precision", self.mixed_precision, ("auto", "no", "bf16", "fp16"))
+        if self.learning_rate <= 0:
+            raise ValueError(f"optim.learning_rate={self.learning_rate} must be > 0")
+        if self.grad_accumulation_steps < 1:
+            raise ValueError(f"optim.grad_accumulation_steps={self.grad_accumulation_steps} must be >= 1")
+        if self.epochs < 1:
+            raise ValueError(f"optim.epochs={self.epochs} must be >= 1")
+        if self.num_warmup_updates < 0:
+            raise ValueError(f"optim.num_warmup_updates={self.num_warmup_updates} must be >= 0")
+
+
+@dataclass
+class ArchCfg:
+    dim: int = 1024
+    depth: int = 22
+    heads: int = 16
+    dim_head: int = 64
+    ff_mult: float = 2.0
+    text_dim: int = 512
+    text_mask_padding: bool = True
+    qk_norm: Optional[str] = None
+    conv_layers: int = 4
+    pe_attn_head: Optional[int] = None
+    attn_backend: str = "torch"
+    attn_mask_enabled: bool = False
+    checkpoint_activations: bool = False
+    text_embedding_average_upsampling: bool = False
+    dropout: float = 0.1
+
+    def check(self) -> None:
+        if self.qk_norm is not None:
+            raise ValueError("model.arch.qk_norm is not supported by f5rl (released F5 models use null)")
+        _one_of("model.arch.attn_backend", self.attn_backend, ("torch",))
+
+
+@dataclass
+class MelSpecCfg:
+    target_sample_rate: int = 24000
+    n_mel_channels: int = 100
+    hop_length: int = 256
+    win_length: int = 1024
+    n_fft: int = 1024
+    mel_spec_type: str = "vocos"
+
+    def check(self) -> None:
+        _one_of("model.mel_spec.mel_spec_type", self.mel_spec_type, ("vocos", "bigvgan"))
+
+
+@dataclass
+class VocoderCfg:
+    name: str = "griffin_lim"  # f5rl: griffin_lim (always available) | vocos
+    is_local: bool = False
+    local_path: Optional[str] = None
+    griffin_lim_iters: int = 32
+
+    def check(self) -> None:
+        _one_of("model.vocoder.name", self.name, ("griffin_lim", "vocos"))
+
+
+@dataclass
+class ModelCfg:
+    name: str = "F5TTS_v1_Base"
+    tokenizer: str = "pinyin"
+    tokenizer_path: Optional[str] = None
+    backbone: str = "DiT"
+    output_dist: str = "deterministic"  # F5R: deterministic | gaussian
+    objective: str = "mse"  # mse | gaussian_nll (stage 2 uses train_rl)
+    sample_from_dist: bool = False
+    use_rl_head: bool = False
+    ln_sig_init: float = 1.0
+    nll_t_weight: float = 1.0
+    arch: ArchCfg = field(default_factory=ArchCfg)
+    mel_spec: MelSpecCfg = field(default_factory=MelSpecCfg)
+    vocoder: VocoderCfg = field(default_factory=VocoderCfg)
+
+    def check(self) -> None:
+        _one_of("model.tokenizer", self.tokenizer, ("char", "pinyin", "custom", "byte"))
+        _one_of("model.backbone", self.backbone, ("DiT",))
+        _one_of("model.output_dist", self.output_dist, ("deterministic", "gaussian"))
+        if self.tokenizer == "custom" and not self.tokenizer_path:
+            raise ValueError("model.tokenizer=custom needs model.tokenizer_path=/path/to/vocab.txt")
+        if self.output_dist == "gaussian" and not self.use_rl_head:
+            raise ValueError("model.output_dist=gaussian needs model.use_rl_head=true")
+        if self.sample_from_dist and not self.use_rl_head:
+            raise ValueError("model.sample_from_dist=true needs model.use_rl_head=true")
+        if self.ln_sig_init <= 0:
+            raise ValueError(f"model.ln_sig_init={self.ln_sig_init} must be > 0 (it is σ0)")
+        for sub in (self.arch, self.mel_spec, self.vocoder):
+            sub.check()
+
+
+@dataclass
+class CkptsCfg:
+    logger: Optional[str] = "trackio"  # trackio | wandb | tensorboard | null
+    log_samples: bool = True
+    save_per_updates: int = 50000
+    keep_last_n_checkpoints: int = -1
+    last_per_updates: int = 5000
+    save_dir: str = "ckpts/run"
+    init_from: Optional[str] = None  # f5rl: weights to start from when the save dir has none
+    project: str = "f5rl"  # f5rl: logger project name
+    run_name: Optional[str] = None
+    sample_steps: int = 32  # f5rl: ODE steps for logged samples
+    sample_cfg_strength: float = 2.0
+    log_every: int = 1  # f5rl: log metrics every N updates
+
+    def check(self) -> None:
+        if self.logger is not None:
+            _one_of("ckpts.logger", self.logger, ("trackio", "wandb", "tensorboard"))
+        if self.keep_last_n_checkpoints < -1:
+            raise ValueError("ckpts.keep_last_n_checkpoints must be -1 (keep all), 0 (none) or N > 0")
+        if self.save_per_updates <= 0 or self.last_per_updates <= 0:
+            raise ValueError("ckpts.save_per_updates and ckpts.last_per_updates must be > 0")
+
+
+@dataclass
+class TrainConfig:
+    datasets: DatasetsCfg = field(default_factory=DatasetsCfg)
+    optim: OptimCfg = field(default_factory=OptimCfg)
+    model: ModelCfg = field(default_factory=ModelCfg)
+    ckpts: CkptsCfg = field(default_factory=CkptsCfg)
+
+    def check(self) -> None:
+        self.datasets.check()
+        self.optim.check()
+        self.model.check()
+        self.ckpts.check()
+        if self.model.objective not in ("mse", "gaussian_nll"):
+            raise ValueError(
+                f"model.objective={self.model.objective!r}: f5rl.train.train runs mse|gaussian_nll; "
+                "GRPO runs with python -m f5rl.train.train_rl"
+            )
+        if self.model.objective == "gaussian_nll" and not self.model.use_rl_head:
+            raise ValueError("model.objective=gaussian_nll needs model.use_rl_head=true")

@@ -1,0 +1,85 @@
+"""Save-dir semantics of F5-TTS (DESIGN §5).
+
+* resume order: ``model_last.pt``, then the newest ``model_<update>.pt``; otherwise a fresh start
+  from ``ckpts.init_from`` or a ``pretrained_*.pt|.safetensors`` in the save dir (weights only,
+  fresh optimiser, update 0);
+* ``model_last.pt`` every ``last_per_updates`` and at the end, ``model_<update>.pt`` every
+  ``save_per_updates``;
+* ``keep_last_n_checkpoints``: −1 keep all, 0 no ``model_<update>.pt`` at all, N keep the newest
+  N (``pretrained_*`` and ``model_last.pt`` are never deleted);
+* every write is atomic (temp file + rename), so a crash mid-save leaves the previous file.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from f5rl.model.checkpoint import atomic_save
+
+log = logging.getLogger(__name__)
+
+_NUMBERED = re.compile(r"^model_(\d+)\.pt$")
+
+
+@dataclass
+class ResumePoint:
+    path: Path | None
+    kind: str  # "resume" (full state) | "init" (weights only) | "scratch"
+
+
+class CheckpointManager:
+    def __init__(self, save_dir: str | Path, keep_last_n: int = -1) -> None:
+        self.save_dir = Path(save_dir)
+        self.keep_last_n = keep_last_n
+
+    def numbered(self) -> list[tuple[int, Path]]:
+        if not self.save_dir.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.save_dir.iterdir() if (m := _NUMBERED.match(p.name))]
+        return sorted(found)
+
+    def pretrained(self) -> Path | None:
+        if not self.save_dir.is_dir():
+            return None
+        files = sorted(p for p in self.save_dir.glob("pretrained_*") if p.suffix in (".pt", ".safetensors"))
+        return files[0] if files else None
+
+    def find_resume(self, init_from: str | None = None) -> ResumePoint:
+        last = self.save_dir / "model_last.pt"
+        if last.is_file():
+            return ResumePoint(last, "resume")
+        numbered = self.numbered()
+        if numbered:
+            return ResumePoint(numbered[-1][1], "resume")
+        if init_from:
+            path = Path(init_from)
+            if not path.is_file():
+                raise FileNotFoundError(f"ckpts.init_from={init_from} does not exist")
+            return ResumePoint(path, "init")
+        pre = self.pretrained()
+        if pre is not None:
+            return ResumePoint(pre, "init")
+        return ResumePoint(None, "scratch")
+
+    def save(self, state: dict, update: int, last: bool = False) -> Path:
+        """Write ``model_last.pt`` (``last``) or ``model_<update>.pt`` and rotate old ones."""
+        if last:
+            return atomic_save(state, self.save_dir / "model_last.pt")
+        if self.keep_last_n == 0:
+            raise ValueError("keep_last_n_checkpoints=0 writes no numbered checkpoints")
+        path = atomic_save(state, self.save_dir / f"model_{update}.pt")
+        self.rotate()
+        return path
+
+    def rotate(self) -> list[Path]:
+        if self.keep_last_n <= 0:
+            return []
+        numbered = self.numbered()
+        removed = [p for _, p in numbered[: max(len(numbered) - self.keep_last_n, 0)]]
+        for p in removed:
+            p.unlink()
+            log.info("removed old checkpoint %s", p.name)
+        return removed

@@ -1,0 +1,296 @@
+"""Stage 0/1 trainer: orchestration only (the loss lives in ``model/cfm.py``).
+
+Exact resume: batches come from a sampler that is deterministic per epoch, the global RNG state
+is saved with every checkpoint and restored after set-up, the data loader draws from its own
+generator, and gradient accumulation counts micro-batches across epoch boundaries, so training
+N updates straight equals training N/2, stopping and resuming.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from f5rl.config.schema import TrainConfig
+from f5rl.data.collate import Batch, Collate
+from f5rl.data.dataset import TTSDataset
+from f5rl.data.sampler import DynamicBatchSampler
+from f5rl.model.checkpoint import atomic_save, dit_state_from, load_dit_state, read_weights_file
+from f5rl.train.build import build_cfm, mel_config, resolve_dataset_dir, tokenizer_for
+from f5rl.train.checkpointing import CheckpointManager
+from f5rl.train.ema import EMA
+from f5rl.train.loggers import MetricsFile, build_logger
+from f5rl.train.optim import build_optimizer, build_scheduler
+from f5rl.utils.precision import resolve_precision
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSummary:
+    updates: int
+    start_update: int
+    final_loss: float | None
+    wall_seconds: float
+    save_dir: str
+    checkpoints: list[str] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+    precision: str = "no"
+
+    def render(self) -> str:
+        lines = [
+            f"trained updates {self.start_update} -> {self.updates} in {self.wall_seconds:.0f} s ({self.precision})",
+            f"final loss: {self.final_loss:.4f}" if self.final_loss is not None else "final loss: n/a",
+            f"save dir: {self.save_dir}",
+            *[f"  checkpoint {c}" for c in self.checkpoints[-3:]],
+            *[f"  sample {s}" for s in self.samples[-2:]],
+        ]
+        return "\n".join(lines)
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+             "numpy": [int(x) for x in np.random.get_state()[1]]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), None))
+    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), 624, 0, 0.0))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        cfg = self.cfg
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.precision = resolve_precision(cfg.optim.mixed_precision, device)
+        self.accelerator = Accelerator(mixed_precision=self.precision, cpu=device.type == "cpu")
+        self.device = self.accelerator.device
+        set_seed(cfg.optim.seed)
+        self.save_dir = Path(cfg.ckpts.save_dir)
+        self.ckpts = CheckpointManager(self.save_dir, cfg.ckpts.keep_last_n_checkpoints)
+
+        data_dir = resolve_dataset_dir(cfg.datasets, cfg.model)
+        self.tokenizer = tokenizer_for(cfg.model, data_dir)
+        self.mel_config = mel_config(cfg.model)
+        self.dataset = TTSDataset(data_dir, self.mel_config, cfg.datasets.min_duration, cfg.datasets.max_duration)
+        self.sampler = DynamicBatchSampler(
+            self.dataset.frame_lens, cfg.datasets.batch_size_per_gpu, cfg.datasets.batch_size_type,
+            cfg.datasets.max_samples, seed=cfg.optim.seed, num_replicas=self.accelerator.num_processes,
+            rank=self.accelerator.process_index,
+        )
+        if len(self.sampler) == 0:
+            raise ValueError("the batch sampler yields no batch: lower datasets.batch_size_per_gpu or add data")
+        self.loader = DataLoader(
+            self.dataset, batch_sampler=self.sampler, collate_fn=Collate(self.tokenizer),
+            num_workers=cfg.datasets.num_workers, generator=torch.Generator(),  # keep the global RNG untouched
+        )
+        k = cfg.optim.grad_accumulation_steps
+        self.micro_per_epoch = len(self.sampler)
+        self.total_updates = self.micro_per_epoch * cfg.optim.epochs // k
+        if self.total_updates == 0:
+            raise ValueError(
+                f"{self.micro_per_epoch} batches x {cfg.optim.epochs} epochs is less than one update of "
+                f"optim.grad_accumulation_steps={k}"
+            )
+        self.stop_update = min(self.total_updates, cfg.optim.max_updates or self.total_updates)
+
+        model = build_cfm(cfg.model, self.tokenizer.vocab_size)
+        o = cfg.optim
+        self.ema = EMA(model, beta=o.ema_beta, update_after_step=o.ema_update_after_step,
+                       update_every=o.ema_update_every) if self.accelerator.is_main_process else None
+        optimizer = build_optimizer(model.parameters(), o.learning_rate, o.weight_decay, o.bnb_optimizer, self.device)
+        self.scheduler = build_scheduler(optimizer, o.num_warmup_updates, self.total_updates)
+        self.start_update = self._restore(model, optimizer)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        if self.ema is not None:
+            self.ema.to(self.device)
+        self.logger = None
+        self.metrics_file = MetricsFile(self.save_dir / "metrics.jsonl") if self.accelerator.is_main_process else None
+        if self.metrics_file is not None:
+            self.metrics_file.truncate_after(self.start_update)
+        self._write_config()
+
+    def _restore(self, model, optimizer) -> int:
+        point = self.ckpts.find_resume(self.cfg.ckpts.init_from)
+        if point.kind == "scratch":
+            log.info("training from scratch in %s", self.save_dir)
+            return 0
+        if point.kind == "init":
+            log.info("initialising weights from %s (fresh optimiser, update 0)", point.path)
+            load_dit_state(model.transformer, dit_state_from(read_weights_file(point.path), use_ema=True))
+            if self.ema is not None:
+                self.ema.copy_from(model)
+            return 0
+        log.info("resuming from %s", point.path)
+        ckpt = torch.load(point.path, map_location="cpu", weights_only=True)
+        model.load_state_dict(ckpt["model_state_dict"])
+        if self.ema is not None:
+            self.ema.load_ema_state(ckpt["ema_model_state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer_state_dict"])
+        self.scheduler.load_state_dict(ckpt["scheduler_state_dict"])
+        if "rng_state" in ckpt:
+            set_rng_state(ckpt["rng_state"])
+        return int(ckpt["update"])
+
+    def _write_config(self) -> None:
+        if self.accelerator.is_main_process:
+            from f5rl.config.loading import to_yaml
+
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.save_dir / ".config.yaml.tmp"
+            tmp.write_text(to_yaml(self.cfg))
+            tmp.replace(self.save_dir / "config.yaml")
+
+    # ------------------------------------------------------------------ loop
+    def train(self) -> TrainSummary:
+        cfg, acc = self.cfg, self.accelerator
+        k = cfg.optim.grad_accumulation_steps
+        if acc.is_main_process:
+            self.logger = build_logger(cfg.ckpts.logger, cfg.ckpts.project, cfg.ckpts.run_name,
+                                       _flat_config(cfg), self.save_dir)
+        update, micro = self.start_update, self.start_update * k
+        summary = TrainSummary(update, self.start_update, None, 0.0, str(self.save_dir), precision=self.precision)
+        t0 = time.perf_counter()
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.stop_update, initial=update, desc="train", unit="upd",
+                   disable=not acc.is_main_process, dynamic_ncols=True)
+        acc_loss, acc_metrics = 0.0, {}
+        self.model.train()
+        while update < self.stop_update:
+            epoch, skip = divmod(micro, self.micro_per_epoch)
+            self.sampler.set_epoch(epoch, skip)
+            for batch in self.loader:
+                batch: Batch = batch.to(self.device)
+                last_micro = micro % k == k - 1
+                with acc.autocast():
+                    out = self.model(batch.mel, batch.text, batch.mel_lengths)
+                loss = out.loss / k
+                if last_micro:
+                    acc.backward(loss)
+                else:
+                    with acc.no_sync(self.model):
+                        acc.backward(loss)
+                acc_loss += loss.item()
+                for name, v in out.metrics.items():
+                    acc_metrics[name] = acc_metrics.get(name, 0.0) + v.item() / k
+                micro += 1
+                if not last_micro:
+                    continue
+                grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.optim.max_grad_norm) \
+                    if cfg.optim.max_grad_norm > 0 else None
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                update += 1
+                if self.ema is not None:
+                    self.ema.update(acc.unwrap_model(self.model))
+                metrics = {"loss": acc_loss, **acc_metrics, "lr": self.scheduler.get_last_lr()[0]}
+                if grad_norm is not None:
+                    metrics["grad_norm"] = float(grad_norm)
+                metrics["updates_per_s"] = (update - self.start_update) / (time.perf_counter() - t0)
+                summary.final_loss = acc_loss
+                acc_loss, acc_metrics = 0.0, {}
+                self._log(metrics, update, bar)
+                self._maybe_save(update, batch, summary, final=update >= self.stop_update)
+                if update >= self.stop_update:
+                    break
+        bar.close()
+        summary.updates = update
+        summary.wall_seconds = time.perf_counter() - t0
+        if self.logger is not None:
+            self.logger.finish()
+        acc.wait_for_everyone()
+        return summary
+
+    def _log(self, metrics: dict[str, float], update: int, bar) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        bar.update(1)
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}",
+                        ups=f"{metrics['updates_per_s']:.2f}")
+        if update % self.cfg.ckpts.log_every == 0 or update == self.stop_update:
+            self.logger.log(metrics, step=update)
+            self.metrics_file.log(metrics, update)
+
+    def checkpoint_state(self, update: int) -> dict:
+        return {
+            "model_state_dict": self.accelerator.unwrap_model(self.model).state_dict(),
+            "ema_model_state_dict": self.ema.state_dict(),
+            "optimizer_state_dict": self.optimizer.state_dict(),
+            "scheduler_state_dict": self.scheduler.state_dict(),
+            "update": update,
+            "rng_state": rng_state(),
+        }
+
+    def _maybe_save(self, update: int, batch: Batch, summary: TrainSummary, final: bool) -> None:
+        c = self.cfg.ckpts
+        numbered = update % c.save_per_updates == 0 and c.keep_last_n_checkpoints != 0
+        last = update % c.last_per_updates == 0 or final
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process or not (numbered or last):
+            return
+        state = self.checkpoint_state(update)
+        if numbered:
+            summary.checkpoints.append(str(self.ckpts.save(state, update)))
+        if last:
+            summary.checkpoints.append(str(self.ckpts.save(state, update, last=True)))
+        if c.log_samples and (numbered or final):
+            summary.samples.extend(self.log_samples(update, batch))
+
+    @torch.no_grad()
+    def log_samples(self, update: int, batch: Batch) -> list[str]:
+        """Re-synthesise the batch's first utterance with itself as the prompt (F5's check):
+        ``update_<N>_gen.wav`` (generated half) and ``update_<N>_ref.wav`` (vocoded reference)."""
+        from f5rl.audio.io import save_audio
+        from f5rl.audio.vocoder import build_vocoder
+
+        if not hasattr(self, "_vocoder"):
+            v = self.cfg.model.vocoder
+            self._vocoder = build_vocoder(v.name, v.local_path, self.mel_config, v.griffin_lim_iters)
+        model = self.accelerator.unwrap_model(self.model)
+        n = int(batch.mel_lengths[0])
+        ref = batch.mel[:1, :n].float()
+        text = self.tokenizer.encode([batch.texts[0] + " " + batch.texts[0]]).to(self.device)
+        out = model.sample(ref, text, 2 * n, steps=self.cfg.ckpts.sample_steps,
+                           cfg_strength=self.cfg.ckpts.sample_cfg_strength, seed=update,
+                           sample_from_dist=self.cfg.model.sample_from_dist, precision=self.precision)
+        gen = out.generated(0).T.unsqueeze(0).cpu()  # (1, m, frames)
+        folder = self.save_dir / "samples"
+        paths = [save_audio(folder / f"update_{update}_gen.wav", self._vocoder(gen)[0]),
+                 save_audio(folder / f"update_{update}_ref.wav", self._vocoder(ref.transpose(1, 2).cpu())[0])]
+        return [str(p) for p in paths]
+
+
+def _flat_config(cfg: TrainConfig) -> dict:
+    out = {}
+
+    def walk(prefix: str, d: dict) -> None:
+        for key, v in d.items():
+            if isinstance(v, dict):
+                walk(f"{prefix}{key}.", v)
+            else:
+                out[f"{prefix}{key}"] = v
+
+    walk("", asdict(cfg))
+    return out

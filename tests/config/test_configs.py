@@ -1,0 +1,78 @@
+import subprocess
+import sys
+import time
+
+import pytest
+
+from f5rl.config import ConfigError, compose, validate
+from f5rl.config.loading import available_configs
+from f5rl.config.schema import TrainConfig
+
+STAGE1_RECIPE = [
+    "datasets.name=mini_rl", "datasets.batch_size_per_gpu=2", "datasets.batch_size_type=sample",
+    "datasets.num_workers=2", "model.tokenizer=custom",
+    "model.tokenizer_path=/x/data/Emilia_ZH_EN_pinyin/vocab.txt", "model.output_dist=gaussian",
+    "model.objective=gaussian_nll", "model.sample_from_dist=false", "model.use_rl_head=true",
+    "model.arch.checkpoint_activations=false", "optim.epochs=1", "optim.learning_rate=1e-5",
+    "optim.num_warmup_updates=0", "optim.grad_accumulation_steps=1", "optim.bnb_optimizer=false",
+    "ckpts.save_dir=ckpts/mini_rl_warmup", "ckpts.save_per_updates=1000", "ckpts.keep_last_n_checkpoints=0",
+    "ckpts.log_samples=false", "ckpts.logger=null",
+]
+
+
+def test_every_shipped_config_loads_and_validates():
+    names = available_configs()
+    assert {"F5TTS_v1_Base", "F5TTS_Base", "F5TTS_v1_Small", "F5TTS_tiny_demo"} <= set(names)
+    for name in names:
+        if name.startswith("F5TTS_RL") or name.startswith("F5TTS_DPO"):
+            continue  # stage-2 and DPO schemas are tested with their trainers
+        cfg = validate(compose(name), TrainConfig)
+        assert cfg.model.name and cfg.ckpts.save_dir
+
+
+def test_variant_architectures():
+    v0 = validate(compose("F5TTS_Base"), TrainConfig)
+    assert v0.model.arch.text_mask_padding is False and v0.model.arch.pe_attn_head == 1
+    small = validate(compose("F5TTS_v1_Small"), TrainConfig)
+    assert (small.model.arch.dim, small.model.arch.depth, small.model.arch.heads) == (768, 18, 12)
+
+
+def test_stage1_recipe_overrides_parse():
+    cfg = validate(compose("F5TTS_v1_Base", STAGE1_RECIPE), TrainConfig)
+    assert cfg.model.objective == "gaussian_nll" and cfg.model.use_rl_head
+    assert cfg.ckpts.logger is None and cfg.datasets.num_workers == 2
+    assert cfg.ckpts.keep_last_n_checkpoints == 0
+
+
+@pytest.mark.parametrize("override, key", [
+    ("model.archx.dim=3", "archx"),
+    ("optim.epochz=2", "epochz"),
+])
+def test_misspelt_key_names_the_key(override, key):
+    with pytest.raises(Exception, match=key):
+        compose("F5TTS_tiny_demo", [override])
+
+
+@pytest.mark.parametrize("override, key", [
+    ("optim.epochs=abc", "optim.epochs"),
+    ("datasets.batch_size_type=frames", "datasets.batch_size_type"),
+    ("model.objective=gaussian_nll", "use_rl_head"),
+    ("ckpts.logger=tensorbored", "ckpts.logger"),
+])
+def test_bad_values_name_the_key(override, key):
+    with pytest.raises(ConfigError, match=key):
+        validate(compose("F5TTS_tiny_demo", [override]), TrainConfig)
+
+
+def test_cli_typo_fails_fast_with_key_name(tmp_path):
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "f5rl.train.train", "-cn", "F5TTS_tiny_demo", "optim.epochz=1"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    elapsed = time.perf_counter() - t0
+    print(f"CLI typo rejected in {elapsed:.2f} s (interpreter start included)")
+    assert proc.returncode != 0
+    assert "epochz" in proc.stderr + proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "f5rl.train.train", "-cn", "F5TTS_tiny_demo", "optim.epochs=x"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2 and "optim.epochs" in proc.stderr
+    assert not (tmp_path / "data").exists()  # nothing heavy started
