@@ -5,7 +5,6 @@ methods so errors name the key and say what to change."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional  # noqa: UP035  (OmegaConf structured configs need typing.Optional)
 
 
 def _one_of(key: str, value: object, allowed: tuple) -> None:
@@ -16,7 +15,7 @@ def _one_of(key: str, value: object, allowed: tuple) -> None:
 @dataclass
 class DatasetsCfg:
     name: str = "Emilia_ZH_EN"
-    path: Optional[str] = None  # f5rl: a dataset folder (raw/ + duration.json) instead of name
+    path: str | None = None  # f5rl: a dataset folder (raw/ + duration.json) instead of name
     data_root: str = "data"  # f5rl: where data/<name>_<tokenizer>/ lives (relative to the cwd)
     batch_size_per_gpu: int = 38400
     batch_size_type: str = "frame"
@@ -45,7 +44,7 @@ class OptimCfg:
     bnb_optimizer: bool = False
     mixed_precision: str = "auto"  # f5rl: auto|no|bf16|fp16 (auto = bf16 where it is fast)
     weight_decay: float = 0.01
-    max_updates: Optional[int] = None  # f5rl: stop after this many updates (demos, smoke runs)
+    max_updates: int | None = None  # f5rl: stop after this many updates (demos, smoke runs)
     seed: int = 666
     ema_beta: float = 0.9999  # f5rl: EMA settings (F5-TTS's fixed values by default)
     ema_update_after_step: int = 100
@@ -72,9 +71,9 @@ class ArchCfg:
     ff_mult: float = 2.0
     text_dim: int = 512
     text_mask_padding: bool = True
-    qk_norm: Optional[str] = None
+    qk_norm: str | None = None
     conv_layers: int = 4
-    pe_attn_head: Optional[int] = None
+    pe_attn_head: int | None = None
     attn_backend: str = "torch"
     attn_mask_enabled: bool = False
     checkpoint_activations: bool = False
@@ -104,7 +103,7 @@ class MelSpecCfg:
 class VocoderCfg:
     name: str = "griffin_lim"  # f5rl: griffin_lim (always available) | vocos
     is_local: bool = False
-    local_path: Optional[str] = None
+    local_path: str | None = None
     griffin_lim_iters: int = 32
 
     def check(self) -> None:
@@ -115,7 +114,7 @@ class VocoderCfg:
 class ModelCfg:
     name: str = "F5TTS_v1_Base"
     tokenizer: str = "pinyin"
-    tokenizer_path: Optional[str] = None
+    tokenizer_path: str | None = None
     backbone: str = "DiT"
     output_dist: str = "deterministic"  # F5R: deterministic | gaussian
     objective: str = "mse"  # mse | gaussian_nll (stage 2 uses train_rl)
@@ -145,15 +144,15 @@ class ModelCfg:
 
 @dataclass
 class CkptsCfg:
-    logger: Optional[str] = "trackio"  # trackio | wandb | tensorboard | null
+    logger: str | None = "trackio"  # trackio | wandb | tensorboard | null
     log_samples: bool = True
     save_per_updates: int = 50000
     keep_last_n_checkpoints: int = -1
     last_per_updates: int = 5000
     save_dir: str = "ckpts/run"
-    init_from: Optional[str] = None  # f5rl: weights to start from when the save dir has none
+    init_from: str | None = None  # f5rl: weights to start from when the save dir has none
     project: str = "f5rl"  # f5rl: logger project name
-    run_name: Optional[str] = None
+    run_name: str | None = None
     sample_steps: int = 32  # f5rl: ODE steps for logged samples
     sample_cfg_strength: float = 2.0
     log_every: int = 1  # f5rl: log metrics every N updates

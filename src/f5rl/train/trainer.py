@@ -22,7 +22,7 @@ from f5rl.config.schema import TrainConfig
 from f5rl.data.collate import Batch, Collate
 from f5rl.data.dataset import TTSDataset
 from f5rl.data.sampler import DynamicBatchSampler
-from f5rl.model.checkpoint import atomic_save, dit_state_from, load_dit_state, read_weights_file
+from f5rl.model.checkpoint import dit_state_from, load_dit_state, read_weights_file
 from f5rl.train.build import build_cfm, mel_config, resolve_dataset_dir, tokenizer_for
 from f5rl.train.checkpointing import CheckpointManager
 from f5rl.train.ema import EMA
