@@ -1,0 +1,178 @@
+import json
+import logging
+
+import pytest
+import torch
+
+from f5rl.model.cfm import CFM, FlowDraws
+from f5rl.model.checkpoint import save_released_format
+from f5rl.train.trainer import Trainer
+from tests.conftest import tiny_train_config
+
+
+def _trainer(cfg) -> Trainer:
+    t = Trainer(cfg)
+    t.setup()
+    return t
+
+
+def _weights(trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()}
+
+
+def test_two_steps_change_all_trainable_parameters(tmp_path, demo_corpus):
+    t = _trainer(tiny_train_config(tmp_path / "run", demo_corpus, "optim.max_updates=2", "model.use_rl_head=true",
+                                   "model.objective=gaussian_nll"))
+    before = {n: p.detach().clone() for n, p in t.model.named_parameters() if p.requires_grad}
+    summary = t.train()
+    assert summary.updates == 2
+    unchanged = [n for n, p in t.model.named_parameters() if torch.equal(p, before[n])]
+    assert unchanged == []
+
+
+def _deterministic_draws(self, mel, lens):
+    """Per-sample draws that do not depend on batch composition: noise and time seeded by the
+    sample's own content, a fixed 20-frame span, no CFG dropout."""
+    b, n, m = mel.shape
+    x0, time = torch.zeros_like(mel), torch.zeros(b)
+    for i in range(b):
+        g = torch.Generator().manual_seed(int(mel[i, 0].abs().sum() * 1e4) % (2**31))
+        x0[i] = torch.randn(n, m, generator=g)
+        time[i] = torch.rand((), generator=g)
+    span = torch.zeros(b, n, dtype=torch.bool)
+    span[:, :20] = True
+    return FlowDraws(x0, time, span, False, False)
+
+
+def test_grad_accumulation_equals_larger_batch(tmp_path, demo_corpus, monkeypatch):
+    monkeypatch.setattr(CFM, "draw", _deterministic_draws)
+    common = ("optim.max_updates=1", "datasets.batch_size_type=sample", "optim.max_grad_norm=0.5",
+              "optim.num_warmup_updates=0")
+    big = _trainer(tiny_train_config(tmp_path / "big", demo_corpus, *common, "datasets.batch_size_per_gpu=4",
+                                     "optim.grad_accumulation_steps=1"))
+    small = _trainer(tiny_train_config(tmp_path / "small", demo_corpus, *common, "datasets.batch_size_per_gpu=2",
+                                       "optim.grad_accumulation_steps=2"))
+    assert torch.equal(torch.tensor(big.sampler.epoch_batches(0)[0]),
+                       torch.tensor(small.sampler.epoch_batches(0)[0] + small.sampler.epoch_batches(0)[1]))
+    big_sum, small_sum = big.train(), small.train()
+    assert big_sum.final_loss == pytest.approx(small_sum.final_loss, rel=1e-5)
+    wb, ws = _weights(big), _weights(small)
+    moved = max((wb[k] - ws[k]).abs().max().item() for k in wb)
+    gb, gs = (json.loads((tmp_path / r / "metrics.jsonl").read_text())["grad_norm"] for r in ("big", "small"))
+    print(f"grad accumulation: grad norm {gb:.6f} (1x4) vs {gs:.6f} (2x2); max |Δw| = {moved:.2e} (lr 1e-3)")
+    # the pre-clip gradient norm catches scaling errors (AdamW's first step is scale-free)
+    assert gb == pytest.approx(gs, rel=1e-5)
+    assert all(torch.allclose(wb[k], ws[k], atol=1e-5) for k in wb)
+
+
+def _losses(save_dir) -> list[float]:
+    return [json.loads(ln)["loss"] for ln in (save_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_kill_and_resume_equals_uninterrupted(tmp_path, demo_corpus):
+    args = ("datasets.batch_size_per_gpu=3", "ckpts.log_every=1", "ckpts.last_per_updates=100",
+            "optim.grad_accumulation_steps=2")
+    straight = _trainer(tiny_train_config(tmp_path / "straight", demo_corpus, *args, "optim.max_updates=6"))
+    straight.train()
+    first = _trainer(tiny_train_config(tmp_path / "resumed", demo_corpus, *args, "optim.max_updates=3"))
+    first.train()
+    assert (tmp_path / "resumed" / "model_last.pt").is_file()
+    second = _trainer(tiny_train_config(tmp_path / "resumed", demo_corpus, *args, "optim.max_updates=6"))
+    assert second.start_update == 3
+    second.train()
+    assert _losses(tmp_path / "straight") == _losses(tmp_path / "resumed")  # exactly, on CPU
+    ws, wr = _weights(straight), _weights(second)
+    assert all(torch.equal(ws[k], wr[k]) for k in ws)
+    es, er = straight.ema.state_dict(), second.ema.state_dict()
+    assert all(torch.equal(es[k], er[k]) for k in es)
+
+
+def test_rotation_keeps_newest_and_never_deletes_last_or_pretrained(tmp_path, demo_corpus):
+    run = tmp_path / "rot"
+    t = _trainer(tiny_train_config(run, demo_corpus, "optim.max_updates=5", "ckpts.save_per_updates=1",
+                                   "ckpts.keep_last_n_checkpoints=2", "ckpts.last_per_updates=2"))
+    save_released_format({"x": torch.zeros(1)}, run / "pretrained_other.safetensors")  # must survive
+    t.train()
+    names = sorted(p.name for p in run.glob("*.pt")) + sorted(p.name for p in run.glob("*.safetensors"))
+    assert names == ["model_4.pt", "model_5.pt", "model_last.pt", "pretrained_other.safetensors"]
+    assert torch.load(run / "model_last.pt", weights_only=True)["update"] == 5
+
+
+def test_keep_zero_writes_only_last(tmp_path, demo_corpus):
+    t = _trainer(tiny_train_config(tmp_path / "k0", demo_corpus, "optim.max_updates=3", "ckpts.save_per_updates=1",
+                                   "ckpts.keep_last_n_checkpoints=0"))
+    t.train()
+    assert sorted(p.name for p in (tmp_path / "k0").glob("*.pt")) == ["model_last.pt"]
+
+
+def test_crash_during_save_leaves_previous_checkpoint(tmp_path, demo_corpus, monkeypatch):
+    run = tmp_path / "crash"
+    t = _trainer(tiny_train_config(run, demo_corpus, "optim.max_updates=4", "ckpts.last_per_updates=2"))
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def flaky(obj, f, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second model_last.pt write dies half way
+            with open(f, "wb") as fh:
+                fh.write(b"partial")
+            raise OSError("killed during save")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", flaky)
+    with pytest.raises(OSError, match="killed"):
+        t.train()
+    monkeypatch.undo()
+    assert torch.load(run / "model_last.pt", weights_only=True)["update"] == 2
+    assert not list(run.glob(".*tmp"))
+    resumed = _trainer(tiny_train_config(run, demo_corpus, "optim.max_updates=4", "ckpts.last_per_updates=2"))
+    assert resumed.start_update == 2
+
+
+def test_pretrained_in_save_dir_is_picked_up(tmp_path, demo_corpus, caplog):
+    run = tmp_path / "pre"
+    donor = _trainer(tiny_train_config(tmp_path / "donor", demo_corpus, "optim.max_updates=1"))
+    dit_state = donor.accelerator.unwrap_model(donor.model).transformer.state_dict()
+    save_released_format(dit_state, run / "pretrained_model_1.safetensors")
+    with caplog.at_level(logging.INFO):
+        t = _trainer(tiny_train_config(run, demo_corpus, "optim.max_updates=1", "model.use_rl_head=true",
+                                       "model.objective=gaussian_nll"))
+    assert t.start_update == 0 and "pretrained_model_1.safetensors" in caplog.text
+    loaded = t.accelerator.unwrap_model(t.model).transformer
+    assert torch.equal(loaded.proj_out.weight, dit_state["proj_out.weight"])
+    assert torch.all(loaded.proj_out_ln_sig.weight == 0)  # head initialised, not loaded
+
+
+def test_requested_logger_that_cannot_start_is_an_error(tmp_path, demo_corpus, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_wandb(name, *a, **k):
+        if name == "wandb":
+            raise ImportError("no wandb here")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_wandb)
+    t = _trainer(tiny_train_config(tmp_path / "lg", demo_corpus, "optim.max_updates=1", "ckpts.logger=wandb"))
+    with pytest.raises(ImportError, match=r"f5rl\[wandb\]"):
+        t.train()
+
+
+def test_trackio_logger_and_samples_written(tmp_path, demo_corpus, monkeypatch):
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
+    t = _trainer(tiny_train_config(tmp_path / "tk", demo_corpus, "optim.max_updates=2", "ckpts.logger=trackio",
+                                   "ckpts.log_samples=true", "ckpts.sample_steps=2", "model.vocoder.griffin_lim_iters=2",
+                                   "ckpts.save_per_updates=2"))
+    summary = t.train()
+    assert (tmp_path / "tk" / "samples" / "update_2_gen.wav").is_file()
+    assert (tmp_path / "tk" / "samples" / "update_2_ref.wav").is_file()
+    assert len(summary.samples) == 2
+    assert (tmp_path / "tk" / "config.yaml").is_file()
+    assert any((tmp_path / "trackio").rglob("*")), "trackio wrote nothing locally"
+
+
+def test_bnb_on_cpu_falls_back_with_warning(tmp_path, demo_corpus, caplog):
+    with caplog.at_level(logging.WARNING):
+        t = _trainer(tiny_train_config(tmp_path / "bnb", demo_corpus, "optim.max_updates=1", "optim.bnb_optimizer=true"))
+    assert "bnb_optimizer" in caplog.text and isinstance(t.optimizer.optimizer, torch.optim.AdamW)
