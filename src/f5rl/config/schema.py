@@ -45,6 +45,7 @@ class OptimCfg:
     mixed_precision: str = "auto"  # f5rl: auto|no|bf16|fp16 (auto = bf16 where it is fast)
     weight_decay: float = 0.01
     max_updates: int | None = None  # f5rl: stop after this many updates (demos, smoke runs)
+    total_updates: int | None = None  # f5rl: length of the LR schedule and run instead of epochs
     seed: int = 666
     ema_beta: float = 0.9999  # f5rl: EMA settings (F5-TTS's fixed values by default)
     ema_update_after_step: int = 100

@@ -106,7 +106,7 @@ class Trainer:
         )
         k = cfg.optim.grad_accumulation_steps
         self.micro_per_epoch = len(self.sampler)
-        self.total_updates = self.micro_per_epoch * cfg.optim.epochs // k
+        self.total_updates = cfg.optim.total_updates or self.micro_per_epoch * cfg.optim.epochs // k
         if self.total_updates == 0:
             raise ValueError(
                 f"{self.micro_per_epoch} batches x {cfg.optim.epochs} epochs is less than one update of "

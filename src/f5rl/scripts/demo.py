@@ -1,0 +1,155 @@
+"""The CPU demo behind ``make demo``: the whole method on the embedded defaults, offline.
+
+1. corpus  – synthesise the multi-speaker demo corpus (``data/demo_char``) if it is missing;
+2. stage 0 – train the tiny DiT with the CFM (``mse``) objective;
+3. stage 1 – Gaussian-NLL warmup of the σ head, starting from the stage-0 checkpoint;
+then a summary: loss curves (PNG), checkpoints, sample audio and the trackio project.
+
+Each stage is the same code path as its command line, which the demo prints. ``--quick`` runs a
+reduced version (small corpus, a few updates) for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class DemoPlan:
+    out: Path
+    data: Path
+    sentences: int
+    stage0_updates: int
+    stage1_updates: int
+    quick: bool
+    timings: dict[str, float] = field(default_factory=dict)
+    results: dict[str, dict] = field(default_factory=dict)
+
+
+def plan(out: str, data: str, quick: bool) -> DemoPlan:
+    if quick:
+        return DemoPlan(Path(out), Path(data), sentences=60, stage0_updates=12, stage1_updates=6, quick=True)
+    return DemoPlan(Path(out), Path(data), sentences=1200, stage0_updates=600, stage1_updates=200, quick=False)
+
+
+def stage_corpus(p: DemoPlan) -> None:
+    from f5rl.data.prepare_demo import build
+
+    marker = p.data / "speakers.json"
+    if marker.is_file() and json.loads(marker.read_text()).get("sentences") == p.sentences:
+        print(f"[corpus] using existing {p.data}")
+        return
+    print(f"[corpus] python -m f5rl.data.prepare_demo --out {p.data} --sentences {p.sentences}")
+    summary = build(p.data, sentences=p.sentences, report_similarity=not p.quick)
+    sim = summary.get("similarity")
+    line = f"{summary['train_items']} train / {summary['test_items']} test utterances, {summary['train_hours']} h"
+    if isinstance(sim, dict):
+        line += f"; speaker cosine same {sim['same_speaker_mean']} vs different {sim['different_speaker_mean']}"
+    print(f"[corpus] {line}")
+
+
+def _train(name: str, overrides: list[str]) -> dict:
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import TrainConfig
+    from f5rl.train.trainer import Trainer
+
+    print(f"[{name}] python -m f5rl.train.train -cn F5TTS_tiny_demo " + " ".join(overrides))
+    cfg = validate(compose("F5TTS_tiny_demo", overrides), TrainConfig)
+    trainer = Trainer(cfg)
+    trainer.setup()
+    summary = trainer.train()
+    print(summary.render())
+    return {"save_dir": summary.save_dir, "updates": summary.updates, "final_loss": summary.final_loss,
+            "checkpoints": sorted(set(summary.checkpoints)), "samples": summary.samples,
+            "seconds": round(summary.wall_seconds, 1), "precision": summary.precision}
+
+
+def stage0(p: DemoPlan) -> None:
+    over = [f"datasets.path={p.data}", f"ckpts.save_dir={p.out / 'stage0_mse'}",
+            f"optim.total_updates={p.stage0_updates}", "model.objective=mse", "ckpts.run_name=stage0_mse"]
+    if p.quick:
+        over += ["ckpts.save_per_updates=6", "ckpts.last_per_updates=6", "ckpts.sample_steps=4",
+                 "optim.num_warmup_updates=2"]
+    p.results["stage0"] = _train("stage0", over)
+
+
+def stage1(p: DemoPlan) -> None:
+    init = p.out / "stage0_mse" / "model_last.pt"
+    over = [f"datasets.path={p.data}", f"ckpts.save_dir={p.out / 'stage1_gaussian_nll'}", f"ckpts.init_from={init}",
+            f"optim.total_updates={p.stage1_updates}", "model.objective=gaussian_nll", "model.output_dist=gaussian",
+            "model.use_rl_head=true", "optim.learning_rate=3e-4", "optim.num_warmup_updates=20",
+            "ckpts.run_name=stage1_gaussian_nll"]
+    if p.quick:
+        over += ["ckpts.save_per_updates=3", "ckpts.last_per_updates=3", "ckpts.sample_steps=4",
+                 "optim.num_warmup_updates=1"]
+    p.results["stage1"] = _train("stage1", over)
+
+
+def plot_losses(p: DemoPlan) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (stage, key, title) in zip(axes, [("stage0_mse", "loss", "stage 0: CFM loss (mse)"),
+                                              ("stage1_gaussian_nll", "loss", "stage 1: Gaussian NLL")]):
+        rows = [json.loads(ln) for ln in (p.out / stage / "metrics.jsonl").read_text().splitlines() if ln]
+        ax.plot([r["update"] for r in rows], [r[key] for r in rows], label=key)
+        if stage.startswith("stage1"):
+            ax.plot([r["update"] for r in rows], [r["loss/mse"] for r in rows], label="mse of μ", alpha=0.7)
+        ax.set_title(title)
+        ax.set_xlabel("update")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = p.out / "loss_curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_summary(p: DemoPlan, plot: Path) -> Path:
+    lines = ["# f5rl CPU demo", "", f"corpus: `{p.data}`", f"loss curves: `{plot}`",
+             f"trackio: project `f5rl`, stored in `{os.environ.get('TRACKIO_DIR', '~/.cache/huggingface/trackio')}`"
+             " (view with `trackio show --project f5rl`)", "", "| stage | updates | final loss | seconds | precision |",
+             "|---|---|---|---|---|"]
+    for name, r in p.results.items():
+        lines.append(f"| {name} | {r['updates']} | {r['final_loss']:.4f} | {r['seconds']} | {r['precision']} |")
+    lines += ["", "| step | seconds |", "|---|---|", *[f"| {k} | {v:.1f} |" for k, v in p.timings.items()], ""]
+    for name, r in p.results.items():
+        lines += [f"## {name}", *[f"- checkpoint `{c}`" for c in r["checkpoints"]],
+                  *[f"- sample `{s}`" for s in r["samples"][-2:]], ""]
+    path = p.out / "summary.md"
+    path.write_text("\n".join(lines))
+    (p.out / "summary.json").write_text(json.dumps({"results": p.results, "timings": p.timings}, indent=2))
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="ckpts/demo")
+    ap.add_argument("--data", default="data/demo_char")
+    ap.add_argument("--quick", action="store_true", help="reduced size for CI (about a minute)")
+    args = ap.parse_args(argv)
+    p = plan(args.out, args.data, args.quick)
+    p.out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TRACKIO_DIR", str((p.out / "trackio").resolve()))
+    t_all = time.perf_counter()
+    for name, fn in [("corpus", stage_corpus), ("stage0", stage0), ("stage1", stage1)]:
+        t0 = time.perf_counter()
+        fn(p)
+        p.timings[name] = time.perf_counter() - t0
+    plot = plot_losses(p)
+    p.timings["total"] = time.perf_counter() - t_all
+    summary = write_summary(p, plot)
+    print("\n" + summary.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_quick_demo_runs_end_to_end_and_writes_what_it_promises(tmp_path):
+    out, data = tmp_path / "ckpts" / "demo", tmp_path / "data" / "demo_char"
+    proc = subprocess.run([sys.executable, "-m", "f5rl.scripts.demo", "--quick", "--out", str(out), "--data", str(data)],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (data / "raw").is_dir() and (data / "test.jsonl").is_file()
+    for stage in ("stage0_mse", "stage1_gaussian_nll"):
+        d = out / stage
+        assert (d / "model_last.pt").is_file() and (d / "config.yaml").is_file()
+        samples = sorted(p.name for p in (d / "samples").glob("*.wav"))
+        assert samples and any(s.endswith("_gen.wav") for s in samples) and any(s.endswith("_ref.wav") for s in samples)
+    assert (out / "loss_curves.png").stat().st_size > 10_000
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["results"]["stage1"]["updates"] == 6
+    assert any((out / "trackio").rglob("*"))
+    assert "stage1" in (out / "summary.md").read_text()
