@@ -8,8 +8,8 @@ import pytest
 @pytest.mark.slow
 def test_quick_demo_runs_end_to_end_and_writes_what_it_promises(tmp_path):
     out, data = tmp_path / "ckpts" / "demo", tmp_path / "data" / "demo_char"
-    proc = subprocess.run([sys.executable, "-m", "f5rl.scripts.demo", "--quick", "--out", str(out), "--data", str(data)],
-                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    cmd = [sys.executable, "-m", "f5rl.scripts.demo", "--quick", "--out", str(out), "--data", str(data)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (data / "raw").is_dir() and (data / "test.jsonl").is_file()
     for stage in ("stage0_mse", "stage1_gaussian_nll"):

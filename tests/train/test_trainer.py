@@ -162,8 +162,8 @@ def test_requested_logger_that_cannot_start_is_an_error(tmp_path, demo_corpus, m
 def test_trackio_logger_and_samples_written(tmp_path, demo_corpus, monkeypatch):
     monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
     t = _trainer(tiny_train_config(tmp_path / "tk", demo_corpus, "optim.max_updates=2", "ckpts.logger=trackio",
-                                   "ckpts.log_samples=true", "ckpts.sample_steps=2", "model.vocoder.griffin_lim_iters=2",
-                                   "ckpts.save_per_updates=2"))
+                                   "ckpts.log_samples=true", "ckpts.sample_steps=2",
+                                   "model.vocoder.griffin_lim_iters=2", "ckpts.save_per_updates=2"))
     summary = t.train()
     assert (tmp_path / "tk" / "samples" / "update_2_gen.wav").is_file()
     assert (tmp_path / "tk" / "samples" / "update_2_ref.wav").is_file()
@@ -174,5 +174,6 @@ def test_trackio_logger_and_samples_written(tmp_path, demo_corpus, monkeypatch):
 
 def test_bnb_on_cpu_falls_back_with_warning(tmp_path, demo_corpus, caplog):
     with caplog.at_level(logging.WARNING):
-        t = _trainer(tiny_train_config(tmp_path / "bnb", demo_corpus, "optim.max_updates=1", "optim.bnb_optimizer=true"))
+        t = _trainer(tiny_train_config(tmp_path / "bnb", demo_corpus, "optim.max_updates=1",
+                                       "optim.bnb_optimizer=true"))
     assert "bnb_optimizer" in caplog.text and isinstance(t.optimizer.optimizer, torch.optim.AdamW)
