@@ -177,3 +177,10 @@ def test_bnb_on_cpu_falls_back_with_warning(tmp_path, demo_corpus, caplog):
         t = _trainer(tiny_train_config(tmp_path / "bnb", demo_corpus, "optim.max_updates=1",
                                        "optim.bnb_optimizer=true"))
     assert "bnb_optimizer" in caplog.text and isinstance(t.optimizer.optimizer, torch.optim.AdamW)
+
+
+def test_unloadable_vocoder_fails_at_setup_not_at_first_save(tmp_path, demo_corpus):
+    cfg = tiny_train_config(tmp_path / "voc", demo_corpus, "ckpts.log_samples=true", "model.vocoder.name=vocos",
+                            "model.vocoder.is_local=true", f"model.vocoder.local_path={tmp_path / 'nothing'}")
+    with pytest.raises(FileNotFoundError, match="pytorch_model.bin"):
+        Trainer(cfg).setup()

@@ -109,6 +109,8 @@ class VocoderCfg:
 
     def check(self) -> None:
         _one_of("model.vocoder.name", self.name, ("griffin_lim", "vocos"))
+        if self.is_local and not self.local_path:
+            raise ValueError("model.vocoder.is_local=true needs model.vocoder.local_path=/path/to/vocos-mel-24khz")
 
 
 @dataclass

@@ -49,7 +49,7 @@ class TrainSummary:
             f"trained updates {self.start_update} -> {self.updates} in {self.wall_seconds:.0f} s ({self.precision})",
             f"final loss: {self.final_loss:.4f}" if self.final_loss is not None else "final loss: n/a",
             f"save dir: {self.save_dir}",
-            *[f"  checkpoint {c}" for c in self.checkpoints[-3:]],
+            *[f"  checkpoint {c}" for c in sorted(set(self.checkpoints))[-3:]],
             *[f"  sample {s}" for s in self.samples[-2:]],
         ]
         return "\n".join(lines)
@@ -128,7 +128,15 @@ class Trainer:
         self.metrics_file = MetricsFile(self.save_dir / "metrics.jsonl") if self.accelerator.is_main_process else None
         if self.metrics_file is not None:
             self.metrics_file.truncate_after(self.start_update)
+        self._vocoder = self._build_vocoder() if cfg.ckpts.log_samples and self.accelerator.is_main_process else None
         self._write_config()
+
+    def _build_vocoder(self):
+        """Built at set-up so a vocoder that cannot load fails before training, not at the first save."""
+        from f5rl.audio.vocoder import build_vocoder
+
+        v = self.cfg.model.vocoder
+        return build_vocoder(v.name, v.local_path if v.is_local else None, self.mel_config, v.griffin_lim_iters)
 
     def _restore(self, model, optimizer) -> int:
         point = self.ckpts.find_resume(self.cfg.ckpts.init_from)
@@ -263,11 +271,7 @@ class Trainer:
         """Re-synthesise the batch's first utterance with itself as the prompt (F5's check):
         ``update_<N>_gen.wav`` (generated half) and ``update_<N>_ref.wav`` (vocoded reference)."""
         from f5rl.audio.io import save_audio
-        from f5rl.audio.vocoder import build_vocoder
 
-        if not hasattr(self, "_vocoder"):
-            v = self.cfg.model.vocoder
-            self._vocoder = build_vocoder(v.name, v.local_path, self.mel_config, v.griffin_lim_iters)
         model = self.accelerator.unwrap_model(self.model)
         n = int(batch.mel_lengths[0])
         ref = batch.mel[:1, :n].float()
