@@ -55,7 +55,7 @@ def reference_keys(name: str) -> dict[str, tuple[int, ...]]:
         if not line or line.startswith("#"):
             continue
         key, shape = line.split("\t")
-        out[key] = tuple(int(s) for s in shape.split("x"))
+        out[key] = () if shape == "scalar" else tuple(int(s) for s in shape.split("x"))
     return out
 
 

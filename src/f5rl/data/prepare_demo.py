@@ -31,7 +31,7 @@ SPEAKERS: dict[str, EspeakVoice | None] = {
     "joe": None,  # Piper
     "ava": EspeakVoice("en-us+f2", rate=160, pitch=70, pitch_range=60),
     "max": EspeakVoice("en-us+m3", rate=150, pitch=35, pitch_range=40),
-    "ivy": EspeakVoice("en-gb-x-rp+f4", rate=170, pitch=60, pitch_range=70),
+    "ivy": EspeakVoice("en-us+f3", rate=160, pitch=55, pitch_range=50),
     "sam": EspeakVoice("en+m7", rate=175, pitch=45, pitch_range=30),
     "leo": EspeakVoice("en-us+m1", rate=140, pitch=25, pitch_range=50),
 }

@@ -38,10 +38,12 @@ def plan(out: str, data: str, quick: bool) -> DemoPlan:
 
 
 def stage_corpus(p: DemoPlan) -> None:
-    from f5rl.data.prepare_demo import build
+    from f5rl.data.prepare_demo import SPEAKERS, build
 
     marker = p.data / "speakers.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("sentences") == p.sentences:
+    voices = {s: (v.__dict__ if v else "piper:joe") for s, v in SPEAKERS.items()}
+    old = json.loads(marker.read_text()) if marker.is_file() else {}
+    if old.get("sentences") == p.sentences and old.get("speakers") == voices:
         print(f"[corpus] using existing {p.data}")
         return
     print(f"[corpus] python -m f5rl.data.prepare_demo --out {p.data} --sentences {p.sentences}")

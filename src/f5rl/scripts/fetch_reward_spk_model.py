@@ -1,0 +1,32 @@
+"""Fetch the WeSpeaker ResNet34 (CN-Celeb) model used by the ``wespeaker_sim`` reward.
+
+    python -m f5rl.scripts.fetch_reward_spk_model --cache_dir checkpoints/wespeaker/cnceleb_resnet34
+    python -m f5rl.scripts.fetch_reward_spk_model --cache_dir ... --offline   # only verify a local copy
+
+The model folder is ``<cache_dir>/cnceleb_resnet34`` (``config.yaml`` + ``avg_model.pt``); then:
+``rl.rewards.providers.0.config.model_dir=$PWD/checkpoints/wespeaker/cnceleb_resnet34/cnceleb_resnet34``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from f5rl.scripts._fetch import fetch
+
+REPO = "Wespeaker/wespeaker-cnceleb-resnet34"
+REQUIRED = ("config.yaml", "avg_model.pt")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache_dir", required=True)
+    ap.add_argument("--repo_id", default=REPO)
+    ap.add_argument("--offline", action="store_true", help="do not download; check the local copy")
+    args = ap.parse_args(argv)
+    fetch(args.repo_id, Path(args.cache_dir) / "cnceleb_resnet34", REQUIRED, args.offline, "WeSpeaker ResNet34",
+          "https://wespeaker-1256283475.cos.ap-shanghai.myqcloud.com/models/cnceleb/cnceleb_resnet34.zip")
+
+
+if __name__ == "__main__":
+    main()
