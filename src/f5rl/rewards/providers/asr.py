@@ -27,7 +27,8 @@ class ASRReward(RewardProvider):
             raise ValueError(f"wer_mode={wer_mode!r}; use char or word")
         if ref_source not in ("text", "audio"):
             raise ValueError(f"ref_source={ref_source!r}; use text or audio")
-        self.wer_mode, self.ref_source, self.default_language, self.max_error = wer_mode, ref_source, language, max_error
+        self.wer_mode, self.ref_source = wer_mode, ref_source
+        self.default_language, self.max_error = language, max_error
         self.err_name = "char_error_rate" if wer_mode == "char" else "word_error_rate"
         self.components = (self.err_name, "accuracy")
         self.last_transcripts: list[str] = []

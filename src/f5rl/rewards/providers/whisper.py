@@ -157,7 +157,8 @@ class WhisperNLLReward(RewardProvider):
     def __init__(self, model: str = "embedded:tiny.en", compute_type: str | None = None, cpu_threads: int = 0,
                  language: str = "en", **kw) -> None:
         super().__init__(**kw)
-        self.model_id, self.compute_type, self.cpu_threads, self.default_language = model, compute_type, cpu_threads, language
+        self.model_id, self.compute_type, self.cpu_threads = model, compute_type, cpu_threads
+        self.default_language = language
 
     def setup(self, device="cpu") -> None:
         self.whisper = _Whisper(self.model_id, str(device), self.compute_type, self.cpu_threads)
