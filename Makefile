@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: a bare `torch` requirement can pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,demo]'
+	$(PY) -m pip install -q -e '.[dev,demo,rewards]'
+	$(PY) -m pip install -q --no-deps 'resemblyzer>=0.1.3'
 	touch $(STAMP)
 
 test: $(STAMP)

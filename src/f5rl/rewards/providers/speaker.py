@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from f5rl.rewards.base import RewardBatch, RewardOutput, RewardProvider, require
+from f5rl.rewards.base import RewardBatch, RewardOutput, RewardProvider
 from f5rl.rewards.registry import register
 
 
@@ -38,7 +38,11 @@ class ResemblyzerSimilarity(SpeakerSimilarity):
     extra = "speaker"
 
     def setup(self, device="cpu") -> None:
-        resemblyzer = require("resemblyzer", "speaker")
+        try:
+            import resemblyzer
+        except ImportError as err:
+            raise ImportError("resemblyzer_sim needs resemblyzer: pip install 'f5rl[speaker]' && "
+                              "pip install --no-deps resemblyzer") from err
         self.encoder = resemblyzer.VoiceEncoder(str(device), verbose=False)
 
     def embed(self, clips) -> torch.Tensor:
