@@ -83,3 +83,18 @@ def tiny_train_config(save_dir, data_dir, *overrides: str):
         "optim.learning_rate=1e-3",
     ]
     return validate(compose("F5TTS_tiny_demo", base + list(overrides)), TrainConfig)
+
+
+def tiny_rl_config(save_dir, data_dir, *overrides: str):
+    """Stage-2 tiny config on the demo corpus with a deterministic mel reward (no model downloads)."""
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import RLTrainConfig
+
+    base = [
+        f"ckpts.save_dir={save_dir}", f"datasets.path={data_dir}", "ckpts.logger=null", "ckpts.log_samples=false",
+        "model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2", "model.arch.dim_head=32",
+        "model.arch.text_dim=32", "model.arch.conv_layers=1", "optim.mixed_precision=no", "rl.steps=6",
+        "rl.group_size=4", "datasets.batch_size_per_gpu=2", "model.vocoder.griffin_lim_iters=2",
+        "rl.rewards.providers=[{name: mel_energy, weight: 1.0, config: {target: -2.0}}]",
+    ]
+    return validate(compose("F5TTS_RL_tiny", base + list(overrides)), RLTrainConfig)

@@ -23,10 +23,11 @@ STAGE1_RECIPE = [
 def test_every_shipped_config_loads_and_validates():
     names = available_configs()
     assert {"F5TTS_v1_Base", "F5TTS_Base", "F5TTS_v1_Small", "F5TTS_tiny_demo"} <= set(names)
+    from f5rl.config.schema import RLTrainConfig
+
     for name in names:
-        if name.startswith("F5TTS_RL") or name.startswith("F5TTS_DPO"):
-            continue  # stage-2 and DPO schemas are tested with their trainers
-        cfg = validate(compose(name), TrainConfig)
+        schema = RLTrainConfig if name.startswith("F5TTS_RL") else TrainConfig
+        cfg = validate(compose(name), schema)
         assert cfg.model.name and cfg.ckpts.save_dir
 
 

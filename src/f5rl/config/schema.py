@@ -5,6 +5,7 @@ methods so errors name the key and say what to change."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def _one_of(key: str, value: object, allowed: tuple) -> None:
@@ -159,6 +160,7 @@ class CkptsCfg:
     sample_steps: int = 32  # f5rl: ODE steps for logged samples
     sample_cfg_strength: float = 2.0
     log_every: int = 1  # f5rl: log metrics every N updates
+    keep_best_by: str | None = None  # f5rl: e.g. val/mean_reward -> model_best.pt (higher is better)
 
     def check(self) -> None:
         if self.logger is not None:
@@ -188,3 +190,97 @@ class TrainConfig:
             )
         if self.model.objective == "gaussian_nll" and not self.model.use_rl_head:
             raise ValueError("model.objective=gaussian_nll needs model.use_rl_head=true")
+
+
+# ---------------------------------------------------------------------------------------------
+# stage 2
+
+
+@dataclass
+class ProviderCfg:
+    name: str = "duration"
+    weight: float = 1.0
+    config: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+
+@dataclass
+class RewardsCfg:
+    mode: str = "sum"  # sum | normalized_sum | rank_shaping | harmonic
+    params: dict[str, Any] = field(default_factory=dict)
+    providers: list[ProviderCfg] = field(default_factory=lambda: [ProviderCfg()])
+    vocoder_batch: int = 16  # f5rl: clips vocoded at once for scoring
+
+    def check(self) -> None:
+        _one_of("rl.rewards.mode", self.mode, ("sum", "normalized_sum", "rank_shaping", "harmonic"))
+        if not self.providers:
+            raise ValueError("rl.rewards.providers is empty; configure at least one reward provider")
+
+
+@dataclass
+class RLCfg:
+    steps: int = 30
+    steps_plus_one: bool = False
+    repeat_count: int = 1  # F5R: copies of a prompt across processes
+    mini_repeat_count: int = 1  # F5R: consecutive copies of a prompt within a process batch
+    group_size: int = 4  # f5rl: rollouts per prompt within a process (GRPO group)
+    prompt_frac_range: list[float] = field(default_factory=lambda: [0.1, 0.3])
+    prompt_length_mode: str = "min"  # min | per_sample | range
+    cfg_strength: float = 2.0
+    cfg_prob: float = 1.0  # f5rl: fraction of rollout batches made with CFG
+    sway_sampling_coef: float | None = -1.0
+    kl_weight: float = 1.0
+    ref_model_ckpt: str | None = None
+    reference_free: bool = False
+    loss: str = "grpo"  # grpo (principled) | f5r (parity with the F5R-TTS code)
+    train_steps: int = 4  # grpo: ODE steps that carry gradient per update
+    train_steps_mode: str = "random"  # random | window (the first train_steps steps, MixGRPO-style) | all
+    skip_grad_prob: float = 0.95  # f5r: each step keeps its gradient with probability 1 − p (plus the first two)
+    clip_eps: float = 0.2
+    inner_epochs: int = 1
+    adv_clip: float | None = None
+    adv_eps: float = 1e-4
+    rollout_dropout: bool = False
+    max_duration: int = 4096  # frames
+    val_manifest: str | None = None  # f5rl: JSON-lines held-out prompts (audio_path, text), e.g. test.jsonl
+    val_every: int = 0  # f5rl: validate every N updates (0: never)
+    val_size: int = 8
+    val_seed: int = 1234
+    rewards: RewardsCfg = field(default_factory=RewardsCfg)
+
+    def check(self) -> None:
+        _one_of("rl.loss", self.loss, ("grpo", "f5r"))
+        _one_of("rl.prompt_length_mode", self.prompt_length_mode, ("min", "per_sample", "range"))
+        _one_of("rl.train_steps_mode", self.train_steps_mode, ("random", "window", "all"))
+        lo, hi = (self.prompt_frac_range + [None, None])[:2]
+        if len(self.prompt_frac_range) != 2 or not 0 <= lo <= hi < 1:
+            raise ValueError(f"rl.prompt_frac_range={self.prompt_frac_range} must be [lo, hi] with 0 <= lo <= hi < 1")
+        if self.group_size < 1 or self.repeat_count < 1 or self.mini_repeat_count < 1:
+            raise ValueError("rl.group_size, rl.repeat_count and rl.mini_repeat_count must be >= 1")
+        if self.group_size * self.repeat_count * self.mini_repeat_count < 2:
+            raise ValueError(
+                "every GRPO group would have one member, so all advantages are zero and only the KL term trains; "
+                "set rl.group_size>=2 (rollouts per prompt in one process) or rl.repeat_count>=2 across processes"
+            )
+        if not 0 <= self.skip_grad_prob < 1:
+            raise ValueError(f"rl.skip_grad_prob={self.skip_grad_prob} must be in [0, 1)")
+        if self.train_steps < 1 or self.inner_epochs < 1:
+            raise ValueError("rl.train_steps and rl.inner_epochs must be >= 1")
+        if not 0 <= self.cfg_prob <= 1:
+            raise ValueError(f"rl.cfg_prob={self.cfg_prob} must be in [0, 1]")
+        self.rewards.check()
+
+
+@dataclass
+class RLTrainConfig(TrainConfig):
+    rl: RLCfg = field(default_factory=RLCfg)
+
+    def check(self) -> None:
+        self.datasets.check()
+        self.optim.check()
+        self.model.check()
+        self.ckpts.check()
+        self.rl.check()
+        if not self.model.use_rl_head:
+            raise ValueError("stage 2 samples velocities from the σ head: set model.use_rl_head=true "
+                             "(and model.output_dist=gaussian), starting from a stage-1 checkpoint")

@@ -1,0 +1,98 @@
+"""Group-relative advantages and the two stage-2 policy losses (DESIGN §7), pure functions.
+
+Legend: ``b`` rollouts, ``k`` kept (gradient-carrying) ODE steps, ``n`` frames, ``m`` mel bins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from f5rl.rl.gaussian import f5r_density, f5r_kl
+
+
+@dataclass
+class Advantages:
+    adv: Tensor  # (b,) zero where the reward is NaN
+    valid: Tensor  # (b,) bool: reward was scorable
+    zero_std_ratio: Tensor  # fraction of groups whose rewards are all equal (no signal)
+    group_mean: Tensor  # (b,) mean of the sample's group
+    group_std: Tensor  # (b,)
+
+
+def group_advantages(rewards: Tensor, group_ids: Tensor, eps: float = 1e-4, clip: float | None = None) -> Advantages:
+    """``A = (r − mean_group) / (std_group + eps)`` over the valid (non-NaN) members of each group.
+
+    ``rewards (b,)``, ``group_ids (b,)`` long. Std is the population std of the group (GRPO);
+    a group with one valid member gets A = 0. NaN rewards get A = 0 and ``valid = False``."""
+    valid = ~torch.isnan(rewards)
+    r = torch.where(valid, rewards, torch.zeros_like(rewards))
+    groups, inv = torch.unique(group_ids, return_inverse=True)
+    g = len(groups)
+    count = torch.zeros(g, dtype=r.dtype, device=r.device).index_add_(0, inv, valid.to(r.dtype))
+    total = torch.zeros(g, dtype=r.dtype, device=r.device).index_add_(0, inv, r)
+    mean = total / count.clamp_min(1)
+    dev = torch.where(valid, r - mean[inv], torch.zeros_like(r))
+    var = torch.zeros(g, dtype=r.dtype, device=r.device).index_add_(0, inv, dev.square()) / count.clamp_min(1)
+    std = var.sqrt()
+    adv = torch.where(valid & (count[inv] > 1), dev / (std[inv] + eps), torch.zeros_like(r))
+    if clip is not None:
+        adv = adv.clamp(-clip, clip)
+    zero_std = ((std <= 1e-12) | (count <= 1)).float().mean()
+    return Advantages(adv, valid, zero_std, mean[inv], std[inv])
+
+
+@dataclass
+class PolicyLoss:
+    loss: Tensor
+    metrics: dict[str, Tensor]
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``x`` over true entries of a broadcastable ``mask``."""
+    mask = mask.expand_as(x).to(x.dtype)
+    return (x * mask).sum() / mask.sum().clamp_min(1)
+
+
+def ppo_clip_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, clip_eps: float, valid: Tensor | None = None
+                  ) -> PolicyLoss:
+    """PPO/GRPO clipped surrogate on per-(step, rollout) log-probs.
+
+    ``logp``/``old_logp (k, b)`` are log-probs of the stored samples summed over target
+    elements and divided by the number of target elements (a per-element average, so long
+    utterances do not dominate); ``adv (b,)``. Loss ``−mean(min(ρA, clip(ρ, 1±ε)A))``."""
+    ratio = torch.exp(logp - old_logp)
+    a = adv.unsqueeze(0)
+    unclipped = ratio * a
+    clipped = ratio.clamp(1 - clip_eps, 1 + clip_eps) * a
+    mask = torch.ones_like(ratio, dtype=torch.bool) if valid is None else valid.unsqueeze(0).expand_as(ratio)
+    loss = -masked_mean(torch.minimum(unclipped, clipped), mask)
+    with torch.no_grad():
+        clip_frac = masked_mean(((ratio - 1).abs() > clip_eps).float(), mask)
+        approx_kl = masked_mean((ratio - 1) - (logp - old_logp), mask)  # k3 estimator of KL(old‖new)
+    return PolicyLoss(loss, {"stats/clip_frac": clip_frac, "stats/approx_kl": approx_kl,
+                             "stats/ratio_mean": masked_mean(ratio.detach(), mask)})
+
+
+def f5r_policy_loss(f: Tensor, mu_c: Tensor, ln_sig_c: Tensor, adv: Tensor, frame_mask: Tensor,
+                    kl: Tensor | None = None, kl_weight: float = 0.0) -> PolicyLoss:
+    """F5R-TTS parity loss on kept steps: ``−mean(A·p) + β·mean(KL)``.
+
+    ``f, mu_c, ln_sig_c (k, b, n, m)``: sampled velocities and the conditional head's output;
+    ``adv (b,)``; ``frame_mask (b, n)`` target frames; ``kl (k, b, n, m)`` the F5R KL term."""
+    p = f5r_density(f, mu_c, ln_sig_c)
+    mask = frame_mask[None, :, :, None]
+    pro_adv = masked_mean(adv[None, :, None, None] * p, mask)
+    loss = -pro_adv
+    metrics = {"loss/pro_adv": pro_adv.detach()}
+    if kl is not None:
+        kl_mean = masked_mean(kl, mask)
+        loss = loss + kl_weight * kl_mean
+        metrics["loss/kl"] = kl_mean.detach()
+    return PolicyLoss(loss, metrics)
+
+
+__all__ = ["Advantages", "PolicyLoss", "f5r_kl", "f5r_policy_loss", "group_advantages", "masked_mean",
+           "ppo_clip_loss"]

@@ -1,0 +1,1 @@
+"""Stochastic rollouts that record what the stage-2 losses need."""

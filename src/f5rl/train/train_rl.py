@@ -1,0 +1,39 @@
+"""Stage 2 entry point: GRPO over ODE rollouts (the F5-TTS RL recipe's command, package renamed).
+
+    python -m f5rl.train.train_rl [-cn F5TTS_RL] rl.steps=30 rl.group_size=4 rl.loss=grpo ...
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from f5rl.config.loading import ConfigError, validate
+from f5rl.config.schema import RLTrainConfig
+
+
+def run(cfg: RLTrainConfig):
+    from f5rl.train.rl_trainer import RLTrainer
+
+    trainer = RLTrainer(cfg)
+    trainer.setup()
+    summary = trainer.train()
+    if trainer.accelerator.is_main_process:
+        print(summary.render())
+    return summary
+
+
+@hydra.main(config_path="../configs", config_name="F5TTS_RL", version_base="1.3")
+def main(raw: DictConfig) -> None:
+    try:
+        cfg = validate(raw, RLTrainConfig)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        sys.exit(2)
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()
