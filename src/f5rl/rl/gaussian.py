@@ -33,7 +33,8 @@ def gaussian_log_prob(x: Tensor, mu: Tensor, ln_sig: Tensor) -> Tensor:
 
 def gaussian_kl(mu_p: Tensor, ln_sig_p: Tensor, mu_q: Tensor, ln_sig_q: Tensor) -> Tensor:
     """Closed-form ``KL(N(μ_p, σ_p²) ‖ N(μ_q, σ_q²))`` elementwise."""
-    return ln_sig_q - ln_sig_p + (torch.exp(2 * ln_sig_p) + (mu_p - mu_q).square()) / (2 * torch.exp(2 * ln_sig_q)) - 0.5
+    var_ratio_term = (torch.exp(2 * ln_sig_p) + (mu_p - mu_q).square()) / (2 * torch.exp(2 * ln_sig_q))
+    return ln_sig_q - ln_sig_p + var_ratio_term - 0.5
 
 
 def f5r_kl(mu: Tensor, ln_sig: Tensor, mu_ref: Tensor, ln_sig_ref: Tensor) -> Tensor:

@@ -47,7 +47,8 @@ class RLTrainer(Trainer):
                              f"({self.accelerator.num_processes})")
         self.ref = self._build_reference()
         self.rewards = RewardSet.from_config(
-            [{"name": p.name, "weight": p.weight, "config": dict(p.config), "label": p.label} for p in rl.rewards.providers],
+            [{"name": p.name, "weight": p.weight, "config": dict(p.config), "label": p.label}
+             for p in rl.rewards.providers],
             rl.rewards.mode, dict(rl.rewards.params))
         self.rewards.setup(str(self.device))
         if self._vocoder is None:
@@ -223,13 +224,13 @@ class RLTrainer(Trainer):
             return {}
         metrics = self.validate()
         key = c.keep_best_by
-        if key and self.accelerator.is_main_process and key in metrics and update > 0:
-            if self.best is None or metrics[key] > self.best:
-                from f5rl.model.checkpoint import atomic_save
+        improved = key in metrics and (self.best is None or metrics[key] > self.best) if key else False
+        if improved and self.accelerator.is_main_process and update > 0:
+            from f5rl.model.checkpoint import atomic_save
 
-                self.best = metrics[key]
-                atomic_save(self.checkpoint_state(update), self.save_dir / "model_best.pt")
-                log.info("new best %s=%.4f at update %d -> model_best.pt", key, self.best, update)
+            self.best = metrics[key]
+            atomic_save(self.checkpoint_state(update), self.save_dir / "model_best.pt")
+            log.info("new best %s=%.4f at update %d -> model_best.pt", key, self.best, update)
         return metrics
 
     # ------------------------------------------------------------------ loop
