@@ -97,3 +97,32 @@ def test_grpo_raises_held_out_reward_on_tiny_model(tmp_path, demo_corpus):
     print(f"GRPO mel-energy reward on held-out prompts: before {before:.3f}, after {after:.3f}; val curve {curve}")
     assert after > before + 0.3
     assert (tmp_path / "up" / "model_best.pt").is_file()
+
+
+@pytest.mark.slow
+def test_two_processes_share_groups_like_one(tmp_path, demo_corpus):
+    """`accelerate launch --num_processes 2` (gloo, CPU) with rl.repeat_count=2 gives the
+    advantages of the single-process computation over the same groups."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from f5rl.rl.grpo import group_advantages
+
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    script = Path(__file__).with_name("dist_advantages.py")
+    out = tmp_path / "adv.json"
+    proc = subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                           "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(demo_corpus),
+                           str(tmp_path / "run"), str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    rewards = torch.tensor(res["rewards"])  # process 0 then process 1
+    # group = prompt: local rollouts (0,1) and (2,3) of each process, same prompts on both processes
+    ids = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1])
+    expected = group_advantages(rewards, ids).adv
+    assert torch.allclose(torch.tensor(res["adv"]), expected, atol=1e-6)
+    b0, b1 = res["batches"][:2], res["batches"][2:]
+    assert b0 == b1  # both processes rolled out the same prompts
+    assert res["updates"] == 1

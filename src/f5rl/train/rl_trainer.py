@@ -36,9 +36,18 @@ log = logging.getLogger(__name__)
 class RLTrainer(Trainer):
     cfg: RLTrainConfig
 
+    def data_shard(self) -> tuple[int, int]:
+        """With ``rl.repeat_count`` = R, processes come in blocks of R that see the same prompts
+        (F5R's layout: one GRPO group spans R processes)."""
+        r = self.cfg.rl.repeat_count
+        return max(self.accelerator.num_processes // r, 1), self.accelerator.process_index // r
+
     def setup(self) -> None:
         super().setup()
         rl = self.cfg.rl
+        if self.accelerator.num_processes > 1:
+            # processes sharing prompts must draw different rollouts; exact resume is single-process only
+            torch.manual_seed(self.cfg.optim.seed * 1009 + self.accelerator.process_index * 7919 + self.start_update)
         if self.cfg.optim.grad_accumulation_steps != 1:
             raise ValueError("stage 2 takes one optimiser step per rollout batch: set optim.grad_accumulation_steps=1")
         self.group = rl.group_size * rl.mini_repeat_count * rl.repeat_count

@@ -93,10 +93,10 @@ class Trainer:
         self.tokenizer = tokenizer_for(cfg.model, data_dir)
         self.mel_config = mel_config(cfg.model)
         self.dataset = TTSDataset(data_dir, self.mel_config, cfg.datasets.min_duration, cfg.datasets.max_duration)
+        replicas, rank = self.data_shard()
         self.sampler = DynamicBatchSampler(
             self.dataset.frame_lens, cfg.datasets.batch_size_per_gpu, cfg.datasets.batch_size_type,
-            cfg.datasets.max_samples, seed=cfg.optim.seed, num_replicas=self.accelerator.num_processes,
-            rank=self.accelerator.process_index,
+            cfg.datasets.max_samples, seed=cfg.optim.seed, num_replicas=replicas, rank=rank,
         )
         if len(self.sampler) == 0:
             raise ValueError("the batch sampler yields no batch: lower datasets.batch_size_per_gpu or add data")
@@ -137,6 +137,10 @@ class Trainer:
 
         v = self.cfg.model.vocoder
         return build_vocoder(v.name, v.local_path if v.is_local else None, self.mel_config, v.griffin_lim_iters)
+
+    def data_shard(self) -> tuple[int, int]:
+        """(number of distinct data shards, this process's shard): one per process."""
+        return self.accelerator.num_processes, self.accelerator.process_index
 
     def _restore(self, model, optimizer) -> int:
         point = self.ckpts.find_resume(self.cfg.ckpts.init_from)
