@@ -12,7 +12,7 @@ def test_quick_demo_runs_end_to_end_and_writes_what_it_promises(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (data / "raw").is_dir() and (data / "test.jsonl").is_file()
-    for stage in ("stage0_mse", "stage1_gaussian_nll"):
+    for stage in ("stage0_mse", "stage1_gaussian_nll", "stage2_grpo"):
         d = out / stage
         assert (d / "model_last.pt").is_file() and (d / "config.yaml").is_file()
         samples = sorted(p.name for p in (d / "samples").glob("*.wav"))
@@ -20,5 +20,8 @@ def test_quick_demo_runs_end_to_end_and_writes_what_it_promises(tmp_path):
     assert (out / "loss_curves.png").stat().st_size > 10_000
     summary = json.loads((out / "summary.json").read_text())
     assert summary["results"]["stage1"]["updates"] == 6
+    s2 = summary["results"]["stage2"]
+    assert s2["updates"] == 2 and "val/mean_reward" in s2["val_before"] and "val/mean_reward" in s2["val_after"]
+    assert "before GRPO" in (out / "summary.md").read_text()
     assert any((out / "trackio").rglob("*"))
     assert "stage1" in (out / "summary.md").read_text()
