@@ -30,8 +30,9 @@ def main(data_dir: str, save_dir: str, out: str) -> None:
     all_batches = acc.gather(torch.tensor(batches[0], device=trainer.device)).cpu()
     summary = trainer.train()
     if acc.is_main_process:
-        json.dump({"adv": all_adv.tolist(), "rewards": all_rewards.tolist(), "batches": all_batches.tolist(),
-                   "updates": summary.updates}, open(out, "w"))
+        with open(out, "w") as f:
+            json.dump({"adv": all_adv.tolist(), "rewards": all_rewards.tolist(), "batches": all_batches.tolist(),
+                       "updates": summary.updates}, f)
 
 
 if __name__ == "__main__":
