@@ -126,3 +126,27 @@ def test_two_processes_share_groups_like_one(tmp_path, demo_corpus):
     b0, b1 = res["batches"][:2], res["batches"][2:]
     assert b0 == b1  # both processes rolled out the same prompts
     assert res["updates"] == 1
+
+
+def test_lora_grpo_uses_base_as_reference_and_merges_to_f5_format(tmp_path, demo_corpus):
+    from f5rl.model import DiT, load_dit_checkpoint
+    from f5rl.model.lora import BaseModelView
+    from f5rl.scripts.merge_lora import main as merge
+
+    t = _trainer(tiny_rl_config(tmp_path / "lora", demo_corpus, "optim.max_updates=2", "model.lora.enabled=true",
+                                "model.lora.rank=4", "optim.learning_rate=1e-2", "ckpts.save_per_updates=2"))
+    assert isinstance(t.ref, BaseModelView)
+    frozen = {n: p.detach().clone() for n, p in t.model.named_parameters() if not p.requires_grad}
+    t.train()
+    assert all(torch.equal(p, frozen[n]) for n, p in t.model.named_parameters() if n in frozen)
+    state = torch.load(tmp_path / "lora" / "model_last.pt", weights_only=True)["model_state_dict"]
+    assert any(k.endswith("lora_B") for k in state) and "transformer.proj_out.weight" in state
+    merge(["--ckpt", str(tmp_path / "lora" / "model_last.pt"), "--out", str(tmp_path / "merged.safetensors"),
+           "--no_ema"])
+    plain = DiT(t.accelerator.unwrap_model(t.model).transformer.config)
+    load_dit_checkpoint(plain, tmp_path / "merged.safetensors")  # strict, plain F5 names
+    x = torch.randn(1, 10, 100)
+    text = torch.randint(0, 20, (1, 4))
+    policy = t.accelerator.unwrap_model(t.model).transformer.eval()
+    assert torch.allclose(plain.eval()(x, x, text, torch.tensor([0.3])).mu, policy(x, x, text, torch.tensor([0.3])).mu,
+                          atol=1e-4)

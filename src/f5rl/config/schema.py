@@ -115,6 +115,17 @@ class VocoderCfg:
 
 
 @dataclass
+class LoraCfg:
+    enabled: bool = False  # f5rl: train low-rank adapters instead of all weights
+    rank: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.0
+    targets: list[str] = field(default_factory=lambda: ["attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0",
+                                                        "ff.ff.0.0", "ff.ff.2"])
+    train_also: list[str] = field(default_factory=lambda: ["proj_out_ln_sig"])  # trained in full
+
+
+@dataclass
 class ModelCfg:
     name: str = "F5TTS_v1_Base"
     tokenizer: str = "pinyin"
@@ -129,6 +140,7 @@ class ModelCfg:
     arch: ArchCfg = field(default_factory=ArchCfg)
     mel_spec: MelSpecCfg = field(default_factory=MelSpecCfg)
     vocoder: VocoderCfg = field(default_factory=VocoderCfg)
+    lora: LoraCfg = field(default_factory=LoraCfg)
 
     def check(self) -> None:
         _one_of("model.tokenizer", self.tokenizer, ("char", "pinyin", "custom", "byte"))

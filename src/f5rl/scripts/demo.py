@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ def plan(out: str, data: str, quick: bool) -> DemoPlan:
     if quick:
         return DemoPlan(Path(out), Path(data), sentences=60, stage0_updates=12, stage1_updates=6, stage2_updates=2,
                         quick=True)
-    return DemoPlan(Path(out), Path(data), sentences=1200, stage0_updates=600, stage1_updates=200, stage2_updates=24,
+    return DemoPlan(Path(out), Path(data), sentences=1200, stage0_updates=600, stage1_updates=200, stage2_updates=16,
                     quick=False)
 
 
@@ -183,6 +184,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="reduced size for CI (about a minute)")
     args = ap.parse_args(argv)
     p = plan(args.out, args.data, args.quick)
+    if p.out.exists():
+        # a re-run starts fresh (the stages would otherwise resume their finished runs); the last
+        # run's outputs are kept beside it, not deleted
+        previous = p.out.with_name(p.out.name + ".previous")
+        if previous.exists():
+            shutil.rmtree(previous)
+        p.out.rename(previous)
+        print(f"[demo] previous outputs moved to {previous}")
     p.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TRACKIO_DIR", str((p.out / "trackio").resolve()))
     t_all = time.perf_counter()

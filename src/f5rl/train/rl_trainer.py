@@ -76,7 +76,14 @@ class RLTrainer(Trainer):
             log.info("no reference model (rl.reference_free or rl.kl_weight=0)")
             return None
         policy = self.accelerator.unwrap_model(self.model).transformer
-        ref = copy.deepcopy(policy)
+        if self.cfg.model.lora.enabled and rl.ref_model_ckpt is None:
+            from f5rl.model.lora import BaseModelView
+
+            log.info("reference model: the policy with its LoRA adapters disabled (no second copy)")
+            return BaseModelView(policy)
+        # with adapters the policy's own layers are wrapped: the reference is a plain DiT
+        ref = DiT(policy.config) if self.cfg.model.lora.enabled else copy.deepcopy(policy)
+        ref.to(self.device)
         source = rl.ref_model_ckpt
         if source is None:
             point = self.ckpts.find_resume(self.cfg.ckpts.init_from)

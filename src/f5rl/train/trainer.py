@@ -116,11 +116,14 @@ class Trainer:
 
         model = build_cfm(cfg.model, self.tokenizer.vocab_size)
         o = cfg.optim
+        point = self._load_initial_weights(model)
+        self.adapt_model(model)
         self.ema = EMA(model, beta=o.ema_beta, update_after_step=o.ema_update_after_step,
                        update_every=o.ema_update_every) if self.accelerator.is_main_process else None
-        optimizer = build_optimizer(model.parameters(), o.learning_rate, o.weight_decay, o.bnb_optimizer, self.device)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = build_optimizer(trainable, o.learning_rate, o.weight_decay, o.bnb_optimizer, self.device)
         self.scheduler = build_scheduler(optimizer, o.num_warmup_updates, self.total_updates)
-        self.start_update = self._restore(model, optimizer)
+        self.start_update = self._resume(model, optimizer, point)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         if self.ema is not None:
             self.ema.to(self.device)
@@ -142,16 +145,28 @@ class Trainer:
         """(number of distinct data shards, this process's shard): one per process."""
         return self.accelerator.num_processes, self.accelerator.process_index
 
-    def _restore(self, model, optimizer) -> int:
+    def _load_initial_weights(self, model):
+        """Weights-only start (``ckpts.init_from`` / ``pretrained_*``); returns the resume point."""
         point = self.ckpts.find_resume(self.cfg.ckpts.init_from)
         if point.kind == "scratch":
             log.info("training from scratch in %s", self.save_dir)
-            return 0
-        if point.kind == "init":
+        elif point.kind == "init":
             log.info("initialising weights from %s (fresh optimiser, update 0)", point.path)
             load_dit_state(model.transformer, dit_state_from(read_weights_file(point.path), use_ema=True))
-            if self.ema is not None:
-                self.ema.copy_from(model)
+        return point
+
+    def adapt_model(self, model) -> None:
+        """Wrap layers with LoRA adapters when ``model.lora.enabled`` (after loading base weights)."""
+        lc = self.cfg.model.lora
+        if lc.enabled:
+            from f5rl.model.lora import apply_lora
+
+            n = apply_lora(model.transformer, lc.rank, lc.alpha, lc.dropout, tuple(lc.targets), tuple(lc.train_also))
+            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            log.info("LoRA rank %d on %d layers: %.2fM trainable parameters", lc.rank, n, trainable / 1e6)
+
+    def _resume(self, model, optimizer, point) -> int:
+        if point.kind != "resume":
             return 0
         log.info("resuming from %s", point.path)
         ckpt = torch.load(point.path, map_location="cpu", weights_only=True)
