@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -150,3 +151,17 @@ def test_lora_grpo_uses_base_as_reference_and_merges_to_f5_format(tmp_path, demo
     policy = t.accelerator.unwrap_model(t.model).transformer.eval()
     assert torch.allclose(plain.eval()(x, x, text, torch.tensor([0.3])).mu, policy(x, x, text, torch.tensor([0.3])).mu,
                           atol=1e-4)
+
+
+def test_sde_rollouts_train_a_deterministic_model(tmp_path, demo_corpus):
+    t = _trainer(tiny_rl_config(tmp_path / "sde", demo_corpus, "optim.max_updates=1", "rl.rollout=sde",
+                                "model.use_rl_head=false", "model.output_dist=deterministic",
+                                "optim.learning_rate=1e-3"))
+    assert not t.accelerator.unwrap_model(t.model).transformer.has_sigma_head
+    before = {n: p.detach().clone() for n, p in t.model.named_parameters()}
+    t.train()
+    row = json.loads((tmp_path / "sde" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert math.isfinite(row["loss"]) and "loss/kl" in row
+    assert sum(not torch.equal(p, before[n]) for n, p in t.model.named_parameters()) > 10
+    with pytest.raises(ConfigError, match="f5r"):
+        tiny_rl_config(tmp_path, demo_corpus, "rl.rollout=sde", "rl.loss=f5r")

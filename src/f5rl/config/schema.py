@@ -245,6 +245,8 @@ class RLCfg:
     ref_model_ckpt: str | None = None
     reference_free: bool = False
     loss: str = "grpo"  # grpo (principled) | f5r (parity with the F5R-TTS code)
+    rollout: str = "gaussian"  # gaussian (σ head) | sde (Flow-GRPO noise on a deterministic model)
+    sde_noise: float = 0.7  # a of σ_t = a·sqrt((1−t)/t)
     train_steps: int = 4  # grpo: ODE steps that carry gradient per update
     train_steps_mode: str = "random"  # random | window (the first train_steps steps, MixGRPO-style) | all
     skip_grad_prob: float = 0.95  # f5r: each step keeps its gradient with probability 1 − p (plus the first two)
@@ -262,6 +264,9 @@ class RLCfg:
 
     def check(self) -> None:
         _one_of("rl.loss", self.loss, ("grpo", "f5r"))
+        _one_of("rl.rollout", self.rollout, ("gaussian", "sde"))
+        if self.rollout == "sde" and self.loss == "f5r":
+            raise ValueError("rl.loss=f5r needs the σ head's density (rl.rollout=gaussian); use rl.loss=grpo with sde")
         _one_of("rl.prompt_length_mode", self.prompt_length_mode, ("min", "per_sample", "range"))
         _one_of("rl.train_steps_mode", self.train_steps_mode, ("random", "window", "all"))
         lo, hi = (self.prompt_frac_range + [None, None])[:2]
@@ -293,6 +298,6 @@ class RLTrainConfig(TrainConfig):
         self.model.check()
         self.ckpts.check()
         self.rl.check()
-        if not self.model.use_rl_head:
+        if self.rl.rollout == "gaussian" and not self.model.use_rl_head:
             raise ValueError("stage 2 samples velocities from the σ head: set model.use_rl_head=true "
                              "(and model.output_dist=gaussian), starting from a stage-1 checkpoint")

@@ -19,7 +19,7 @@ from torch import Tensor
 from f5rl.model.dit import DiT
 from f5rl.rl.gaussian import f5r_kl, gaussian_kl, gaussian_log_prob
 from f5rl.rl.grpo import PolicyLoss, f5r_policy_loss, masked_mean, ppo_clip_loss
-from f5rl.rollout.gaussian import Rollout, per_element_mean, velocity_gaussian
+from f5rl.rollout.gaussian import Rollout, per_element_mean, step_gaussian
 
 
 def choose_train_steps(steps: int, mode: str, k: int, rng: random.Random, loss: str = "grpo",
@@ -39,14 +39,15 @@ def grpo_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, step: int, adv: Te
                    clip_eps: float, kl_weight: float) -> PolicyLoss:
     """Clipped-ratio loss (+ β·KL) of one recorded step; gradients flow into ``policy``."""
     x, f, t = ro.states[step], ro.samples[step], ro.times[step].expand(x_batch(ro))
-    mu, ln_sig, _ = velocity_gaussian(policy, x, ro.cond, ro.text, t, ro.mask, ro.cfg_strength)
+    dt = ro.times[step + 1] - ro.times[step]
+    mu, ln_sig = step_gaussian(policy, x, ro.cond, ro.text, t, dt, ro.mask, ro.cfg_strength, ro.kind)
     logp = per_element_mean(gaussian_log_prob(f, mu, ln_sig), ro.target)
     out = ppo_clip_loss(logp.unsqueeze(0), ro.old_logp[step].unsqueeze(0), adv, clip_eps, valid)
     loss, metrics = out.loss, dict(out.metrics)
     metrics["loss/policy"] = out.loss.detach()
     if ref is not None and kl_weight > 0:
         with torch.no_grad():
-            mu_r, ln_sig_r, _ = velocity_gaussian(ref, x, ro.cond, ro.text, t, ro.mask, ro.cfg_strength)
+            mu_r, ln_sig_r = step_gaussian(ref, x, ro.cond, ro.text, t, dt, ro.mask, ro.cfg_strength, ro.kind)
         kl = masked_mean(gaussian_kl(mu, ln_sig, mu_r, ln_sig_r), ro.target.unsqueeze(-1))
         loss = loss + kl_weight * kl
         metrics["loss/kl"] = kl.detach()

@@ -22,6 +22,15 @@ from f5rl.rl.gaussian import cfg_gaussian, gaussian_log_prob
 from f5rl.utils.precision import autocast
 
 
+@dataclass(frozen=True)
+class StepKind:
+    """How a step's velocity is random: the σ head (``gaussian``) or Flow-GRPO noise (``sde``)."""
+
+    mode: str = "gaussian"
+    sde_noise: float = 0.7
+    t_floor: float = 0.0  # sde: noise level used at t=0 (the next grid time)
+
+
 @dataclass
 class Rollout:
     mel: Tensor  # (b, n, m) final output, prompt region copied from the ground truth
@@ -36,6 +45,7 @@ class Rollout:
     prompt_lens: Tensor  # (b,)
     durations: Tensor  # (b,)
     cfg_strength: float
+    kind: StepKind = StepKind()
 
     @property
     def steps(self) -> int:
@@ -52,6 +62,23 @@ def time_points(steps: int, steps_plus_one: bool, sway_coef: float | None) -> Te
     if n < 2:
         raise ValueError(f"rl.steps={steps} gives no Euler step; use >= 2")
     return sway(torch.linspace(0, 1, n), sway_coef)
+
+
+def step_gaussian(model: DiT, x: Tensor, cond: Tensor, text: Tensor, t: Tensor, dt: Tensor, mask: Tensor | None,
+                  cfg_strength: float, kind: StepKind) -> tuple[Tensor, Tensor]:
+    """Mean and log-std of the sampled Euler velocity of one step, for either rollout kind."""
+    if kind.mode == "gaussian":
+        mu, ln_sig, _ = velocity_gaussian(model, x, cond, text, t, mask, cfg_strength)
+        return mu, ln_sig
+    from f5rl.rollout.sde import sde_step_gaussian
+
+    if cfg_strength > 0:
+        out = model(x, cond, text, t, mask=mask, cfg_infer=True)
+        v_c, v_u = out.mu.float().chunk(2, dim=0)
+        v = v_c + cfg_strength * (v_c - v_u)
+    else:
+        v = model(x, cond, text, t, mask=mask).mu.float()
+    return sde_step_gaussian(v, x.float(), t.view(-1, 1, 1).float(), dt.float(), kind.sde_noise, kind.t_floor)
 
 
 def velocity_gaussian(model: DiT, x: Tensor, cond: Tensor, text: Tensor, t: Tensor, mask: Tensor | None,
@@ -88,10 +115,14 @@ def gaussian_rollout(
     sway_sampling_coef: float | None = -1.0,
     precision: str = "no",
     generator: torch.Generator | None = None,
+    mode: str = "gaussian",
+    sde_noise: float = 0.7,
 ) -> Rollout:
-    """Roll out ``b`` samples with sampled Gaussian velocities (model in its current mode)."""
-    if not model.has_sigma_head:
-        raise ValueError("Gaussian rollouts need the σ head: model.use_rl_head=true (then warm it up, stage 1)")
+    """Roll out ``b`` samples with sampled velocities (model in its current mode): from the σ
+    head (``mode=gaussian``) or Flow-GRPO SDE noise on a deterministic model (``mode=sde``)."""
+    if mode == "gaussian" and not model.has_sigma_head:
+        raise ValueError("Gaussian rollouts need the σ head: model.use_rl_head=true (then warm it up, stage 1), "
+                         "or use rl.rollout=sde for a deterministic model")
     device = cond.device
     b, _, m = cond.shape
     total = int(durations.max())
@@ -102,13 +133,14 @@ def gaussian_rollout(
     mask = None if bool((durations == total).all()) else valid
     target = valid & ~prompt_mask
     times = time_points(steps, steps_plus_one, sway_sampling_coef).to(device)
+    kind = StepKind(mode, sde_noise, float(times[1]))
     x = torch.randn(b, total, m, device=device, generator=generator)
     x = x * valid.unsqueeze(-1)
     states, samples, logps = [], [], []
     with model.cached_text(), autocast(device, precision):
         for k in range(len(times) - 1):
             t, dt = times[k], times[k + 1] - times[k]
-            mu, ln_sig, _ = velocity_gaussian(model, x, step_cond, text, t.expand(b), mask, cfg_strength)
+            mu, ln_sig = step_gaussian(model, x, step_cond, text, t.expand(b), dt, mask, cfg_strength, kind)
             eps = torch.randn(mu.shape, device=device, generator=generator)
             f = (mu + torch.exp(ln_sig) * eps) * valid.unsqueeze(-1)
             states.append(x)
@@ -117,4 +149,4 @@ def gaussian_rollout(
             x = x + dt * f
     mel = torch.where(prompt_mask.unsqueeze(-1), cond, x) * valid.unsqueeze(-1)
     return Rollout(mel, torch.stack(states), torch.stack(samples), times, torch.stack(logps), step_cond, text, mask,
-                   target, prompt_lens, durations, cfg_strength)
+                   target, prompt_lens, durations, cfg_strength, kind)

@@ -119,6 +119,7 @@ class RLTrainer(Trainer):
             policy, batch.mel[:, : int(lens.max())], batch.text, lens, prompts, steps=rl.steps,
             steps_plus_one=rl.steps_plus_one, cfg_strength=rl.cfg_strength if use_cfg else 0.0,
             sway_sampling_coef=rl.sway_sampling_coef, precision=self.precision, generator=generator,
+            mode=rl.rollout, sde_noise=rl.sde_noise,
         )
         policy.train(was_training)
         return ro
