@@ -276,12 +276,13 @@ class RLTrainer(Trainer):
             for batch in self.loader:
                 batch = batch.to(self.device)
                 self.update_index = update
+                lr = self.scheduler.get_last_lr()[0]  # the rate this update used
                 metrics = self.rl_update(batch)
                 self.scheduler.step()
                 update += 1
                 if self.ema is not None:
                     self.ema.update(acc.unwrap_model(self.model))
-                metrics["lr"] = self.scheduler.get_last_lr()[0]
+                metrics["lr"] = lr
                 metrics["updates_per_s"] = (update - self.start_update) / (time.perf_counter() - t0)
                 metrics.update(self._maybe_validate(update))
                 summary.final_loss = metrics.get("loss")

@@ -226,13 +226,14 @@ class Trainer:
                     continue
                 grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.optim.max_grad_norm) \
                     if cfg.optim.max_grad_norm > 0 else None
+                lr = self.scheduler.get_last_lr()[0]  # the rate this update used
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 update += 1
                 if self.ema is not None:
                     self.ema.update(acc.unwrap_model(self.model))
-                metrics = {"loss": acc_loss, **acc_metrics, "lr": self.scheduler.get_last_lr()[0]}
+                metrics = {"loss": acc_loss, **acc_metrics, "lr": lr}
                 if grad_norm is not None:
                     metrics["grad_norm"] = float(grad_norm)
                 metrics["updates_per_s"] = (update - self.start_update) / (time.perf_counter() - t0)
