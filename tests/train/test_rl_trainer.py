@@ -165,3 +165,14 @@ def test_sde_rollouts_train_a_deterministic_model(tmp_path, demo_corpus):
     assert sum(not torch.equal(p, before[n]) for n, p in t.model.named_parameters()) > 10
     with pytest.raises(ConfigError, match="f5r"):
         tiny_rl_config(tmp_path, demo_corpus, "rl.rollout=sde", "rl.loss=f5r")
+
+
+def test_inner_epochs_move_off_policy_and_samples_are_written(tmp_path, demo_corpus):
+    t = _trainer(tiny_rl_config(tmp_path / "ie", demo_corpus, "optim.max_updates=1", "rl.inner_epochs=3",
+                                "optim.learning_rate=5e-3", "ckpts.log_samples=true", "ckpts.save_per_updates=1",
+                                "rl.train_steps_mode=all"))
+    t.train()
+    row = json.loads((tmp_path / "ie" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["stats/kept_steps"] == 5  # rl.steps=6 points -> 5 Euler steps, all trained
+    assert abs(row["stats/ratio_mean"] - 1.0) > 1e-6 or row["stats/approx_kl"] > 0  # third epoch is off-policy
+    assert (tmp_path / "ie" / "samples" / "update_1_gen.wav").is_file()
