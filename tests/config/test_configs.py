@@ -23,11 +23,14 @@ STAGE1_RECIPE = [
 def test_every_shipped_config_loads_and_validates():
     names = available_configs()
     assert {"F5TTS_v1_Base", "F5TTS_Base", "F5TTS_v1_Small", "F5TTS_tiny_demo"} <= set(names)
-    from f5rl.config.schema import RLTrainConfig
+    from f5rl.config.schema import DPOTrainConfig, RLTrainConfig
 
     for name in names:
         schema = RLTrainConfig if name.startswith("F5TTS_RL") else TrainConfig
-        cfg = validate(compose(name), schema)
+        over = []
+        if name.startswith("F5TTS_DPO"):
+            schema, over = DPOTrainConfig, ["dpo.train_manifest=pairs/train.jsonl"]
+        cfg = validate(compose(name, over), schema)
         assert cfg.model.name and cfg.ckpts.save_dir
 
 

@@ -301,3 +301,41 @@ class RLTrainConfig(TrainConfig):
         if self.rl.rollout == "gaussian" and not self.model.use_rl_head:
             raise ValueError("stage 2 samples velocities from the σ head: set model.use_rl_head=true "
                              "(and model.output_dist=gaussian), starting from a stage-1 checkpoint")
+
+
+# ---------------------------------------------------------------------------------------------
+# offline preference optimisation
+
+
+@dataclass
+class DPOCfg:
+    train_manifest: str | None = None  # train.jsonl of f5rl.prefs.create_preference_pairs
+    val_manifest: str | None = None
+    loss_type: str = "dpo"  # dpo | ipo | rpo
+    beta: float = 1000.0  # flow-matching errors are small numbers: β is large (Diffusion-DPO uses 2000-5000)
+    label_smoothing: float = 0.0
+    rpo_eta: float = 1.0
+    sft_loss_weight: float = 0.0  # dpo_sft_loss_weight: CFM loss on the chosen sample
+    ref_model_ckpt: str | None = None
+    val_every: int = 0
+
+    def check(self) -> None:
+        _one_of("dpo.loss_type", self.loss_type, ("dpo", "ipo", "rpo"))
+        if not self.train_manifest:
+            raise ValueError("dpo.train_manifest is required (train.jsonl from f5rl.prefs.create_preference_pairs)")
+        if self.beta <= 0:
+            raise ValueError(f"dpo.beta={self.beta} must be > 0")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ValueError("dpo.label_smoothing must be in [0, 0.5)")
+
+
+@dataclass
+class DPOTrainConfig(TrainConfig):
+    dpo: DPOCfg = field(default_factory=DPOCfg)
+
+    def check(self) -> None:
+        self.datasets.check()
+        self.optim.check()
+        self.model.check()
+        self.ckpts.check()
+        self.dpo.check()

@@ -69,6 +69,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         if length > self.server.max_bytes:
+            # drain (without keeping) a moderately oversized body so the client reads the 413
+            # instead of a broken pipe; far larger bodies just get the answer and a closed socket
+            if length <= 16 * self.server.max_bytes:
+                remaining = length
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+            self.close_connection = True
             self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                        {"error": f"request of {length} bytes exceeds the limit of {self.server.max_bytes}"})
             return

@@ -10,7 +10,6 @@ principled ``grpo`` or F5R-parity ``f5r``). Math lives in ``f5rl.rl``; rollouts 
 
 from __future__ import annotations
 
-import copy
 import logging
 import random
 import time
@@ -20,7 +19,6 @@ import torch
 
 from f5rl.config.schema import RLTrainConfig
 from f5rl.data.collate import Batch
-from f5rl.model.checkpoint import dit_state_from, load_dit_state, read_weights_file
 from f5rl.model.dit import DiT
 from f5rl.rewards.base import RewardBatch
 from f5rl.rewards.combine import RewardSet
@@ -75,30 +73,7 @@ class RLTrainer(Trainer):
         if rl.reference_free or rl.kl_weight == 0:
             log.info("no reference model (rl.reference_free or rl.kl_weight=0)")
             return None
-        policy = self.accelerator.unwrap_model(self.model).transformer
-        if self.cfg.model.lora.enabled and rl.ref_model_ckpt is None:
-            from f5rl.model.lora import BaseModelView
-
-            log.info("reference model: the policy with its LoRA adapters disabled (no second copy)")
-            return BaseModelView(policy)
-        # with adapters the policy's own layers are wrapped: the reference is a plain DiT
-        ref = DiT(policy.config) if self.cfg.model.lora.enabled else copy.deepcopy(policy)
-        ref.to(self.device)
-        source = rl.ref_model_ckpt
-        if source is None:
-            point = self.ckpts.find_resume(self.cfg.ckpts.init_from)
-            if point.kind == "resume":
-                pre = self.cfg.ckpts.init_from or self.ckpts.pretrained()
-                if pre is None:
-                    raise ValueError("resuming stage 2 without rl.ref_model_ckpt, and the initial weights are gone: "
-                                     "set rl.ref_model_ckpt to the stage-1 checkpoint")
-                source = str(pre)
-        if source is not None:
-            load_dit_state(ref, dit_state_from(read_weights_file(source), use_ema=True))
-            log.info("reference model: %s (EMA weights)", source)
-        else:
-            log.info("reference model: frozen copy of the initial policy")
-        return ref.eval().requires_grad_(False)
+        return self.build_reference(rl.ref_model_ckpt)
 
     # ------------------------------------------------------------------ one update
     def _expand(self, batch: Batch) -> Batch:

@@ -92,7 +92,7 @@ class Trainer:
         data_dir = resolve_dataset_dir(cfg.datasets, cfg.model)
         self.tokenizer = tokenizer_for(cfg.model, data_dir)
         self.mel_config = mel_config(cfg.model)
-        self.dataset = TTSDataset(data_dir, self.mel_config, cfg.datasets.min_duration, cfg.datasets.max_duration)
+        self.dataset, collate = self.build_dataset(data_dir)
         replicas, rank = self.data_shard()
         self.sampler = DynamicBatchSampler(
             self.dataset.frame_lens, cfg.datasets.batch_size_per_gpu, cfg.datasets.batch_size_type,
@@ -101,7 +101,7 @@ class Trainer:
         if len(self.sampler) == 0:
             raise ValueError("the batch sampler yields no batch: lower datasets.batch_size_per_gpu or add data")
         self.loader = DataLoader(
-            self.dataset, batch_sampler=self.sampler, collate_fn=Collate(self.tokenizer),
+            self.dataset, batch_sampler=self.sampler, collate_fn=collate,
             num_workers=cfg.datasets.num_workers, generator=torch.Generator(),  # keep the global RNG untouched
         )
         k = cfg.optim.grad_accumulation_steps
@@ -140,6 +140,45 @@ class Trainer:
 
         v = self.cfg.model.vocoder
         return build_vocoder(v.name, v.local_path if v.is_local else None, self.mel_config, v.griffin_lim_iters)
+
+    def build_dataset(self, data_dir):
+        """The training set and its collate function (a dataset exposes ``frame_lens``)."""
+        cfg = self.cfg
+        ds = TTSDataset(data_dir, self.mel_config, cfg.datasets.min_duration, cfg.datasets.max_duration)
+        return ds, Collate(self.tokenizer)
+
+    def compute_loss(self, batch):
+        """One micro-batch's loss (a LossOutput); stage 0/1: the CFM objective."""
+        return self.model(batch.mel, batch.text, batch.mel_lengths)
+
+    def build_reference(self, source: str | None):
+        """A frozen reference network: ``source`` (EMA weights), else the initial policy (the
+        ``init_from``/``pretrained_*`` weights when resuming); with LoRA, the policy itself with
+        its adapters disabled (no second copy)."""
+        import copy
+
+        from f5rl.model.dit import DiT
+
+        policy = self.accelerator.unwrap_model(self.model).transformer
+        if self.cfg.model.lora.enabled and source is None:
+            from f5rl.model.lora import BaseModelView
+
+            log.info("reference model: the policy with its LoRA adapters disabled (no second copy)")
+            return BaseModelView(policy)
+        ref = DiT(policy.config) if self.cfg.model.lora.enabled else copy.deepcopy(policy)
+        ref.to(self.device)
+        if source is None and self.ckpts.find_resume(self.cfg.ckpts.init_from).kind == "resume":
+            pre = self.cfg.ckpts.init_from or self.ckpts.pretrained()
+            if pre is None:
+                raise ValueError("resuming without a reference checkpoint, and the initial weights are gone: "
+                                 "set the reference checkpoint (rl.ref_model_ckpt / dpo.ref_model_ckpt)")
+            source = str(pre)
+        if source is not None:
+            load_dit_state(ref, dit_state_from(read_weights_file(source), use_ema=True))
+            log.info("reference model: %s (EMA weights)", source)
+        else:
+            log.info("reference model: frozen copy of the initial policy")
+        return ref.eval().requires_grad_(False)
 
     def data_shard(self) -> tuple[int, int]:
         """(number of distinct data shards, this process's shard): one per process."""
@@ -211,7 +250,7 @@ class Trainer:
                 batch: Batch = batch.to(self.device)
                 last_micro = micro % k == k - 1
                 with acc.autocast():
-                    out = self.model(batch.mel, batch.text, batch.mel_lengths)
+                    out = self.compute_loss(batch)
                 loss = out.loss / k
                 if last_micro:
                     acc.backward(loss)

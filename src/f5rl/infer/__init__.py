@@ -1,0 +1,1 @@
+"""Inference: synthesis from checkpoints and best-of-N reranking."""

@@ -1,0 +1,1 @@
+"""Offline preference optimisation: text/context pairs, generation with metrics, pairs, DPO."""

@@ -1,0 +1,97 @@
+"""Preference pairs as training batches: prompt (context) mel + chosen/rejected generated mel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from f5rl.audio.io import load_audio
+from f5rl.audio.mel import MelConfig, MelSpectrogram
+from f5rl.text.tokenizer import Tokenizer
+
+
+@dataclass
+class PairItem:
+    chosen: Tensor  # (n, m) context + chosen generation
+    rejected: Tensor  # (n, m) context + rejected generation, same n
+    prompt_len: int
+    text: str  # context text + target text
+    reward_gap: float
+
+
+class PairDataset(Dataset):
+    def __init__(self, manifest: str, mel: MelConfig | None = None) -> None:
+        self.rows = _read_pairs(manifest)
+        if not self.rows:
+            raise ValueError(f"{manifest} holds no pairs")
+        self.mel = MelSpectrogram(mel)
+        import soundfile as sf
+
+        fr = self.mel.config.frame_rate
+        self.frame_lens = [int((sf.info(r["chosen_audio"]).duration + sf.info(r["context_audio"]).duration) * fr) + 2
+                           for r in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @torch.no_grad()
+    def _mel(self, path: str) -> Tensor:
+        return self.mel(load_audio(path, self.mel.config.sample_rate)[None])[0].T
+
+    def __getitem__(self, i: int) -> PairItem:
+        r = self.rows[i]
+        ctx = self._mel(r["context_audio"])
+        w, l = self._mel(r["chosen_audio"]), self._mel(r["rejected_audio"])
+        n = min(w.shape[0], l.shape[0])  # same duration by construction; guard rounding
+        gap = (r["rejected_cer"] - r["chosen_cer"]) + (r["chosen_sim"] - r["rejected_sim"])
+        return PairItem(torch.cat([ctx, w[:n]]), torch.cat([ctx, l[:n]]), ctx.shape[0],
+                        r["context_text"].strip() + " " + r["text"].strip(), float(gap))
+
+
+def _read_pairs(path: str) -> list[dict]:
+    import json
+    from pathlib import Path
+
+    rows = [json.loads(ln) for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    for r in rows:
+        for key in ("context_audio", "chosen_audio", "rejected_audio", "text", "context_text"):
+            if key not in r:
+                raise ValueError(f"{path}: pair rows need {key} (from f5rl.prefs.create_preference_pairs)")
+    return rows
+
+
+@dataclass
+class PairBatch:
+    mel: Tensor  # (b, n, m) chosen (named mel so sample logging treats it as the reference)
+    rejected: Tensor  # (b, n, m)
+    mel_lengths: Tensor  # (b,)
+    prompt_lens: Tensor  # (b,)
+    text: Tensor  # (b, t)
+    texts: list[str]
+    reward_gap: Tensor  # (b,)
+
+    def to(self, device) -> PairBatch:
+        return PairBatch(self.mel.to(device), self.rejected.to(device), self.mel_lengths.to(device),
+                         self.prompt_lens.to(device), self.text.to(device), self.texts, self.reward_gap.to(device))
+
+    def __len__(self) -> int:
+        return self.mel.shape[0]
+
+
+class PairCollate:
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, items: list[PairItem]) -> PairBatch:
+        lens = torch.tensor([it.chosen.shape[0] for it in items])
+        n, m = int(lens.max()), items[0].chosen.shape[1]
+        w, l = torch.zeros(len(items), n, m), torch.zeros(len(items), n, m)
+        for i, it in enumerate(items):
+            w[i, : it.chosen.shape[0]] = it.chosen
+            l[i, : it.rejected.shape[0]] = it.rejected
+        texts = [it.text for it in items]
+        return PairBatch(w, l, lens, torch.tensor([it.prompt_len for it in items]), self.tokenizer.encode(texts), texts,
+                         torch.tensor([it.reward_gap for it in items]))

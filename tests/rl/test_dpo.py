@@ -1,0 +1,46 @@
+import math
+
+import pytest
+import torch
+
+from f5rl.rl.dpo import implicit_gap, preference_loss
+
+
+def test_dpo_by_hand():
+    # e_w improves by 0.4 against the reference, e_l worsens by 0.2: Δ = −½(−0.4 − 0.2) = 0.3
+    e_w, e_l, r_w, r_l = torch.tensor([0.6]), torch.tensor([1.2]), torch.tensor([1.0]), torch.tensor([1.0])
+    assert implicit_gap(e_w, e_l, r_w, r_l).item() == pytest.approx(0.3)
+    out = preference_loss(e_w, e_l, r_w, r_l, beta=2.0)
+    assert out.loss.item() == pytest.approx(-math.log(1 / (1 + math.exp(-0.6))), rel=1e-6)
+    smooth = preference_loss(e_w, e_l, r_w, r_l, beta=2.0, label_smoothing=0.1)
+    expected = -0.9 * math.log(1 / (1 + math.exp(-0.6))) - 0.1 * math.log(1 / (1 + math.exp(0.6)))
+    assert smooth.loss.item() == pytest.approx(expected, rel=1e-6)
+    assert out.metrics["dpo/accuracy"].item() == 1.0
+    assert out.metrics["dpo/margin"].item() == pytest.approx(-0.5 * 2 * (-0.4) - (-0.5 * 2 * 0.2))
+
+
+def test_ipo_and_rpo_by_hand():
+    e_w, e_l, r_w, r_l = torch.tensor([0.6]), torch.tensor([1.2]), torch.tensor([1.0]), torch.tensor([1.0])
+    assert preference_loss(e_w, e_l, r_w, r_l, beta=2.0, loss_type="ipo").loss.item() == pytest.approx((0.3 - 0.25) ** 2)
+    rpo = preference_loss(e_w, e_l, r_w, r_l, beta=2.0, loss_type="rpo", reward_gap=torch.tensor([0.5]), rpo_eta=2.0)
+    p = 1 / (1 + math.exp(-1.0))
+    expected = -(p * math.log(1 / (1 + math.exp(-0.6))) + (1 - p) * math.log(1 / (1 + math.exp(0.6))))
+    assert rpo.loss.item() == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="reward gap"):
+        preference_loss(e_w, e_l, r_w, r_l, beta=2.0, loss_type="rpo")
+
+
+def test_policy_equal_reference_gives_log2_and_antisymmetric_gradients():
+    e_w = torch.tensor([0.7, 0.3], requires_grad=True)
+    e_l = torch.tensor([0.9, 0.2], requires_grad=True)
+    out = preference_loss(e_w, e_l, e_w.detach(), e_l.detach(), beta=5.0)
+    assert out.loss.item() == pytest.approx(math.log(2))
+    out.loss.backward()
+    assert torch.allclose(e_w.grad, -e_l.grad) and (e_w.grad > 0).all()  # lowering e_w lowers the loss
+
+
+def test_swapping_chosen_and_rejected_flips_the_margin():
+    e_w, e_l, r_w, r_l = torch.tensor([0.6, 1.0]), torch.tensor([1.2, 0.5]), torch.tensor([1.0, 0.8]), torch.ones(2)
+    a = preference_loss(e_w, e_l, r_w, r_l, beta=1.0).metrics["dpo/margin"]
+    b = preference_loss(e_l, e_w, r_l, r_w, beta=1.0).metrics["dpo/margin"]
+    assert a.item() == pytest.approx(-b.item())
