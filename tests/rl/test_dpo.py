@@ -21,7 +21,8 @@ def test_dpo_by_hand():
 
 def test_ipo_and_rpo_by_hand():
     e_w, e_l, r_w, r_l = torch.tensor([0.6]), torch.tensor([1.2]), torch.tensor([1.0]), torch.tensor([1.0])
-    assert preference_loss(e_w, e_l, r_w, r_l, beta=2.0, loss_type="ipo").loss.item() == pytest.approx((0.3 - 0.25) ** 2)
+    ipo = preference_loss(e_w, e_l, r_w, r_l, beta=2.0, loss_type="ipo")
+    assert ipo.loss.item() == pytest.approx((0.3 - 0.25) ** 2)
     rpo = preference_loss(e_w, e_l, r_w, r_l, beta=2.0, loss_type="rpo", reward_gap=torch.tensor([0.5]), rpo_eta=2.0)
     p = 1 / (1 + math.exp(-1.0))
     expected = -(p * math.log(1 / (1 + math.exp(-0.6))) + (1 - p) * math.log(1 / (1 + math.exp(0.6))))
