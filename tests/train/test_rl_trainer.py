@@ -176,3 +176,14 @@ def test_inner_epochs_move_off_policy_and_samples_are_written(tmp_path, demo_cor
     assert row["stats/kept_steps"] == 5  # rl.steps=6 points -> 5 Euler steps, all trained
     assert abs(row["stats/ratio_mean"] - 1.0) > 1e-6 or row["stats/approx_kl"] > 0  # third epoch is off-policy
     assert (tmp_path / "ie" / "samples" / "update_1_gen.wav").is_file()
+
+
+def test_online_dpo_pairs_best_and_worst_of_each_group(tmp_path, demo_corpus):
+    t = _trainer(tiny_rl_config(tmp_path / "odpo", demo_corpus, "optim.max_updates=1", "rl.loss=online_dpo",
+                                "optim.learning_rate=1e-3"))
+    before = {n: p.detach().clone() for n, p in t.model.named_parameters()}
+    t.train()
+    row = json.loads((tmp_path / "odpo" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["stats/dpo_pairs"] == 2  # two prompts, one pair each
+    assert row["loss"] == pytest.approx(math.log(2), abs=1e-4)  # policy == reference at the first step
+    assert sum(not torch.equal(p, before[n]) for n, p in t.model.named_parameters()) > 10

@@ -244,7 +244,9 @@ class RLCfg:
     kl_weight: float = 1.0
     ref_model_ckpt: str | None = None
     reference_free: bool = False
-    loss: str = "grpo"  # grpo (principled) | f5r (parity with the F5R-TTS code)
+    loss: str = "grpo"  # grpo (principled) | f5r (parity with the F5R-TTS code) | online_dpo
+    dpo_beta: float = 500.0  # online_dpo: β of the flow-matching DPO loss on each group's best/worst pair
+    dpo_loss_type: str = "dpo"  # online_dpo: dpo | ipo | rpo
     rollout: str = "gaussian"  # gaussian (σ head) | sde (Flow-GRPO noise on a deterministic model)
     sde_noise: float = 0.7  # a of σ_t = a·sqrt((1−t)/t)
     train_steps: int = 4  # grpo: ODE steps that carry gradient per update
@@ -263,7 +265,11 @@ class RLCfg:
     rewards: RewardsCfg = field(default_factory=RewardsCfg)
 
     def check(self) -> None:
-        _one_of("rl.loss", self.loss, ("grpo", "f5r"))
+        _one_of("rl.loss", self.loss, ("grpo", "f5r", "online_dpo"))
+        _one_of("rl.dpo_loss_type", self.dpo_loss_type, ("dpo", "ipo", "rpo"))
+        if self.loss == "online_dpo" and (self.reference_free or self.kl_weight == 0):
+            raise ValueError("rl.loss=online_dpo needs a reference model: set rl.kl_weight>0 and "
+                             "rl.reference_free=false (the KL weight itself is not used by this loss)")
         _one_of("rl.rollout", self.rollout, ("gaussian", "sde"))
         if self.rollout == "sde" and self.loss == "f5r":
             raise ValueError("rl.loss=f5r needs the σ head's density (rl.rollout=gaussian); use rl.loss=grpo with sde")

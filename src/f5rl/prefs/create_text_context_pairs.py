@@ -90,3 +90,16 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def demo_rows(data_dir: str | os.PathLike, groups: int, nsamples: int, seed: int = 0) -> list[dict]:
+    """Text/context rows from the demo corpus's held-out split: each held-out sentence is said
+    in the voice of another held-out utterance (its audio and transcript are the context)."""
+    data_dir = Path(data_dir)
+    test = [json.loads(ln) for ln in (data_dir / "test.jsonl").read_text().splitlines() if ln.strip()]
+    contexts = [{"audio_path": str(data_dir / r["audio_path"]), "text": r["text"], "speaker": r["speaker"]}
+                for r in test]
+    rng = random.Random(seed)
+    texts = [r["text"] for r in test]
+    rng.shuffle(texts)
+    return make_rows([], texts[:groups], contexts, [], nsamples, seed)

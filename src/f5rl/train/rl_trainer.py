@@ -155,9 +155,14 @@ class RLTrainer(Trainer):
         a, valid = adv.adv.to(self.device), adv.valid.to(self.device)
         metrics: dict[str, float] = {}
         self.model.train()
+        if rl.loss == "online_dpo":
+            metrics.update(self.online_dpo_update(ro, batch, scored.reward))
+            rl_steps_done = True
+        else:
+            rl_steps_done = False
         # a per-update stream (not one long one) so a resumed run picks the same steps
         step_rng = random.Random(self.cfg.optim.seed * 1_000_003 + self.update_index)
-        for _ in range(rl.inner_epochs):
+        for _ in range(0 if rl_steps_done else rl.inner_epochs):
             steps = choose_train_steps(ro.steps, rl.train_steps_mode, rl.train_steps, step_rng, rl.loss,
                                        rl.skip_grad_prob)
             self.optimizer.zero_grad(set_to_none=True)
@@ -196,6 +201,56 @@ class RLTrainer(Trainer):
                 metrics[name] = float(vals.mean())
         self._last = (ro, batch)
         return metrics
+
+    def online_dpo_update(self, ro: Rollout, batch: Batch, rewards: torch.Tensor) -> dict[str, float]:
+        """Online DPO: each group's best and worst rollout form a pair; the flow-matching DPO
+        loss (shared x0, t and span) against the reference, one optimiser step per inner epoch."""
+        from f5rl.rl.dpo import preference_loss
+
+        rl, acc = self.cfg.rl, self.accelerator
+        ids = self.group_ids(len(rewards))
+        best, worst = [], []
+        for g in ids.unique().tolist():
+            members = [i for i in (ids == g).nonzero().view(-1).tolist() if not torch.isnan(rewards[i])]
+            if len(members) < 2:
+                continue
+            r = rewards[members]
+            if float(r.max() - r.min()) <= 1e-12:
+                continue
+            best.append(members[int(r.argmax())])
+            worst.append(members[int(r.argmin())])
+        if not best:
+            return {"stats/dpo_pairs": 0.0}
+        cfm = acc.unwrap_model(self.model)
+        bi, wi = torch.tensor(best), torch.tensor(worst)
+        x_w, x_l = ro.mel[bi].float(), ro.mel[wi].float()
+        n = x_w.shape[1]
+        mask = torch.arange(n, device=x_w.device)[None] < ro.durations[bi][:, None]
+        span = ro.target[bi] & ro.target[wi]
+        text = batch.text[bi]
+        gap = (rewards[bi] - rewards[wi]).to(self.device)
+        out_metrics: dict[str, float] = {"stats/dpo_pairs": float(len(best))}
+        for _ in range(rl.inner_epochs):
+            x0, t = torch.randn_like(x_w), torch.rand(len(best), device=x_w.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            with acc.autocast():
+                e_w = cfm.flow_errors(x_w, x0, t, text, mask, span)
+                e_l = cfm.flow_errors(x_l, x0, t, text, mask, span)
+                with torch.no_grad():
+                    saved, cfm.transformer = cfm.transformer, self.ref
+                    try:
+                        r_w = cfm.flow_errors(x_w, x0, t, text, mask, span)
+                        r_l = cfm.flow_errors(x_l, x0, t, text, mask, span)
+                    finally:
+                        cfm.transformer = saved
+            out = preference_loss(e_w, e_l, r_w, r_l, rl.dpo_beta, rl.dpo_loss_type, reward_gap=gap)
+            acc.backward(out.loss)
+            if self.cfg.optim.max_grad_norm > 0:
+                out_metrics["grad_norm"] = float(acc.clip_grad_norm_(self.model.parameters(),
+                                                                     self.cfg.optim.max_grad_norm))
+            self.optimizer.step()
+            out_metrics.update({"loss": out.loss.item(), **{k: float(v) for k, v in out.metrics.items()}})
+        return out_metrics
 
     @torch.no_grad()
     def validate(self, batch: Batch | None = None) -> dict[str, float]:
