@@ -23,5 +23,8 @@ def test_quick_demo_runs_end_to_end_and_writes_what_it_promises(tmp_path):
     s2 = summary["results"]["stage2"]
     assert s2["updates"] == 2 and "val/mean_reward" in s2["val_before"] and "val/mean_reward" in s2["val_after"]
     assert "before GRPO" in (out / "summary.md").read_text()
+    dpo = summary["results"]["stage3_dpo"]
+    assert dpo["pairs"]["train"] >= 1 and (out / "stage3_dpo" / "iter_0" / "train" / "model_last.pt").is_file()
+    assert "implicit accuracy on held-out pairs" in (out / "summary.md").read_text()
     assert any((out / "trackio").rglob("*"))
     assert "stage1" in (out / "summary.md").read_text()

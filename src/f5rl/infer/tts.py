@@ -37,10 +37,11 @@ def load_train_config(path: str | os.PathLike):
     from omegaconf import OmegaConf
 
     from f5rl.config.loading import validate
-    from f5rl.config.schema import RLTrainConfig, TrainConfig
+    from f5rl.config.schema import DPOTrainConfig, RLTrainConfig, TrainConfig
 
     raw = OmegaConf.load(path)
-    return validate(raw, RLTrainConfig if "rl" in raw else TrainConfig)
+    schema = RLTrainConfig if "rl" in raw else DPOTrainConfig if "dpo" in raw else TrainConfig
+    return validate(raw, schema)
 
 
 class TTS:

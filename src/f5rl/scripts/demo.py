@@ -5,6 +5,8 @@
 3. stage 1 – Gaussian-NLL warmup of the σ head, starting from the stage-0 checkpoint;
 4. stage 2 – GRPO over ODE rollouts with the embedded offline rewards (Whisper tiny.en CER and
    resemblyzer speaker similarity on Griffin-Lim audio), held-out reward before/after;
+5. DPO      – one round of offline preference optimisation from the GRPO policy, with held-out
+   pair accuracy and fresh-sample CER/SIM before/after;
 then a summary: loss curves (PNG), checkpoints, sample audio and the trackio project.
 
 Each stage is the same code path as its command line, which the demo prints. ``--quick`` runs a
@@ -31,6 +33,8 @@ class DemoPlan:
     stage1_updates: int
     stage2_updates: int
     quick: bool
+    dpo_groups: int = 12
+    dpo_updates: int = 20
     timings: dict[str, float] = field(default_factory=dict)
     results: dict[str, dict] = field(default_factory=dict)
 
@@ -38,7 +42,7 @@ class DemoPlan:
 def plan(out: str, data: str, quick: bool) -> DemoPlan:
     if quick:
         return DemoPlan(Path(out), Path(data), sentences=60, stage0_updates=12, stage1_updates=6, stage2_updates=2,
-                        quick=True)
+                        quick=True, dpo_groups=3, dpo_updates=2)
     return DemoPlan(Path(out), Path(data), sentences=1200, stage0_updates=600, stage1_updates=200, stage2_updates=16,
                     quick=False)
 
@@ -126,6 +130,37 @@ def stage2(p: DemoPlan) -> None:
                            "val_before": before, "val_after": after}
 
 
+def stage3_dpo(p: DemoPlan) -> None:
+    """One round of offline preference optimisation from the GRPO policy: generate 4 samples per
+    held-out text, score them (Whisper CER, resemblyzer SIM), pair best against worst, train
+    flow-matching DPO; fresh samples on other held-out prompts are scored before and after."""
+    from f5rl.prefs.create_text_context_pairs import demo_rows, write_jsonl
+    from f5rl.prefs.generate import generate
+    from f5rl.prefs.iterate import iterate
+
+    work = p.out / "stage3_dpo"
+    policy = p.out / "stage2_grpo" / "model_last.pt"
+    manifest = write_jsonl(demo_rows(p.data, groups=p.dpo_groups, nsamples=4), work / "pairs_manifest.jsonl")
+    evals = write_jsonl(demo_rows(p.data, groups=max(p.dpo_groups // 2, 2), nsamples=2, seed=99),
+                        work / "eval_manifest.jsonl")
+    nfe = 4 if p.quick else 16
+    print(f"[dpo] python -m f5rl.prefs.iterate --manifest {manifest} --init_ckpt {policy} --work_dir {work} "
+          f"--rounds 1 --group_size 4 -- datasets.path={p.data} optim.max_updates={p.dpo_updates}")
+    before = generate(str(evals), str(policy), str(work / "eval_before"), nfe=nfe, progress=False)
+    rounds = iterate(str(manifest), str(policy), str(work), rounds=1, group_size=4,
+                     overrides=[f"datasets.path={p.data}", f"optim.max_updates={p.dpo_updates}",
+                                "ckpts.run_name=stage3_dpo"], nfe=nfe, val_size=max(p.dpo_groups // 4, 1))
+    after = generate(str(evals), rounds[0].ckpt, str(work / "eval_after"), nfe=nfe, progress=False)
+    r = rounds[0]
+    p.results["stage3_dpo"] = {
+        "save_dir": str(work / "iter_0" / "train"), "updates": r.train["updates"], "final_loss": r.train["final_loss"],
+        "checkpoints": [r.ckpt], "samples": [], "seconds": 0.0, "precision": "",
+        "pairs": r.pairs, "val_before": r.val_before, "val_after": r.val_after,
+        "fresh_before": {"cer": before["mean_cer"], "sim": before["mean_sim"]},
+        "fresh_after": {"cer": after["mean_cer"], "sim": after["mean_sim"]},
+    }
+
+
 def reward_table(before: dict[str, float], after: dict[str, float]) -> list[str]:
     lines = ["| held-out metric (same seeds) | before GRPO | after GRPO |", "|---|---|---|"]
     for key in before:
@@ -167,6 +202,16 @@ def write_summary(p: DemoPlan, plot: Path) -> Path:
         lines.append(f"| {name} | {r['updates']} | {loss} | {r['seconds']} | {r['precision']} |")
     if "stage2" in p.results:
         lines += ["", *reward_table(p.results["stage2"]["val_before"], p.results["stage2"]["val_after"])]
+    if "stage3_dpo" in p.results:
+        d = p.results["stage3_dpo"]
+        acc_b = d["val_before"].get("val/dpo/accuracy", float("nan"))
+        acc_a = d["val_after"].get("val/dpo/accuracy", float("nan"))
+        lines += ["", f"DPO pairs: {d['pairs']}", "", "| DPO, held out | before | after |", "|---|---|---|",
+                  f"| implicit accuracy on held-out pairs | {acc_b:.3f} | {acc_a:.3f} |",
+                  f"| fresh samples: mean CER (Whisper) | {d['fresh_before']['cer']:.3f} "
+                  f"| {d['fresh_after']['cer']:.3f} |",
+                  f"| fresh samples: mean SIM (resemblyzer) | {d['fresh_before']['sim']:.3f} "
+                  f"| {d['fresh_after']['sim']:.3f} |"]
     lines += ["", "| step | seconds |", "|---|---|", *[f"| {k} | {v:.1f} |" for k, v in p.timings.items()], ""]
     for name, r in p.results.items():
         lines += [f"## {name}", *[f"- checkpoint `{c}`" for c in r["checkpoints"]],
@@ -195,7 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     p.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TRACKIO_DIR", str((p.out / "trackio").resolve()))
     t_all = time.perf_counter()
-    for name, fn in [("corpus", stage_corpus), ("stage0", stage0), ("stage1", stage1), ("stage2", stage2)]:
+    stages = [("corpus", stage_corpus), ("stage0", stage0), ("stage1", stage1), ("stage2", stage2),
+              ("stage3_dpo", stage3_dpo)]
+    for name, fn in stages:
         t0 = time.perf_counter()
         fn(p)
         p.timings[name] = time.perf_counter() - t0
