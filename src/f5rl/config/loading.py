@@ -56,6 +56,17 @@ def validate(cfg: Any, schema: type) -> Any:
     return obj
 
 
+def validate_or_exit(cfg: Any, schema: type) -> Any:
+    """:func:`validate` for command lines: a bad config prints one line and exits with status 2."""
+    import sys
+
+    try:
+        return validate(cfg, schema)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
 def to_yaml(obj: Any) -> str:
     from omegaconf import OmegaConf
 

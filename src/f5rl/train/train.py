@@ -9,12 +9,10 @@ trainer.
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from f5rl.config.loading import ConfigError, validate
+from f5rl.config.loading import validate_or_exit
 from f5rl.config.schema import TrainConfig
 
 
@@ -30,12 +28,7 @@ def run(cfg: TrainConfig) -> None:
 
 @hydra.main(config_path="../configs", config_name="F5TTS_v1_Base", version_base="1.3")
 def main(raw: DictConfig) -> None:
-    try:
-        cfg = validate(raw, TrainConfig)
-    except ConfigError as err:
-        print(f"config error: {err}", file=sys.stderr)
-        sys.exit(2)
-    run(cfg)
+    run(validate_or_exit(raw, TrainConfig))
 
 
 if __name__ == "__main__":

@@ -6,12 +6,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from f5rl.config.loading import ConfigError, validate
+from f5rl.config.loading import validate_or_exit
 from f5rl.config.schema import DPOTrainConfig
 
 
@@ -28,12 +26,7 @@ def run(cfg: DPOTrainConfig):
 
 @hydra.main(config_path="../configs", config_name="F5TTS_DPO", version_base="1.3")
 def main(raw: DictConfig) -> None:
-    try:
-        cfg = validate(raw, DPOTrainConfig)
-    except ConfigError as err:
-        print(f"config error: {err}", file=sys.stderr)
-        sys.exit(2)
-    run(cfg)
+    run(validate_or_exit(raw, DPOTrainConfig))
 
 
 if __name__ == "__main__":

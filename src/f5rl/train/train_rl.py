@@ -5,12 +5,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from f5rl.config.loading import ConfigError, validate
+from f5rl.config.loading import validate_or_exit
 from f5rl.config.schema import RLTrainConfig
 
 
@@ -27,12 +25,7 @@ def run(cfg: RLTrainConfig):
 
 @hydra.main(config_path="../configs", config_name="F5TTS_RL", version_base="1.3")
 def main(raw: DictConfig) -> None:
-    try:
-        cfg = validate(raw, RLTrainConfig)
-    except ConfigError as err:
-        print(f"config error: {err}", file=sys.stderr)
-        sys.exit(2)
-    run(cfg)
+    run(validate_or_exit(raw, RLTrainConfig))
 
 
 if __name__ == "__main__":
