@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from f5rl.model import DiT
+from f5rl.rl.stage2 import grpo_step_loss
+from f5rl.rollout.gaussian import gaussian_rollout, time_points
+from f5rl.rollout.prompts import prompt_lengths
+from tests.conftest import tiny_config
+
+
+def test_time_points_and_steps_plus_one():
+    assert len(time_points(30, False, None)) == 30 and len(time_points(30, True, None)) == 31
+    t = time_points(5, False, -1.0)
+    assert t[0] == 0 and t[-1] == pytest.approx(1.0) and (t[1:] > t[:-1]).all()
+    with pytest.raises(ValueError, match="rl.steps"):
+        time_points(1, False, None)
+
+
+def test_prompt_length_modes():
+    lens = torch.tensor([100, 50, 80])
+    g = torch.Generator().manual_seed(0)
+    mins = prompt_lengths(lens, (0.2, 0.2), "min", g)
+    assert mins.tolist() == [10, 10, 10]  # 0.2 of the shortest, the same for all
+    rng = prompt_lengths(lens, (0.2, 0.2), "range", g)
+    assert rng.tolist() == [20, 10, 16]
+    per = prompt_lengths(lens, (0.1, 0.3), "per_sample", g)
+    assert ((per >= 5) & (per <= 30)).all()
+    assert prompt_lengths(torch.tensor([2]), (0.0, 0.0), "range", g).item() == 1  # at least one prompt frame
+
+
+def test_rollout_records_and_on_policy_ratio_is_one():
+    torch.manual_seed(0)
+    model = DiT(tiny_config(use_rl_head=True)).eval()
+    cond = torch.randn(3, 20, 100)
+    text = torch.randint(0, 30, (3, 6))
+    lens, prompts = torch.tensor([20, 16, 20]), torch.tensor([4, 4, 4])
+    ro = gaussian_rollout(model, cond, text, lens, prompts, steps=5, cfg_strength=2.0)
+    assert ro.states.shape == ro.samples.shape == (4, 3, 20, 100) and ro.old_logp.shape == (4, 3)
+    assert torch.equal(ro.mel[:, :4], cond[:, :4]) and torch.equal(ro.mel[1, 16:], torch.zeros(4, 100))
+    assert ro.target.sum(1).tolist() == [16, 12, 16]
+    out = grpo_step_loss(model, None, ro, 2, torch.tensor([1.0, -1.0, 0.5]), torch.ones(3, dtype=torch.bool), 0.2, 0.0)
+    assert out.metrics["stats/ratio_mean"].item() == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="rl.rollout=sde"):
+        gaussian_rollout(DiT(tiny_config()), cond, text, lens, prompts, steps=3)
