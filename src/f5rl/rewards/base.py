@@ -7,6 +7,7 @@ the reason kept) and named per-sample components for logging.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import logging
 import math
@@ -99,7 +100,7 @@ def _hash_sample(batch: RewardBatch, i: int) -> str:
     return h.hexdigest()
 
 
-class RewardProvider:
+class RewardProvider(abc.ABC):
     """Base class. Subclasses set ``name`` and ``components`` and implement :meth:`compute`.
 
     ``__call__`` sets the provider up on first use, serves repeated samples from an optional
@@ -116,11 +117,12 @@ class RewardProvider:
         self._cache: OrderedDict[str, tuple[float, dict[str, float], str | None]] = OrderedDict()
         self._ready = False
 
-    def setup(self, device: str | torch.device = "cpu") -> None:
-        """Load models. Called once before the first batch."""
+    def setup(self, device: str | torch.device = "cpu") -> None:  # noqa: B027 (optional hook)
+        """Load models. Called once before the first batch (rule-based providers need nothing)."""
 
+    @abc.abstractmethod
     def compute(self, batch: RewardBatch) -> RewardOutput:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Score a batch: per-sample scores ``(b,)`` and components."""
 
     def ensure_setup(self, device: str | torch.device | None = None) -> None:
         """Run ``setup`` once. Model loaders may seed global RNGs or change the thread count

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 import torch
 
@@ -33,8 +35,9 @@ class ASRReward(RewardProvider):
         self.components = (self.err_name, "accuracy")
         self.last_transcripts: list[str] = []
 
+    @abc.abstractmethod
     def transcribe(self, clips: list[np.ndarray], languages: list[str]) -> list[str]:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Transcripts of 16 kHz clips."""
 
     def references(self, batch: RewardBatch, languages: list[str]) -> list[str]:
         if self.ref_source == "text":

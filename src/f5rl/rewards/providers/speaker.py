@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import abc
+
 import torch
 import torch.nn.functional as F
 
@@ -19,8 +21,9 @@ class SpeakerSimilarity(RewardProvider):
     components = ("cosine",)
     sample_rate = 16000
 
-    def embed(self, clips) -> torch.Tensor:  # list of 16 kHz numpy clips -> (b, d)
-        raise NotImplementedError  # pragma: no cover - abstract
+    @abc.abstractmethod
+    def embed(self, clips) -> torch.Tensor:
+        """Embeddings ``(b, d)`` of 16 kHz numpy clips."""
 
     def compute(self, batch: RewardBatch) -> RewardOutput:
         refs = batch.ref_resampled(self.sample_rate)
