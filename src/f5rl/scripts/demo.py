@@ -147,14 +147,16 @@ def stage3_dpo(p: DemoPlan) -> None:
     print(f"[dpo] python -m f5rl.prefs.iterate --manifest {manifest} --init_ckpt {policy} --work_dir {work} "
           f"--rounds 1 --group_size 4 -- datasets.path={p.data} optim.max_updates={p.dpo_updates}")
     before = generate(str(evals), str(policy), str(work / "eval_before"), nfe=nfe, progress=False)
+    t0 = time.perf_counter()
     rounds = iterate(str(manifest), str(policy), str(work), rounds=1, group_size=4,
                      overrides=[f"datasets.path={p.data}", f"optim.max_updates={p.dpo_updates}",
                                 "ckpts.run_name=stage3_dpo"], nfe=nfe, val_size=max(p.dpo_groups // 4, 1))
+    train_s = time.perf_counter() - t0
     after = generate(str(evals), rounds[0].ckpt, str(work / "eval_after"), nfe=nfe, progress=False)
     r = rounds[0]
     p.results["stage3_dpo"] = {
         "save_dir": str(work / "iter_0" / "train"), "updates": r.train["updates"], "final_loss": r.train["final_loss"],
-        "checkpoints": [r.ckpt], "samples": [], "seconds": 0.0, "precision": "",
+        "checkpoints": [r.ckpt], "samples": [], "seconds": round(train_s, 1), "precision": "generate+pairs+train",
         "pairs": r.pairs, "val_before": r.val_before, "val_after": r.val_after,
         "fresh_before": {"cer": before["mean_cer"], "sim": before["mean_sim"]},
         "fresh_after": {"cer": after["mean_cer"], "sim": after["mean_sim"]},
