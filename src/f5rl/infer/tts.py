@@ -84,6 +84,15 @@ class TTS:
                             v.griffin_lim_iters)
         return cls(model, tok, mel_config(cfg.model), voc, device, resolve_precision(precision, device))
 
+    def check_text(self, text: str) -> None:
+        """Empty text or characters outside the model's vocabulary are errors, not silent spaces."""
+        if not text.strip():
+            raise ValueError("text to synthesise is empty")
+        unknown = self.tokenizer.unknown(text)
+        if unknown:
+            raise ValueError(f"characters not in the model's vocabulary: {''.join(unknown)!r}; "
+                             "rewrite them (e.g. spell out digits) or extend the vocabulary")
+
     def prepare_prompt(self, ref_audio: Tensor) -> Tensor:
         """Mono 24 kHz prompt with quiet audio raised to F5's target RMS; ``(frames, m)`` mel."""
         audio = ref_audio.float().reshape(-1)
@@ -97,8 +106,7 @@ class TTS:
     def synthesize(self, ref_audio: Tensor, ref_text: str, text: str, *, seed: int = 0, nfe: int = 32,
                    cfg_strength: float = 2.0, sway: float | None = -1.0, speed: float = 1.0,
                    duration: int | None = None) -> Synthesis:
-        if not text.strip():
-            raise ValueError("text to synthesise is empty")
+        self.check_text(text)
         prompt = self.prepare_prompt(ref_audio).to(self.device)
         n_prompt = prompt.shape[0]
         full = ref_text.strip() + " " + text.strip()
@@ -109,3 +117,94 @@ class TTS:
         gen = out.generated(0).float()
         audio = self.vocoder(gen.T[None].cpu())[0]
         return Synthesis(audio, gen.cpu(), n_prompt, int(out.durations[0]), seed)
+
+    @torch.no_grad()
+    def synthesize_batch(self, ref_audios: list[Tensor], ref_texts: list[str], texts: list[str], seeds: list[int],
+                         *, nfe: int = 32, cfg_strength: float = 2.0, sway: float | None = -1.0,
+                         speed: float = 1.0) -> list[Synthesis]:
+        """Several syntheses in one batched ODE solve; sample i equals ``synthesize`` with seed i."""
+        for t in texts:
+            self.check_text(t)
+        prompts = [self.prepare_prompt(a) for a in ref_audios]
+        lens = torch.tensor([p.shape[0] for p in prompts])
+        cond = torch.zeros(len(prompts), int(lens.max()), prompts[0].shape[1])
+        for i, p in enumerate(prompts):
+            cond[i, : p.shape[0]] = p
+        totals = torch.tensor([estimate_duration(int(n), r, t, speed) for n, r, t in zip(lens, ref_texts, texts)])
+        ids = self.tokenizer.encode([r.strip() + " " + t.strip() for r, t in zip(ref_texts, texts)])
+        out = self.model.sample(cond.to(self.device), ids.to(self.device), totals.to(self.device),
+                                lens=lens.to(self.device), steps=nfe, cfg_strength=cfg_strength,
+                                sway_sampling_coef=sway, seed=list(seeds), precision=self.precision)
+        results = []
+        for i in range(len(prompts)):
+            gen = out.generated(i).float()
+            results.append(Synthesis(self.vocoder(gen.T[None].cpu())[0], gen.cpu(), int(lens[i]),
+                                     int(out.durations[i]), seeds[i]))
+        return results
+
+    def synthesize_long(self, ref_audio: Tensor, ref_text: str, text: str, *, seed: int = 0,
+                        max_chars: int | None = None, **kw) -> Synthesis:
+        """Long text: chunks sized from the prompt's speaking rate (F5's rule), joined by cross-fades."""
+        self.check_text(text)
+        ref_seconds = ref_audio.numel() / 24000
+        if max_chars is None:
+            max_chars = max(int(len(ref_text.encode()) / max(ref_seconds, 0.1) * max(22 - ref_seconds, 4)), 20)
+        chunks = chunk_text(text, max_chars)
+        if len(chunks) == 1:
+            return self.synthesize(ref_audio, ref_text, text, seed=seed, **kw)
+        parts = [self.synthesize(ref_audio, ref_text, c, seed=seed + i, **kw) for i, c in enumerate(chunks)]
+        audio = crossfade([p.audio for p in parts])
+        return Synthesis(audio, torch.cat([p.mel for p in parts]), parts[0].prompt_frames,
+                         sum(p.total_frames - p.prompt_frames for p in parts) + parts[0].prompt_frames, seed)
+
+
+def clip_reference(audio: Tensor, sample_rate: int = 24000, max_seconds: float = 12.0, top_db: float = 40.0) -> Tensor:
+    """Shorten a prompt to at most ``max_seconds``, cutting in the last silence before the limit
+    (frames ``top_db`` below the loudest) so no word is cut in half; hard cut if there is none."""
+    limit = int(max_seconds * sample_rate)
+    if audio.numel() <= limit:
+        return audio
+    frame = int(0.02 * sample_rate)
+    n = limit // frame
+    energy = audio[: n * frame].reshape(n, frame).square().mean(dim=1).clamp_min(1e-12).sqrt()
+    quiet = (20 * torch.log10(energy / energy.max()) < -top_db).nonzero().view(-1)
+    cut = int(quiet[-1]) * frame if len(quiet) and int(quiet[-1]) * frame > sample_rate else limit
+    return audio[:cut]
+
+
+def chunk_text(text: str, max_chars: int) -> list[str]:
+    """Split at sentence punctuation, then pack sentences into chunks of at most ``max_chars``
+    bytes (a sentence longer than that is split at commas, then at spaces)."""
+    import re
+
+    pieces = [p.strip() for p in re.split(r"(?<=[.!?;。！？])\s+", text.strip()) if p.strip()]
+    out: list[str] = []
+    for piece in pieces:
+        parts = [piece]
+        if len(piece.encode()) > max_chars:
+            parts = [p.strip() for p in re.split(r"(?<=,)\s+", piece) if p.strip()]
+        for part in parts:
+            while len(part.encode()) > max_chars and " " in part:
+                cut = part.rfind(" ", 0, max_chars)
+                cut = cut if cut > 0 else part.find(" ")
+                out.append(part[:cut].strip())
+                part = part[cut:].strip()
+            if out and len((out[-1] + " " + part).encode()) <= max_chars:
+                out[-1] = out[-1] + " " + part
+            else:
+                out.append(part)
+    return out
+
+
+def crossfade(chunks: list[Tensor], sample_rate: int = 24000, seconds: float = 0.15) -> Tensor:
+    """Join audio chunks with linear cross-fades."""
+    out = chunks[0]
+    n = int(seconds * sample_rate)
+    for c in chunks[1:]:
+        k = min(n, out.numel(), c.numel())
+        if k == 0:
+            out = torch.cat([out, c])
+            continue
+        ramp = torch.linspace(0, 1, k)
+        out = torch.cat([out[:-k], out[-k:] * (1 - ramp) + c[:k] * ramp, c[k:]])
+    return out
