@@ -1,0 +1,1 @@
+"""Evaluation over test lists: WER/CER, speaker similarity, DNSMOS, RTF, reports."""

@@ -1,0 +1,221 @@
+"""Evaluate one or more checkpoints on a test list: WER/CER, speaker similarity, DNSMOS, RTF.
+
+    python -m f5rl.eval.evaluate --ckpt A/model_last.pt [--ckpt B/model_last.pt ...] \
+        --test_list data/demo_char/test_eval.jsonl --out_dir eval/ [--nfe 16 --ground_truth]
+
+Test lists: Seed-TTS-eval ``meta.lst`` lines ``utt|prompt_text|prompt_wav|target_text`` (paths
+relative to the list) or JSON lines with ``utt``, ``prompt_text``, ``prompt_wav``, ``target_text``
+and optionally ``target_wav`` (the recording of the target, used by ``--ground_truth`` as a
+sanity row: real speech should get a low CER and a high similarity).
+Writes ``<system>/<utt>.wav``, ``<system>.csv`` (per utterance), ``summary.json``, ``report.md``,
+``report.html`` and PNG plots (metric distributions, CER against duration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+METRICS = ("cer", "wer", "sim", "dnsmos", "rtf")
+
+
+@dataclass
+class TestItem:
+    utt: str
+    prompt_text: str
+    prompt_wav: str
+    target_text: str
+    target_wav: str | None = None
+
+
+def read_test_list(path: str | Path) -> list[TestItem]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"test list not found: {path}")
+    base = path.parent
+    fix = lambda p: p if p is None or Path(p).is_absolute() else str(base / p)  # noqa: E731
+    items = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if path.suffix in (".jsonl", ".json"):
+            r = json.loads(line)
+            items.append(TestItem(r["utt"], r["prompt_text"], fix(r["prompt_wav"]), r["target_text"],
+                                  fix(r.get("target_wav"))))
+        else:
+            parts = line.split("|")
+            if len(parts) < 4:
+                raise ValueError(f"{path}:{n}: expected utt|prompt_text|prompt_wav|target_text")
+            items.append(TestItem(parts[0], parts[1], fix(parts[2]), parts[3]))
+    if not items:
+        raise ValueError(f"{path} lists no utterances")
+    return items
+
+
+def score(items: list[TestItem], audios, providers: dict) -> list[dict]:
+    """Per-utterance metrics of generated (or ground-truth) audio."""
+    from f5rl.audio.io import load_audio
+    from f5rl.rewards.base import RewardBatch
+    from f5rl.rewards.text_metrics import char_error_rate, word_error_rate
+
+    prompts = [load_audio(it.prompt_wav) for it in items]
+    batch = RewardBatch(list(audios), [it.target_text for it in items], ref_audio=prompts)
+    asr = providers["asr"](batch)
+    hyps = providers["asr"].last_transcripts
+    sim = providers["sim"](batch).scores.tolist()
+    mos = providers["mos"](batch).scores.tolist() if "mos" in providers else [math.nan] * len(items)
+    rows = []
+    for i, it in enumerate(items):
+        rows.append({"utt": it.utt, "target_text": it.target_text, "transcript": hyps[i],
+                     "cer": char_error_rate(it.target_text, hyps[i]), "wer": word_error_rate(it.target_text, hyps[i]),
+                     "sim": sim[i], "dnsmos": mos[i], "duration": audios[i].numel() / 24000,
+                     "asr_reward": float(asr.scores[i])})
+    return rows
+
+
+def evaluate_system(name: str, ckpt: str | None, items: list[TestItem], out_dir: Path, providers: dict,
+                    nfe: int = 16, cfg: float = 2.0, seed: int = 0) -> list[dict]:
+    from f5rl.audio.io import load_audio, save_audio
+
+    audios, rtfs = [], []
+    if ckpt is None:  # ground truth
+        audios = [load_audio(it.target_wav) for it in items]
+        rtfs = [math.nan] * len(items)
+    else:
+        from f5rl.infer.tts import TTS, clip_reference
+
+        tts = TTS.from_checkpoint(ckpt)
+        for it in items:
+            t0 = time.perf_counter()
+            syn = tts.synthesize(clip_reference(load_audio(it.prompt_wav)), it.prompt_text, it.target_text,
+                                 seed=seed, nfe=nfe, cfg_strength=cfg)
+            rtfs.append((time.perf_counter() - t0) / max(syn.audio.numel() / 24000, 1e-3))
+            audios.append(syn.audio)
+            save_audio(out_dir / name / f"{it.utt}.wav", syn.audio)
+    rows = score(items, audios, providers)
+    for r, rtf in zip(rows, rtfs):
+        r["rtf"] = rtf
+    with open(out_dir / f"{name}.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict[str, float]:
+    out = {}
+    for m in METRICS:
+        vals = [r[m] for r in rows if not math.isnan(r[m])]
+        out[m] = sum(vals) / len(vals) if vals else math.nan
+    out["n"] = len(rows)
+    return out
+
+
+def plots(results: dict[str, list[dict]], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, m in zip(axes, ("cer", "sim", "dnsmos")):
+        for name, rows in results.items():
+            vals = [r[m] for r in rows if not math.isnan(r[m])]
+            if vals:
+                ax.hist(vals, bins=15, alpha=0.5, label=name)
+        ax.set_title(m.upper())
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out_dir / "metric_distributions.png")
+    fig.savefig(paths[-1], dpi=90)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rows in results.items():
+        ax.scatter([r["duration"] for r in rows], [r["cer"] for r in rows], s=12, label=name)
+    ax.set_xlabel("duration (s)")
+    ax.set_ylabel("CER")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out_dir / "cer_vs_duration.png")
+    fig.savefig(paths[-1], dpi=90)
+    plt.close(fig)
+    return paths
+
+
+def write_report(summary: dict[str, dict], pngs: list[Path], out_dir: Path) -> None:
+    header = "| system | n | CER | WER | SIM | DNSMOS | RTF |"
+    lines = ["# f5rl evaluation", "", header, "|---|---|---|---|---|---|---|"]
+    for name, s in summary.items():
+        lines.append(f"| {name} | {s['n']} | {s['cer']:.4f} | {s['wer']:.4f} | {s['sim']:.4f} | {s['dnsmos']:.3f} "
+                     f"| {s['rtf']:.3f} |")
+    lines += ["", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
+    (out_dir / "report.md").write_text("\n".join(lines))
+    cells = "".join(
+        f"<tr><td>{n}</td><td>{s['n']}</td>" + "".join(f"<td>{s[m]:.4f}</td>" for m in METRICS) + "</tr>"
+        for n, s in summary.items())
+    html = ("<html><head><meta charset='utf-8'><title>f5rl evaluation</title></head><body><h1>f5rl evaluation</h1>"
+            "<table border='1' cellpadding='4'><tr><th>system</th><th>n</th>"
+            + "".join(f"<th>{m.upper()}</th>" for m in METRICS) + f"</tr>{cells}</table>"
+            + "".join(f"<p><img src='{p.name}'></p>" for p in pngs) + "</body></html>")
+    (out_dir / "report.html").write_text(html)
+
+
+def evaluate(ckpts: list[str], test_list: str, out_dir: str, ground_truth: bool = False, nfe: int = 16,
+             asr: str = "whisper_asr", sim: str = "resemblyzer_sim", mos: str | None = "dnsmos",
+             names: list[str] | None = None) -> dict[str, dict]:
+    from f5rl.rewards.registry import build_provider
+
+    items = read_test_list(test_list)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    providers = {"asr": build_provider(asr), "sim": build_provider(sim)}
+    if mos:
+        providers["mos"] = build_provider(mos)
+    systems: dict[str, str | None] = {}
+    if ground_truth:
+        if any(it.target_wav is None for it in items):
+            raise ValueError("--ground_truth needs target_wav for every item (use the JSONL test list)")
+        systems["ground_truth"] = None
+    for i, c in enumerate(ckpts):
+        systems[(names or [])[i] if names and i < len(names) else f"{Path(c).parent.name}_{Path(c).stem}"] = c
+    results = {n: evaluate_system(n, c, items, out, providers, nfe) for n, c in systems.items()}
+    summary = {n: summarize(r) for n, r in results.items()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_report(summary, plots(results, out), out)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ckpt", action="append", default=[])
+    ap.add_argument("--name", action="append", default=None, help="display name per --ckpt")
+    ap.add_argument("--test_list", required=True)
+    ap.add_argument("--out_dir", required=True)
+    ap.add_argument("--ground_truth", action="store_true")
+    ap.add_argument("--nfe", type=int, default=16)
+    ap.add_argument("--asr", default="whisper_asr")
+    ap.add_argument("--sim", default="resemblyzer_sim")
+    ap.add_argument("--mos", default="dnsmos")
+    args = ap.parse_args(argv)
+    if not args.ckpt and not args.ground_truth:
+        ap.error("give at least one --ckpt or --ground_truth")
+    try:
+        summary = evaluate(args.ckpt, args.test_list, args.out_dir, args.ground_truth, args.nfe, args.asr, args.sim,
+                           args.mos or None, args.name)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print((Path(args.out_dir) / "report.md").read_text())
+    del summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Test lists from the demo corpus: each held-out utterance is the target, and another
+utterance of the same speaker (from the training split) is its prompt.
+
+    python -m f5rl.eval.test_lists --data data/demo_char
+
+writes ``test.lst`` (Seed-TTS-eval format) and ``test_eval.jsonl`` (with ``target_wav`` for the
+ground-truth sanity row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+
+def demo_test_lists(data_dir: str | Path, seed: int = 0) -> tuple[Path, Path]:
+    from datasets import load_from_disk
+
+    data = Path(data_dir)
+    train = load_from_disk(str(data / "raw"))
+    by_spk: dict[str, list[dict]] = {}
+    for r in train:
+        by_spk.setdefault(r["speaker"], []).append(r)
+    rng = random.Random(seed)
+    test = [json.loads(ln) for ln in (data / "test.jsonl").read_text().splitlines() if ln.strip()]
+    lst, jsonl = [], []
+    for r in test:
+        prompt = rng.choice(by_spk[r["speaker"]])
+        utt = Path(r["audio_path"]).stem
+        lst.append(f"{utt}|{prompt['text']}|{prompt['audio_path']}|{r['text']}")
+        jsonl.append(json.dumps({"utt": utt, "prompt_text": prompt["text"], "prompt_wav": prompt["audio_path"],
+                                 "target_text": r["text"], "target_wav": r["audio_path"], "speaker": r["speaker"]}))
+    (data / "test.lst").write_text("\n".join(lst) + "\n")
+    (data / "test_eval.jsonl").write_text("\n".join(jsonl) + "\n")
+    return data / "test.lst", data / "test_eval.jsonl"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="data/demo_char")
+    args = ap.parse_args(argv)
+    for p in demo_test_lists(args.data):
+        print(f"wrote {p}")
+
+
+if __name__ == "__main__":
+    main()

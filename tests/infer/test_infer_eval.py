@@ -1,0 +1,124 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from f5rl.audio import load_audio
+from f5rl.infer.tts import TTS, chunk_text, clip_reference
+from tests.conftest import tiny_train_config
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory, demo_corpus):
+    from f5rl.train.trainer import Trainer
+
+    run = tmp_path_factory.mktemp("inf") / "run"
+    t = Trainer(tiny_train_config(run, demo_corpus, "optim.max_updates=2"))
+    t.setup()
+    t.train()
+    return run / "model_last.pt"
+
+
+@pytest.fixture(scope="module")
+def prompt(demo_corpus):
+    row = json.loads((demo_corpus / "test_eval.jsonl").read_text().splitlines()[0])
+    return demo_corpus / row["prompt_wav"], row["prompt_text"]
+
+
+def test_api_batched_equals_single_and_long_text_is_chunked(ckpt, prompt):
+    tts = TTS.from_checkpoint(ckpt)
+    ref = load_audio(prompt[0])
+    single = tts.synthesize(ref, prompt[1], "Tom will clean the window.", seed=5, nfe=4)
+    texts = ["Please open the red door.", "Tom will clean the window."]
+    both = tts.synthesize_batch([ref, ref], [prompt[1]] * 2, texts, [9, 5], nfe=4)
+    assert torch.allclose(both[1].mel, single.mel, atol=1e-4)
+    long = "Anna found the old book today. " * 6
+    chunks = chunk_text(long.strip(), 60)
+    assert len(chunks) == 6 and all(len(c.encode()) <= 60 for c in chunks)
+    out = tts.synthesize_long(ref, prompt[1], long.strip(), seed=1, nfe=4, max_chars=60)
+    from f5rl.model.sampling import estimate_duration
+
+    n_prompt = tts.prepare_prompt(ref).shape[0]
+    expected = sum(estimate_duration(n_prompt, prompt[1], c) - n_prompt for c in chunks) * 256 / 24000
+    expected -= (len(chunks) - 1) * 0.15  # cross-fades overlap the chunks
+    got = out.audio.numel() / 24000
+    print(f"long text: {len(chunks)} chunks, {got:.2f} s generated vs {expected:.2f} s estimated")
+    assert abs(got - expected) / expected < 0.05
+
+
+def test_best_of_n_returns_the_highest_scoring_candidate(ckpt, prompt):
+    from f5rl.infer.best_of_n import best_of_n
+    from f5rl.rewards.combine import RewardSet
+
+    tts = TTS.from_checkpoint(ckpt)
+    rewards = RewardSet.from_config([{"name": "mel_energy", "config": {"target": -2.0}}])
+    ranked = best_of_n(tts, rewards, load_audio(prompt[0]), prompt[1], "Can you fix the car?", n=4, seed=3, nfe=4)
+    assert ranked.index == int(ranked.rewards.argmax()) and len(ranked.rewards) == 4
+    assert ranked.best.seed == 3 + ranked.index
+    assert len(set(ranked.rewards.tolist())) > 1
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "f5rl.infer.synthesize", *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_synthesises_and_bad_inputs_get_one_line_errors(ckpt, prompt, tmp_path):
+    ok = _cli("--ckpt", ckpt, "--ref_audio", prompt[0], "--ref_text", prompt[1], "--text", "Tom will fix the lamp.",
+              "--out", tmp_path / "o.wav", "--nfe", "4")
+    assert ok.returncode == 0 and sf.info(str(tmp_path / "o.wav")).samplerate == 24000
+    (tmp_path / "junk.wav").write_bytes(b"not audio")
+    sf.write(tmp_path / "low.wav", np.zeros(4000, dtype=np.float32), 4000)
+    cases = {
+        "not found": ["--ref_audio", tmp_path / "none.wav", "--text", "hi"],
+        "cannot read": ["--ref_audio", tmp_path / "junk.wav", "--text", "hi"],
+        "empty": ["--ref_audio", prompt[0], "--text", "  "],
+        "vocabulary": ["--ref_audio", prompt[0], "--text", "costs 5 €"],
+        "sample rate": ["--ref_audio", tmp_path / "low.wav", "--text", "hi"],
+    }
+    for needle, args in cases.items():
+        proc = _cli("--ckpt", ckpt, "--ref_text", "x", "--out", tmp_path / "e.wav", *args)
+        err = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(err) == 1 and needle in err[0], (needle, proc.stderr[-500:])
+    # a checkpoint of another vocabulary size
+    from f5rl.model import DiT, save_released_format
+    from tests.conftest import tiny_config
+
+    other = tmp_path / "other"
+    other.mkdir()
+    save_released_format(DiT(tiny_config(text_num_embeds=7, dim=64, depth=2, heads=2, dim_head=32)).state_dict(),
+                         other / "model.safetensors")
+    (other / "config.yaml").write_text((ckpt.parent / "config.yaml").read_text())
+    proc = _cli("--ckpt", other / "model.safetensors", "--ref_audio", prompt[0], "--ref_text", "x", "--text", "hi",
+                "--out", tmp_path / "e.wav")
+    assert proc.returncode == 2 and "extend_vocab" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_clip_reference_cuts_in_silence():
+    sr = 24000
+    tone = np.sin(2 * np.pi * 200 * np.arange(sr * 5) / sr).astype(np.float32) * 0.5
+    audio = torch.from_numpy(np.concatenate([tone, np.zeros(sr // 2, np.float32), tone, tone, tone]))
+    clipped = clip_reference(audio, sr, max_seconds=12)
+    assert sr * 5 <= clipped.numel() <= sr * 5.5  # cut in the pause, not mid-tone at 12 s
+
+
+@pytest.mark.slow
+def test_evaluate_writes_reports_and_ground_truth_is_sane(ckpt, demo_corpus, tmp_path):
+    from f5rl.eval.evaluate import evaluate, read_test_list
+
+    rows = (demo_corpus / "test_eval.jsonl").read_text().splitlines()[:4]
+    (demo_corpus / "test_eval4.jsonl").write_text("\n".join(rows) + "\n")
+    summary = evaluate([str(ckpt)], str(demo_corpus / "test_eval4.jsonl"), str(tmp_path / "ev"), ground_truth=True,
+                       nfe=4, mos=None, names=["tiny"])
+    print("evaluation summary:", json.dumps(summary))
+    gt, tiny = summary["ground_truth"], summary["tiny"]
+    assert gt["cer"] < 0.3 and gt["sim"] > 0.75 and tiny["cer"] > gt["cer"]
+    for f in ("summary.json", "report.md", "report.html", "tiny.csv", "ground_truth.csv", "metric_distributions.png",
+              "cer_vs_duration.png"):
+        assert (tmp_path / "ev" / f).is_file(), f
+    assert len(list((tmp_path / "ev" / "tiny").glob("*.wav"))) == 4
+    assert len(read_test_list(demo_corpus / "test.lst")) == len((demo_corpus / "test.jsonl").read_text().splitlines())
