@@ -184,3 +184,15 @@ def test_unloadable_vocoder_fails_at_setup_not_at_first_save(tmp_path, demo_corp
                             "model.vocoder.is_local=true", f"model.vocoder.local_path={tmp_path / 'nothing'}")
     with pytest.raises(FileNotFoundError, match="pytorch_model.bin"):
         Trainer(cfg).setup()
+
+
+def test_periodic_validation_logs_val_metrics_and_keeps_best(tmp_path, demo_corpus):
+    t = _trainer(tiny_train_config(tmp_path / "val", demo_corpus, "optim.max_updates=2",
+                                   f"ckpts.val_list={demo_corpus / 'test_eval.jsonl'}", "ckpts.val_every=2",
+                                   "ckpts.val_size=2", "ckpts.val_nfe=4", "ckpts.keep_best_by=val/cer",
+                                   "ckpts.keep_best_mode=min", "model.vocoder.griffin_lim_iters=4"))
+    t.train()
+    row = json.loads((tmp_path / "val" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"val/cer", "val/wer", "val/sim", "val/rtf"} <= set(row)
+    assert 0 <= row["val/cer"] <= 2 and -1 <= row["val/sim"] <= 1
+    assert (tmp_path / "val" / "model_best.pt").is_file()

@@ -172,13 +172,19 @@ class CkptsCfg:
     sample_steps: int = 32  # f5rl: ODE steps for logged samples
     sample_cfg_strength: float = 2.0
     log_every: int = 1  # f5rl: log metrics every N updates
-    keep_best_by: str | None = None  # f5rl: e.g. val/mean_reward -> model_best.pt (higher is better)
+    keep_best_by: str | None = None  # f5rl: e.g. val/mean_reward or val/cer -> model_best.pt
+    keep_best_mode: str = "max"  # f5rl: max (higher is better) | min (e.g. val/cer)
+    val_list: str | None = None  # f5rl: stage 0/1 validation test list (Seed-TTS .lst or JSONL), e.g. test_eval.jsonl
+    val_every: int = 0  # f5rl: evaluate every N updates, between training steps (0: never)
+    val_size: int = 8
+    val_nfe: int = 16
 
     def check(self) -> None:
         if self.logger is not None:
             _one_of("ckpts.logger", self.logger, ("trackio", "wandb", "tensorboard"))
         if self.keep_last_n_checkpoints < -1:
             raise ValueError("ckpts.keep_last_n_checkpoints must be -1 (keep all), 0 (none) or N > 0")
+        _one_of("ckpts.keep_best_mode", self.keep_best_mode, ("max", "min"))
         if self.save_per_updates <= 0 or self.last_per_updates <= 0:
             raise ValueError("ckpts.save_per_updates and ckpts.last_per_updates must be > 0")
 

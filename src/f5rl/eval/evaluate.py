@@ -78,25 +78,44 @@ def score(items: list[TestItem], audios, providers: dict) -> list[dict]:
     return rows
 
 
-def evaluate_system(name: str, ckpt: str | None, items: list[TestItem], out_dir: Path, providers: dict,
-                    nfe: int = 16, cfg: float = 2.0, seed: int = 0) -> list[dict]:
+def synthesize_items(tts, items: list[TestItem], nfe: int = 16, cfg: float = 2.0, seed: int = 0,
+                     save_dir: Path | None = None) -> tuple[list, list[float]]:
+    """Synthesise every item with ``tts`` (fixed seed); returns audios and real-time factors."""
     from f5rl.audio.io import load_audio, save_audio
+    from f5rl.infer.tts import clip_reference
 
     audios, rtfs = [], []
+    for it in items:
+        t0 = time.perf_counter()
+        syn = tts.synthesize(clip_reference(load_audio(it.prompt_wav)), it.prompt_text, it.target_text,
+                             seed=seed, nfe=nfe, cfg_strength=cfg)
+        rtfs.append((time.perf_counter() - t0) / max(syn.audio.numel() / 24000, 1e-3))
+        audios.append(syn.audio)
+        if save_dir is not None:
+            save_audio(save_dir / f"{it.utt}.wav", syn.audio)
+    return audios, rtfs
+
+
+def evaluate_tts(tts, items: list[TestItem], providers: dict, nfe: int = 16, seed: int = 0) -> dict[str, float]:
+    """Mean metrics of an in-memory model (trainer validation): ``val/cer``, ``val/sim``, ..."""
+    audios, rtfs = synthesize_items(tts, items, nfe, seed=seed)
+    rows = score(items, audios, providers)
+    for r, rtf in zip(rows, rtfs):
+        r["rtf"] = rtf
+    return {f"val/{k}": v for k, v in summarize(rows).items() if k != "n" and not math.isnan(v)}
+
+
+def evaluate_system(name: str, ckpt: str | None, items: list[TestItem], out_dir: Path, providers: dict,
+                    nfe: int = 16, cfg: float = 2.0, seed: int = 0) -> list[dict]:
+    from f5rl.audio.io import load_audio
+
     if ckpt is None:  # ground truth
         audios = [load_audio(it.target_wav) for it in items]
         rtfs = [math.nan] * len(items)
     else:
-        from f5rl.infer.tts import TTS, clip_reference
+        from f5rl.infer.tts import TTS
 
-        tts = TTS.from_checkpoint(ckpt)
-        for it in items:
-            t0 = time.perf_counter()
-            syn = tts.synthesize(clip_reference(load_audio(it.prompt_wav)), it.prompt_text, it.target_text,
-                                 seed=seed, nfe=nfe, cfg_strength=cfg)
-            rtfs.append((time.perf_counter() - t0) / max(syn.audio.numel() / 24000, 1e-3))
-            audios.append(syn.audio)
-            save_audio(out_dir / name / f"{it.utt}.wav", syn.audio)
+        audios, rtfs = synthesize_items(TTS.from_checkpoint(ckpt), items, nfe, cfg, seed, out_dir / name)
     rows = score(items, audios, providers)
     for r, rtf in zip(rows, rtfs):
         r["rtf"] = rtf

@@ -66,7 +66,6 @@ class RLTrainer(Trainer):
 
             self.val_batch = manifest_batch(read_manifest(rl.val_manifest, rl.val_size), self.tokenizer,
                                             self.mel_config).to(self.device)
-        self.best = None
 
     def _build_reference(self) -> DiT | None:
         rl = self.cfg.rl
@@ -271,7 +270,9 @@ class RLTrainer(Trainer):
             return {}
         metrics = self.validate()
         key = c.keep_best_by
-        improved = key in metrics and (self.best is None or metrics[key] > self.best) if key else False
+        mode = self.cfg.ckpts.keep_best_mode
+        improved = key in metrics and (self.best is None or (metrics[key] > self.best if mode == "max"
+                                                             else metrics[key] < self.best)) if key else False
         if improved and self.accelerator.is_main_process and update > 0:
             from f5rl.model.checkpoint import atomic_save
 

@@ -22,7 +22,7 @@ from f5rl.config.schema import TrainConfig
 from f5rl.data.collate import Batch, Collate
 from f5rl.data.dataset import TTSDataset
 from f5rl.data.sampler import DynamicBatchSampler
-from f5rl.model.checkpoint import dit_state_from, load_dit_state, read_weights_file
+from f5rl.model.checkpoint import atomic_save, dit_state_from, load_dit_state, read_weights_file
 from f5rl.train.build import build_cfm, mel_config, resolve_dataset_dir, tokenizer_for
 from f5rl.train.checkpointing import CheckpointManager
 from f5rl.train.ema import EMA
@@ -132,7 +132,42 @@ class Trainer:
         if self.metrics_file is not None:
             self.metrics_file.truncate_after(self.start_update)
         self._vocoder = self._build_vocoder() if cfg.ckpts.log_samples and self.accelerator.is_main_process else None
+        self._setup_validation()
         self._write_config()
+
+    def _setup_validation(self) -> None:
+        """Stage 0/1 validation on a small test list with the reward models' metrics (val/cer, ...)."""
+        c = self.cfg.ckpts
+        self.val_items, self.best = None, None
+        if not c.val_list or c.val_every <= 0 or not self.accelerator.is_main_process:
+            return
+        from f5rl.eval.evaluate import read_test_list
+        from f5rl.rewards.registry import build_provider
+
+        self.val_items = read_test_list(c.val_list)[: c.val_size]
+        self.val_providers = {"asr": build_provider("whisper_asr"), "sim": build_provider("resemblyzer_sim")}
+        for p in self.val_providers.values():
+            p.ensure_setup(str(self.device))
+        if self._vocoder is None:
+            self._vocoder = self._build_vocoder()
+
+    def run_validation(self, update: int) -> dict[str, float]:
+        """Evaluate the EMA model between training steps; keep ``model_best.pt`` by ``keep_best_by``."""
+        from f5rl.eval.evaluate import evaluate_tts
+        from f5rl.infer.tts import TTS
+
+        c = self.cfg.ckpts
+        tts = TTS(self.ema.ema_model, self.tokenizer, self.mel_config, self._vocoder, str(self.device), self.precision)
+        metrics = evaluate_tts(tts, self.val_items, self.val_providers, nfe=c.val_nfe)
+        key = c.keep_best_by
+        if key and key in metrics:
+            value = metrics[key]
+            better = self.best is None or (value > self.best if c.keep_best_mode == "max" else value < self.best)
+            if better:
+                self.best = value
+                atomic_save(self.checkpoint_state(update), self.save_dir / "model_best.pt")
+                log.info("new best %s=%.4f at update %d -> model_best.pt", key, value, update)
+        return metrics
 
     def _build_vocoder(self):
         """Built at set-up so a vocoder that cannot load fails before training, not at the first save."""
@@ -278,6 +313,8 @@ class Trainer:
                 metrics["updates_per_s"] = (update - self.start_update) / (time.perf_counter() - t0)
                 summary.final_loss = acc_loss
                 acc_loss, acc_metrics = 0.0, {}
+                if self.val_items is not None and update % self.cfg.ckpts.val_every == 0:
+                    metrics.update(self.run_validation(update))
                 self._log(metrics, update, bar)
                 self._maybe_save(update, batch, summary, final=update >= self.stop_update)
                 if update >= self.stop_update:
