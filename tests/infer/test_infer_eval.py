@@ -122,3 +122,19 @@ def test_evaluate_writes_reports_and_ground_truth_is_sane(ckpt, demo_corpus, tmp
         assert (tmp_path / "ev" / f).is_file(), f
     assert len(list((tmp_path / "ev" / "tiny").glob("*.wav"))) == 4
     assert len(read_test_list(demo_corpus / "test.lst")) == len((demo_corpus / "test.jsonl").read_text().splitlines())
+
+
+def test_released_format_checkpoint_with_a_shipped_config(ckpt, prompt, tmp_path):
+    """A released-layout safetensors (no config.yaml beside it) + --model_cfg + --vocab."""
+    from f5rl.model.checkpoint import dit_state_from, read_weights_file, save_released_format
+
+    save_released_format(dit_state_from(read_weights_file(ckpt)), tmp_path / "model_1.safetensors")
+    vocab = ckpt.parent / "config.yaml"
+    import yaml
+
+    data_path = yaml.safe_load(vocab.read_text())["datasets"]["path"]
+    over = ["--model_cfg", "F5TTS_tiny_demo", "--vocab", f"{data_path}/vocab.txt"]
+    proc = _cli("--ckpt", tmp_path / "model_1.safetensors", *over, "--ref_audio", prompt[0], "--ref_text", prompt[1],
+                "--text", "Tom will fix the lamp.", "--out", tmp_path / "o.wav", "--nfe", "2")
+    # the tiny test checkpoint has a smaller architecture than F5TTS_tiny_demo: a clear mismatch error
+    assert proc.returncode == 2 and "model.arch" in proc.stderr

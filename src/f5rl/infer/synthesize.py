@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     from f5rl.audio.io import save_audio
     from f5rl.infer.tts import TTS
 
-    tts = TTS.from_checkpoint(args.ckpt, args.config, vocoder=args.vocoder, device=args.device)
+    tts = TTS.from_checkpoint(args.ckpt, args.config, vocoder=args.vocoder, device=args.device,
+                              model_cfg=args.model_cfg, vocab=args.vocab)
     kw = dict(nfe=args.nfe, cfg_strength=args.cfg, sway=args.sway, speed=args.speed)
     rewards = None
     if args.best_of > 1:
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--config", default=None, help="training config.yaml (default: beside the checkpoint)")
+    ap.add_argument("--model_cfg", default=None, help="shipped config name for a released checkpoint (F5TTS_v1_Base)")
+    ap.add_argument("--vocab", default=None, help="vocab.txt of a released checkpoint (with --model_cfg)")
     ap.add_argument("--ref_audio")
     ap.add_argument("--ref_text")
     ap.add_argument("--text")

@@ -56,7 +56,10 @@ class TTS:
     @classmethod
     def from_checkpoint(cls, ckpt: str | os.PathLike, config: str | os.PathLike | None = None,
                         vocoder: str | None = None, device: str | None = None, precision: str = "auto",
-                        use_ema: bool = True) -> TTS:
+                        use_ema: bool = True, model_cfg: str | None = None, vocab: str | None = None) -> TTS:
+        """``config``: a trainer's ``config.yaml`` (default: beside the checkpoint). For a released
+        F5 checkpoint without one, name a shipped config (``model_cfg="F5TTS_v1_Base"``) and its
+        ``vocab`` (the released vocab.txt)."""
         from f5rl.audio.vocoder import build_vocoder
         from f5rl.model.checkpoint import dit_state_from, load_dit_state, read_weights_file
         from f5rl.model.lora import merge_lora_state
@@ -64,10 +67,18 @@ class TTS:
         from f5rl.utils.precision import resolve_precision
 
         ckpt = Path(ckpt)
-        config = Path(config) if config else ckpt.parent / "config.yaml"
-        if not config.is_file():
-            raise FileNotFoundError(f"no config.yaml beside {ckpt}; pass the training config with --config")
-        cfg = load_train_config(config)
+        if model_cfg is not None:
+            from f5rl.config.loading import compose, validate
+            from f5rl.config.schema import TrainConfig
+
+            over = ["model.tokenizer=custom", f"model.tokenizer_path={vocab}"] if vocab else []
+            cfg = validate(compose(model_cfg, over), TrainConfig)
+        else:
+            config = Path(config) if config else ckpt.parent / "config.yaml"
+            if not config.is_file():
+                raise FileNotFoundError(f"no config.yaml beside {ckpt}; pass --config (a trainer's config.yaml) or "
+                                        "--model_cfg F5TTS_v1_Base --vocab vocab.txt for a released checkpoint")
+            cfg = load_train_config(config)
         data_dir = None
         if cfg.model.tokenizer in ("char", "pinyin") and not cfg.model.tokenizer_path:
             data_dir = resolve_dataset_dir(cfg.datasets, cfg.model)

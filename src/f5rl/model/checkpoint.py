@@ -71,7 +71,7 @@ def load_dit_state(model: DiT, state: dict[str, Tensor], strict: bool = True) ->
 
     A text-embedding size mismatch gets an error pointing to vocabulary extension."""
     own = model.state_dict()
-    if TEXT_EMBED in state and TEXT_EMBED in own and state[TEXT_EMBED].shape != own[TEXT_EMBED].shape:
+    if TEXT_EMBED in state and TEXT_EMBED in own and state[TEXT_EMBED].shape[0] != own[TEXT_EMBED].shape[0]:
         got, want = state[TEXT_EMBED].shape[0], own[TEXT_EMBED].shape[0]
         raise ValueError(
             f"the checkpoint's text embedding has {got} rows (vocab of {got - 1} tokens) but the model was "
@@ -93,7 +93,8 @@ def load_dit_state(model: DiT, state: dict[str, Tensor], strict: bool = True) ->
         )
     for k, v in state.items():
         if k in own and own[k].shape != v.shape:
-            raise ValueError(f"shape of {k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}")
+            raise ValueError(f"shape of {k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}; check "
+                             "model.arch (dim/depth/heads/text_dim/conv_layers) against the checkpoint's config")
     model.load_state_dict(state, strict=False)
     if head_missing:
         model.reset_ln_sig_head()
