@@ -98,3 +98,15 @@ def tiny_rl_config(save_dir, data_dir, *overrides: str):
         "rl.rewards.providers=[{name: mel_energy, weight: 1.0, config: {target: -2.0}}]",
     ]
     return validate(compose("F5TTS_RL_tiny", base + list(overrides)), RLTrainConfig)
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory, demo_corpus):
+    """A tiny stage-0 checkpoint with its config.yaml (a few updates), built once per session."""
+    from f5rl.train.trainer import Trainer
+
+    run = tmp_path_factory.mktemp("ckpt") / "run"
+    t = Trainer(tiny_train_config(run, demo_corpus, "optim.max_updates=4"))
+    t.setup()
+    t.train()
+    return run / "model_last.pt"

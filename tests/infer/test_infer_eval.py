@@ -9,18 +9,11 @@ import torch
 
 from f5rl.audio import load_audio
 from f5rl.infer.tts import TTS, chunk_text, clip_reference
-from tests.conftest import tiny_train_config
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory, demo_corpus):
-    from f5rl.train.trainer import Trainer
-
-    run = tmp_path_factory.mktemp("inf") / "run"
-    t = Trainer(tiny_train_config(run, demo_corpus, "optim.max_updates=2"))
-    t.setup()
-    t.train()
-    return run / "model_last.pt"
+def ckpt(tiny_ckpt):
+    return tiny_ckpt
 
 
 @pytest.fixture(scope="module")

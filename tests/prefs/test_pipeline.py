@@ -10,19 +10,6 @@ import time
 import pytest
 
 from f5rl.prefs.create_text_context_pairs import demo_rows, make_rows, write_jsonl
-from tests.conftest import tiny_train_config
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory, demo_corpus):
-    """A tiny stage-0 checkpoint with its config.yaml (a few updates)."""
-    from f5rl.train.trainer import Trainer
-
-    run = tmp_path_factory.mktemp("ckpt") / "run"
-    t = Trainer(tiny_train_config(run, demo_corpus, "optim.max_updates=4"))
-    t.setup()
-    t.train()
-    return run / "model_last.pt"
 
 
 def test_text_context_rows_mix_and_repeat(tmp_path):

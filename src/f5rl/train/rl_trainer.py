@@ -321,13 +321,7 @@ class RLTrainer(Trainer):
                 self._maybe_save(update, batch, summary, final=update >= self.stop_update)
                 if update >= self.stop_update:
                     break
-        bar.close()
-        summary.updates = update
-        summary.wall_seconds = time.perf_counter() - t0
-        if self.logger is not None:
-            self.logger.finish()
-        acc.wait_for_everyone()
-        return summary
+        return self._finish(summary, bar, update, t0)
 
     def log_samples(self, update: int, batch: Batch) -> list[str]:
         """The first rollout of the last update: ``update_<N>_gen.wav`` and its ground truth."""

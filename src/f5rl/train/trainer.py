@@ -319,12 +319,16 @@ class Trainer:
                 self._maybe_save(update, batch, summary, final=update >= self.stop_update)
                 if update >= self.stop_update:
                     break
+        return self._finish(summary, bar, update, t0)
+
+    def _finish(self, summary: TrainSummary, bar, update: int, t0: float) -> TrainSummary:
+        """End of a training loop (all trainers): close the bar and logger, sync processes."""
         bar.close()
         summary.updates = update
         summary.wall_seconds = time.perf_counter() - t0
         if self.logger is not None:
             self.logger.finish()
-        acc.wait_for_everyone()
+        self.accelerator.wait_for_everyone()
         return summary
 
     def _log(self, metrics: dict[str, float], update: int, bar) -> None:
