@@ -1,4 +1,5 @@
-# f5rl: `make demo` runs the embedded CPU demo, `make test` runs the test suite.
+# f5rl: `make demo` runs the embedded CPU demo, `make test` runs the test suite,
+# `make demo-base` rebuilds the shipped demo base model (hours on a CPU; resumes where it stopped).
 # Both create .venv and install what they need on first use.
 
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean-venv
+.PHONY: demo demo-base test lint bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +27,9 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m f5rl.scripts.demo
+
+demo-base: $(STAMP)
+	$(PY) -m f5rl.scripts.demo_base
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_model.py --json benchmarks/results/bench_model.json

@@ -143,7 +143,7 @@ class ModelCfg:
     lora: LoraCfg = field(default_factory=LoraCfg)
 
     def check(self) -> None:
-        _one_of("model.tokenizer", self.tokenizer, ("char", "pinyin", "custom", "byte"))
+        _one_of("model.tokenizer", self.tokenizer, ("char", "pinyin", "custom", "byte", "phoneme"))
         _one_of("model.backbone", self.backbone, ("DiT",))
         _one_of("model.output_dist", self.output_dist, ("deterministic", "gaussian"))
         if self.tokenizer == "custom" and not self.tokenizer_path:

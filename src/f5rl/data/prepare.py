@@ -104,6 +104,12 @@ def tokens_for_vocab(texts: list[str], tokenizer: str) -> list[str]:
             toks.update(to_pinyin_tokens(t))
         toks.discard(" ")
         return [" ", *sorted(toks)]
+    if tokenizer == "phoneme":
+        from f5rl.text.phonemes import phonemize
+
+        toks = {tok for t in texts for tok in phonemize(t)}
+        toks.discard(" ")
+        return [" ", *sorted(toks)]
     return build_char_vocab(texts)
 
 
@@ -178,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--input", required=True, help="folder, .csv or .jsonl manifest")
     ap.add_argument("--name", required=True, help="dataset name (datasets.name)")
-    ap.add_argument("--tokenizer", default="char", choices=("char", "pinyin", "custom", "byte"))
+    ap.add_argument("--tokenizer", default="char", choices=("char", "pinyin", "custom", "byte", "phoneme"))
     ap.add_argument("--vocab", default=None, help="vocab.txt for --tokenizer custom")
     ap.add_argument("--data_root", default="data")
     args = ap.parse_args(argv)

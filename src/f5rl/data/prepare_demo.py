@@ -108,7 +108,7 @@ def build(out_dir: str | Path = "data/demo_char", sentences: int = 420, test_fra
           progress: Callable[[int, int], None] | None = None) -> dict:
     """Synthesise the corpus; returns the summary written to ``speakers.json``."""
     from f5rl.audio.io import resample, save_audio
-    from f5rl.data.prepare import Row, write_dataset
+    from f5rl.data.prepare import Row, tokens_for_vocab, write_dataset
 
     speakers = speakers or list(SPEAKERS)
     unknown = [s for s in speakers if s not in SPEAKERS]
@@ -147,6 +147,8 @@ def build(out_dir: str | Path = "data/demo_char", sentences: int = 420, test_fra
     from f5rl.text.vocab import build_char_vocab, write_vocab
 
     write_vocab(out_dir / "vocab.txt", build_char_vocab(texts))
+    # the phoneme vocab of the demo base model (model.tokenizer=phoneme, F5TTS_demo_base)
+    write_vocab(out_dir / "vocab_phoneme.txt", tokens_for_vocab(texts, "phoneme"))
     with open(out_dir / "test.jsonl", "w", encoding="utf-8") as f:
         for row in test_rows:
             f.write(json.dumps(row) + "\n")

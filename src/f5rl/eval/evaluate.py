@@ -31,6 +31,7 @@ class TestItem:
     prompt_wav: str
     target_text: str
     target_wav: str | None = None
+    speaker: str | None = None
 
 
 def read_test_list(path: str | Path) -> list[TestItem]:
@@ -46,7 +47,7 @@ def read_test_list(path: str | Path) -> list[TestItem]:
         if path.suffix in (".jsonl", ".json"):
             r = json.loads(line)
             items.append(TestItem(r["utt"], r["prompt_text"], fix(r["prompt_wav"]), r["target_text"],
-                                  fix(r.get("target_wav"))))
+                                  fix(r.get("target_wav")), r.get("speaker")))
         else:
             parts = line.split("|")
             if len(parts) < 4:

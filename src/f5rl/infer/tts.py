@@ -79,6 +79,9 @@ class TTS:
                 raise FileNotFoundError(f"no config.yaml beside {ckpt}; pass --config (a trainer's config.yaml) or "
                                         "--model_cfg F5TTS_v1_Base --vocab vocab.txt for a released checkpoint")
             cfg = load_train_config(config)
+            tp = cfg.model.tokenizer_path
+            if tp and not Path(tp).is_absolute() and (config.parent / tp).is_file():
+                cfg.model.tokenizer_path = str(config.parent / tp)  # a vocab shipped beside its config
         data_dir = None
         if cfg.model.tokenizer in ("char", "pinyin") and not cfg.model.tokenizer_path:
             data_dir = resolve_dataset_dir(cfg.datasets, cfg.model)

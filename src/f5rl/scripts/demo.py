@@ -1,8 +1,10 @@
 """The CPU demo behind ``make demo``: the whole method on the embedded defaults, offline.
 
 1. corpus  – synthesise the multi-speaker demo corpus (``data/demo_char``) if it is missing;
-2. stage 0 – train the tiny DiT with the CFM (``mse``) objective;
-3. stage 1 – Gaussian-NLL warmup of the σ head, starting from the stage-0 checkpoint;
+2. base    – the shipped demo base model (``f5rl/assets/demo_base``, rebuilt by ``make demo-base``),
+   a tiny DiT that already speaks; ``--from-scratch`` trains a stage-0 CFM model instead (minutes,
+   unintelligible: ASR rewards then carry little signal);
+3. stage 1 – Gaussian-NLL warmup of the σ head, starting from the base (or stage-0) weights;
 4. stage 2 – GRPO over ODE rollouts with the embedded offline rewards (Whisper tiny.en CER and
    resemblyzer speaker similarity on Griffin-Lim audio), held-out reward before/after;
 5. DPO      – one round of offline preference optimisation from the GRPO policy, with held-out
@@ -35,16 +37,40 @@ class DemoPlan:
     quick: bool
     dpo_groups: int = 12
     dpo_updates: int = 20
+    base: Path | None = None  # shipped base model folder; None: train stage 0
     timings: dict[str, float] = field(default_factory=dict)
     results: dict[str, dict] = field(default_factory=dict)
 
 
-def plan(out: str, data: str, quick: bool) -> DemoPlan:
+def plan(out: str, data: str, quick: bool, base: Path | None = None) -> DemoPlan:
     if quick:
         return DemoPlan(Path(out), Path(data), sentences=60, stage0_updates=12, stage1_updates=6, stage2_updates=2,
-                        quick=True, dpo_groups=3, dpo_updates=2)
+                        quick=True, dpo_groups=3, dpo_updates=2, base=base)
     return DemoPlan(Path(out), Path(data), sentences=1200, stage0_updates=600, stage1_updates=200, stage2_updates=16,
-                    quick=False)
+                    quick=False, base=base)
+
+
+def base_overrides(base: Path | None) -> list[str]:
+    """Config overrides that rebuild the base model's network and tokenizer in every stage: the
+    architecture and tokenizer are read from the shipped ``config.yaml``; the vocab is the shipped one."""
+    if base is None:
+        return []
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(base / "config.yaml").model
+    over = [f"model.tokenizer={cfg.tokenizer}", f"model.tokenizer_path={base / 'vocab.txt'}"]
+    for key, value in OmegaConf.to_container(cfg.arch).items():
+        over.append(f"model.arch.{key}={'null' if value is None else value}")
+    return over
+
+
+def check_base(base: Path) -> Path:
+    weights = base / "model.safetensors"
+    missing = [p.name for p in (weights, base / "config.yaml", base / "vocab.txt") if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"the base model folder {base} lacks {', '.join(missing)}; rebuild it with "
+                                "`make demo-base` or run the demo with --from-scratch")
+    return weights
 
 
 def stage_corpus(p: DemoPlan) -> None:
@@ -82,6 +108,9 @@ def _train(name: str, overrides: list[str]) -> dict:
 
 
 def stage0(p: DemoPlan) -> None:
+    if p.base is not None:
+        print(f"[stage0] using the shipped base model {p.base} (make demo-base rebuilds it)")
+        return
     over = [f"datasets.path={p.data}", f"ckpts.save_dir={p.out / 'stage0_mse'}",
             f"optim.total_updates={p.stage0_updates}", "model.objective=mse", "ckpts.run_name=stage0_mse"]
     if p.quick:
@@ -91,8 +120,9 @@ def stage0(p: DemoPlan) -> None:
 
 
 def stage1(p: DemoPlan) -> None:
-    init = p.out / "stage0_mse" / "model_last.pt"
-    over = [f"datasets.path={p.data}", f"ckpts.save_dir={p.out / 'stage1_gaussian_nll'}", f"ckpts.init_from={init}",
+    init = check_base(p.base) if p.base is not None else p.out / "stage0_mse" / "model_last.pt"
+    over = [*base_overrides(p.base), f"datasets.path={p.data}", f"ckpts.save_dir={p.out / 'stage1_gaussian_nll'}",
+            f"ckpts.init_from={init}",
             f"optim.total_updates={p.stage1_updates}", "model.objective=gaussian_nll", "model.output_dist=gaussian",
             "model.use_rl_head=true", "optim.learning_rate=3e-4", "optim.num_warmup_updates=20",
             "ckpts.run_name=stage1_gaussian_nll"]
@@ -110,7 +140,8 @@ def stage2(p: DemoPlan) -> None:
     from f5rl.train.rl_trainer import RLTrainer
 
     init = p.out / "stage1_gaussian_nll" / "model_last.pt"
-    over = [f"datasets.path={p.data}", f"ckpts.save_dir={p.out / 'stage2_grpo'}", f"ckpts.init_from={init}",
+    over = [*base_overrides(p.base), f"datasets.path={p.data}", f"ckpts.save_dir={p.out / 'stage2_grpo'}",
+            f"ckpts.init_from={init}",
             f"optim.total_updates={p.stage2_updates}", f"rl.val_manifest={p.data / 'test.jsonl'}",
             f"rl.val_every={max(p.stage2_updates // 3, 1)}", "ckpts.keep_best_by=val/mean_reward",
             "ckpts.run_name=stage2_grpo", f"rl.ref_model_ckpt={init}"]
@@ -149,8 +180,9 @@ def stage3_dpo(p: DemoPlan) -> None:
     before = generate(str(evals), str(policy), str(work / "eval_before"), nfe=nfe, progress=False)
     t0 = time.perf_counter()
     rounds = iterate(str(manifest), str(policy), str(work), rounds=1, group_size=4,
-                     overrides=[f"datasets.path={p.data}", f"optim.max_updates={p.dpo_updates}",
-                                "ckpts.run_name=stage3_dpo"], nfe=nfe, val_size=max(p.dpo_groups // 4, 1))
+                     overrides=[*base_overrides(p.base), f"datasets.path={p.data}",
+                                f"optim.max_updates={p.dpo_updates}", "ckpts.run_name=stage3_dpo"],
+                     nfe=nfe, val_size=max(p.dpo_groups // 4, 1))
     train_s = time.perf_counter() - t0
     after = generate(str(evals), rounds[0].ckpt, str(work / "eval_after"), nfe=nfe, progress=False)
     r = rounds[0]
@@ -177,8 +209,20 @@ def plot_losses(p: DemoPlan) -> Path:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, (stage, key, title) in zip(axes, [("stage0_mse", "loss", "stage 0: CFM loss (mse)"),
-                                              ("stage1_gaussian_nll", "loss", "stage 1: Gaussian NLL")]):
+    panels = [("stage0_mse", "loss", "stage 0: CFM loss (mse)"),
+              ("stage1_gaussian_nll", "loss", "stage 1: Gaussian NLL")]
+    if p.base is not None:  # no stage 0: the base model's validation CER from its training run
+        val = json.loads((p.base / "metrics.json").read_text()).get("validation", [])
+        axes[0].plot([v["update"] for v in val], [v["val/cer"] for v in val], marker="o", label="val/cer")
+        axes[0].set_title("base model (shipped): held-out CER")
+        axes[0].set_xlabel("update")
+        axes[0].legend()
+        axes[0].grid(alpha=0.3)
+        panels[0] = None
+    for ax, panel in zip(axes, panels):
+        if panel is None:
+            continue
+        stage, key, title = panel
         rows = [json.loads(ln) for ln in (p.out / stage / "metrics.jsonl").read_text().splitlines() if ln]
         ax.plot([r["update"] for r in rows], [r[key] for r in rows], label=key)
         if stage.startswith("stage1"):
@@ -229,8 +273,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="ckpts/demo")
     ap.add_argument("--data", default="data/demo_char")
     ap.add_argument("--quick", action="store_true", help="reduced size for CI (about a minute)")
+    ap.add_argument("--base", type=Path, default=None, help="base model folder (default: the shipped demo base)")
+    ap.add_argument("--from-scratch", action="store_true", help="train a stage-0 model instead of using the base")
     args = ap.parse_args(argv)
-    p = plan(args.out, args.data, args.quick)
+    if args.from_scratch and args.base:
+        ap.error("--base and --from-scratch exclude each other")
+    base = None
+    if not args.from_scratch:
+        from f5rl.scripts.demo_base import SHIPPED
+
+        base = args.base or SHIPPED
+        check_base(base)  # before any work
+    p = plan(args.out, args.data, args.quick, base)
     if p.out.exists():
         # a re-run starts fresh (the stages would otherwise resume their finished runs); the last
         # run's outputs are kept beside it, not deleted

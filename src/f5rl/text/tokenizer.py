@@ -1,4 +1,5 @@
-"""Text tokenizers of F5-TTS: ``char``, ``pinyin``, ``custom`` (a vocab.txt path) and ``byte``.
+"""Text tokenizers of F5-TTS: ``char``, ``pinyin``, ``custom`` (a vocab.txt path) and ``byte``, plus
+``phoneme`` (English IPA tokens from espeak-ng, :mod:`f5rl.text.phonemes`).
 
 Encoding rules (DESIGN §4): unknown tokens map to 0, batches are padded with −1; the model adds 1
 so that −1 becomes the filler row 0 of its embedding.
@@ -16,7 +17,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from f5rl.text.vocab import read_vocab
 
-TOKENIZERS = ("char", "pinyin", "custom", "byte")
+TOKENIZERS = ("char", "pinyin", "custom", "byte", "phoneme")
 PAD_ID = -1
 
 
@@ -80,6 +81,10 @@ class Tokenizer:
         )
 
     def tokenize(self, text: str) -> list[str]:
+        if self.kind == "phoneme":
+            from f5rl.text.phonemes import phonemize
+
+            return phonemize(text)
         if self.uses_pinyin and _has_cjk(text):
             return to_pinyin_tokens(text)
         return list(text)
@@ -102,7 +107,7 @@ class Tokenizer:
 
 
 def build_tokenizer(kind: str, path: str | os.PathLike | None = None) -> Tokenizer:
-    """``kind`` in ``char|pinyin|custom|byte``; ``path`` is the vocab.txt for all but ``byte``."""
+    """``kind`` in ``char|pinyin|custom|byte|phoneme``; ``path`` is the vocab.txt for all but ``byte``."""
     if kind not in TOKENIZERS:
         raise ValueError(f"model.tokenizer={kind!r} is not known; use one of {', '.join(TOKENIZERS)}")
     if kind == "byte":

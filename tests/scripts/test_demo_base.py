@@ -1,0 +1,84 @@
+import json
+
+import pytest
+
+from tests.conftest import tiny_train_config
+
+
+@pytest.fixture(scope="module")
+def phoneme_run(tmp_path_factory, demo_corpus):
+    """Two updates of a tiny phoneme-token, average-upsampled DiT: the demo-base recipe in miniature."""
+    pytest.importorskip("piper")
+    from f5rl.train.trainer import Trainer
+
+    run = tmp_path_factory.mktemp("base") / "run"
+    cfg = tiny_train_config(run, demo_corpus, "optim.max_updates=2", "model.tokenizer=phoneme",
+                            f"model.tokenizer_path={demo_corpus / 'vocab_phoneme.txt'}",
+                            "model.arch.text_embedding_average_upsampling=true", "ckpts.log_every=1")
+    t = Trainer(cfg)
+    t.setup()
+    t.train()
+    return run
+
+
+def test_corpus_has_a_phoneme_vocab_covering_held_out_text(demo_corpus):
+    pytest.importorskip("piper")
+    from f5rl.text.tokenizer import build_tokenizer
+
+    tok = build_tokenizer("phoneme", demo_corpus / "vocab_phoneme.txt")
+    held_out = [json.loads(ln)["text"] for ln in (demo_corpus / "test.jsonl").read_text().splitlines()]
+    assert held_out and all(tok.unknown(t) == [] for t in held_out)
+    assert "ˈiː" in tok.vocab or "iː" in tok.vocab  # marks are grouped with their vowel
+
+
+def test_export_writes_a_loadable_model_folder_and_never_half_replaces_it(phoneme_run, demo_corpus, tmp_path):
+    from safetensors.torch import load_file
+
+    from f5rl.infer.tts import TTS
+    from f5rl.scripts.demo_base import export
+
+    out = tmp_path / "demo_base"
+    report = export(phoneme_run, out, demo_corpus, n_items=2, nfe=2)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md", "config.yaml", "curves.png", "metrics.json", "model.safetensors", "vocab.txt"]
+    keys = load_file(out / "model.safetensors")
+    assert all(k.startswith("ema_model.transformer.") or k in ("initted", "step") for k in keys)
+    assert int(keys["step"]) == 2
+    info = json.loads((out / "metrics.json").read_text())
+    assert info["measured"]["items"] == 2 and info["measured"]["cer"] == report.cer
+    assert report.cer >= 0 and -1 <= report.different_speaker_sim <= 1
+    assert f"{report.cer:.3f}" in (out / "README.md").read_text()
+    assert "tokenizer_path: vocab.txt" in (out / "config.yaml").read_text()
+    # the folder is self-contained: the vocab resolves beside its config, the phoneme tokenizer is used
+    tts = TTS.from_checkpoint(out / "model.safetensors", device="cpu", precision="no")
+    assert tts.tokenizer.kind == "phoneme" and tts.model.transformer.config.text_embedding_average_upsampling
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="asked for"):
+        export(phoneme_run, out, demo_corpus, n_items=10_000, nfe=2)
+    assert (out / "model.safetensors").read_bytes() == before  # the failed export left the old folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo_base"]  # and no temp folder behind
+
+
+def test_demo_refuses_a_missing_base_before_any_work(tmp_path):
+    from f5rl.scripts.demo import check_base
+
+    (tmp_path / "config.yaml").write_text("model: {}\n")
+    with pytest.raises(FileNotFoundError, match="model.safetensors, vocab.txt.*make demo-base"):
+        check_base(tmp_path)
+
+
+def test_base_overrides_rebuild_the_shipped_network():
+    from omegaconf import OmegaConf
+
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import RLTrainConfig
+    from f5rl.scripts.demo import base_overrides
+    from f5rl.scripts.demo_base import SHIPPED
+
+    if not (SHIPPED / "config.yaml").is_file():
+        pytest.skip("no shipped base model in this checkout")
+    cfg = validate(compose("F5TTS_RL_tiny", base_overrides(SHIPPED)), RLTrainConfig)
+    arch = OmegaConf.load(SHIPPED / "config.yaml").model.arch
+    for key, value in OmegaConf.to_container(arch).items():
+        assert getattr(cfg.model.arch, key) == value, key
+    assert cfg.model.tokenizer == "phoneme" and cfg.model.tokenizer_path == str(SHIPPED / "vocab.txt")
