@@ -77,5 +77,8 @@ def test_span_mask_by_hand_and_within_lengths():
 def test_duration_heuristic():
     assert estimate_duration(100, "abcd", "abcdefgh") == 300
     assert estimate_duration(100, "abcd", "abcdefgh", speed=2.0) == 200
+    assert estimate_duration(100, "é", "ab") == 200  # F5 counts UTF-8 bytes: "é" is 2
+    words = lambda t: len(t.split())  # noqa: E731 - a phoneme model passes its token count instead
+    assert estimate_duration(100, "one two", "three four five six", length=words) == 300
     with pytest.raises(ValueError, match="speed"):
         estimate_duration(100, "a", "b", speed=0)

@@ -12,7 +12,9 @@ def test_quick_demo_runs_end_to_end_and_writes_what_it_promises(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (data / "raw").is_dir() and (data / "test.jsonl").is_file()
-    for stage in ("stage0_mse", "stage1_gaussian_nll", "stage2_grpo"):
+    assert not (out / "stage0_mse").exists()  # stage 1 starts from the shipped base model
+    assert "model.tokenizer=phoneme" in proc.stdout and "demo_base/model.safetensors" in proc.stdout
+    for stage in ("stage1_gaussian_nll", "stage2_grpo"):
         d = out / stage
         assert (d / "model_last.pt").is_file() and (d / "config.yaml").is_file()
         samples = sorted(p.name for p in (d / "samples").glob("*.wav"))

@@ -32,5 +32,7 @@ def test_phoneme_tokenizer(tmp_path):
     assert ids.shape == (2, 8)
     assert ids[1, 4:].tolist() == [-1] * 4  # padding
     assert tok.unknown("please sing") == sorted({"s", "ˈɪ", "ŋ"})
+    assert tok.length("please call") == 8  # duration estimates count phonemes, not letters
+    assert build_tokenizer("char", vocab).length("é") == 2  # others keep F5's UTF-8 bytes
     with pytest.raises(ValueError, match="vocab.txt"):
         build_tokenizer("phoneme")

@@ -124,7 +124,7 @@ class TTS:
         prompt = self.prepare_prompt(ref_audio).to(self.device)
         n_prompt = prompt.shape[0]
         full = ref_text.strip() + " " + text.strip()
-        total = duration or estimate_duration(n_prompt, ref_text, text, speed)
+        total = duration or estimate_duration(n_prompt, ref_text, text, speed, self.tokenizer.length)
         ids = self.tokenizer.encode([full]).to(self.device)
         out = self.model.sample(prompt[None], ids, total, steps=nfe, cfg_strength=cfg_strength,
                                 sway_sampling_coef=sway, seed=seed, precision=self.precision)
@@ -144,7 +144,8 @@ class TTS:
         cond = torch.zeros(len(prompts), int(lens.max()), prompts[0].shape[1])
         for i, p in enumerate(prompts):
             cond[i, : p.shape[0]] = p
-        totals = torch.tensor([estimate_duration(int(n), r, t, speed) for n, r, t in zip(lens, ref_texts, texts)])
+        totals = torch.tensor([estimate_duration(int(n), r, t, speed, self.tokenizer.length)
+                               for n, r, t in zip(lens, ref_texts, texts)])
         ids = self.tokenizer.encode([r.strip() + " " + t.strip() for r, t in zip(ref_texts, texts)])
         out = self.model.sample(cond.to(self.device), ids.to(self.device), totals.to(self.device),
                                 lens=lens.to(self.device), steps=nfe, cfg_strength=cfg_strength,

@@ -6,7 +6,7 @@ Time convention: t=0 noise, t=1 data.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -50,10 +50,15 @@ def cfg_combine(v_cond: Tensor, v_uncond: Tensor, strength: float) -> Tensor:
     return v_cond + (v_cond - v_uncond) * strength
 
 
-def estimate_duration(ref_frames: int, ref_text: str, gen_text: str, speed: float = 1.0) -> int:
-    """F5 heuristic: total frames = prompt frames + prompt rate × generated text bytes / speed."""
-    ref_len = max(len(ref_text.encode("utf-8")), 1)
-    gen_len = len(gen_text.encode("utf-8"))
+def estimate_duration(ref_frames: int, ref_text: str, gen_text: str, speed: float = 1.0,
+                      length: Callable[[str], int] | None = None) -> int:
+    """F5 heuristic: total frames = prompt frames + prompt rate × generated text length / speed.
+
+    ``length`` measures text (default: UTF-8 bytes, F5's rule; a phoneme model passes its token count,
+    which tracks speaking time more closely than spelling does)."""
+    length = length or (lambda t: len(t.encode("utf-8")))
+    ref_len = max(length(ref_text), 1)
+    gen_len = length(gen_text)
     if speed <= 0:
         raise ValueError(f"speed={speed} must be > 0")
     return ref_frames + int(ref_frames / ref_len * gen_len / speed)

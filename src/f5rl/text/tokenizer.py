@@ -89,6 +89,12 @@ class Tokenizer:
             return to_pinyin_tokens(text)
         return list(text)
 
+    def length(self, text: str) -> int:
+        """Text length for duration estimates: phoneme tokens for ``phoneme``, else UTF-8 bytes (F5)."""
+        if self.kind == "phoneme":
+            return len(self.tokenize(text))
+        return len(text.encode("utf-8"))
+
     def ids(self, text: str) -> list[int]:
         if self.vocab is None:
             return list(text.encode("utf-8"))
