@@ -120,3 +120,13 @@ def test_tiny_dit_overfits_one_utterance():
     first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
     print(f"overfit: mean loss first 20 steps {first:.3f}, last 20 steps {last:.3f} ({first / last:.1f}x)")
     assert first / last >= 5
+
+
+def test_average_upsampled_sampling_batched_equals_single():
+    """The text is spread over each sample's whole duration (prompt + target), also under CFG."""
+    torch.manual_seed(0)
+    cfm = CFM(DiT(tiny_config(text_embedding_average_upsampling=True)), CFMConfig())
+    cond, text = _prompt()
+    both = cfm.sample(cond, text, torch.tensor([40, 31]), seed=[11, 12], steps=4, cfg_strength=2.0)
+    one = cfm.sample(cond[1:], text[1:, :8], torch.tensor([31]), seed=[12], steps=4, cfg_strength=2.0)
+    assert torch.allclose(both.mel[1, :31], one.mel[0], atol=1e-5)

@@ -148,3 +148,32 @@ def test_config_validation_messages():
         DiTConfig(text_mask_padding=False, text_embedding_average_upsampling=True)
     with pytest.raises(ValueError, match="ln_sig_init"):
         DiTConfig(ln_sig_init=0.0)
+
+
+def test_average_upsampling_adds_no_parameters_and_reuses_v1_weights():
+    torch.manual_seed(0)
+    plain = DiT(tiny_config())
+    up = DiT(tiny_config(text_embedding_average_upsampling=True))
+    assert up.state_dict().keys() == plain.state_dict().keys()
+    up.load_state_dict(plain.state_dict(), strict=True)  # a v1 checkpoint loads either way
+    text = torch.tensor([[3, 4, 5, -1, -1, -1, -1, -1], [6, 7, 8, 9, 10, 11, -1, -1]])
+    lens = torch.tensor([8, 5])
+    before = plain.text_embed(text, 8)
+    # option off: tokens stay at their positions, padding stays zero (as before the option existed)
+    assert torch.equal(before[0, 3:], torch.zeros(5, 32)) and before[0, :3].abs().sum() > 0
+    # option on: the same encoder output, spread over each sample's own frames
+    after = up.text_embed(text, 8, audio_lens=lens)
+    valid = text >= 0
+    assert torch.allclose(after, average_upsample(before, valid, lens), atol=1e-6)
+    assert torch.equal(after[0, :2], before[0, :1].expand(2, -1))  # T=3, L=8: token 0 on frames 0,1
+    assert torch.equal(after[1, 5:], torch.zeros(3, 32))  # past the audio
+
+
+def test_average_upsampling_padded_batch_equals_single():
+    torch.manual_seed(0)
+    dit = DiT(tiny_config(text_embedding_average_upsampling=True)).eval()
+    x, cond, text, time = _inputs(n=30)
+    mask = torch.arange(30)[None] < torch.tensor([[30], [21]])
+    batched = dit(x, cond, text, time, mask=mask).mu
+    single = dit(x[1:, :21], cond[1:, :21], text[1:, :6], time[1:]).mu
+    assert torch.allclose(batched[1, :21], single[0], atol=1e-5)
