@@ -70,6 +70,17 @@ def demo_corpus(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def standard_demo_corpus(tmp_path_factory):
+    """The corpus ``make demo`` builds (seed 1234, 1200 sentences, six voices): the held-out sentences
+    the shipped demo base model never trained on. About a minute; used by slow tests only."""
+    from f5rl.data.prepare_demo import build
+
+    out = tmp_path_factory.mktemp("standard") / "demo_char"
+    build(out, sentences=1200, report_similarity=False)
+    return out
+
+
 def tiny_train_config(save_dir, data_dir, *overrides: str):
     """The tiny demo config shrunk further for unit tests (fp32, no logger, no samples)."""
     from f5rl.config import compose, validate

@@ -13,5 +13,7 @@ def test_wheel_ships_the_configs(tmp_path):
                     str(root)], check=True, capture_output=True, timeout=300)
     wheel = next(tmp_path.glob("f5rl-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for cfg in ("F5TTS_v1_Base", "F5TTS_Base", "F5TTS_v1_Small", "F5TTS_tiny_demo"):
+    for cfg in ("F5TTS_v1_Base", "F5TTS_Base", "F5TTS_v1_Small", "F5TTS_tiny_demo", "F5TTS_demo_base"):
         assert f"f5rl/configs/{cfg}.yaml" in names
+    for f in ("model.safetensors", "config.yaml", "vocab.txt", "README.md"):  # the demo base model
+        assert f"f5rl/assets/demo_base/{f}" in names

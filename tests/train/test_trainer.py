@@ -196,3 +196,15 @@ def test_periodic_validation_logs_val_metrics_and_keeps_best(tmp_path, demo_corp
     assert {"val/cer", "val/wer", "val/sim", "val/rtf"} <= set(row)
     assert 0 <= row["val/cer"] <= 2 and -1 <= row["val/sim"] <= 1
     assert (tmp_path / "val" / "model_best.pt").is_file()
+    # a resumed run (another sitting) remembers the best value: model_best.pt changes only if beaten
+    t2 = _trainer(tiny_train_config(tmp_path / "val", demo_corpus, "optim.max_updates=4",
+                                    f"ckpts.val_list={demo_corpus / 'test_eval.jsonl'}", "ckpts.val_every=2",
+                                    "ckpts.val_size=2", "ckpts.val_nfe=4", "ckpts.keep_best_by=val/cer",
+                                    "ckpts.keep_best_mode=min", "model.vocoder.griffin_lim_iters=4",
+                                    "optim.learning_rate=1e-2"))
+    assert t2.start_update == 2 and t2.best == pytest.approx(row["val/cer"])
+    t2.train()
+    cer4 = json.loads((tmp_path / "val" / "metrics.jsonl").read_text().splitlines()[-1])["val/cer"]
+    best = torch.load(tmp_path / "val" / "model_best.pt", weights_only=True)
+    assert best["update"] == (4 if cer4 < row["val/cer"] else 2)
+    assert best["best_metric"] == pytest.approx(min(cer4, row["val/cer"]))

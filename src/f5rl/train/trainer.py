@@ -138,7 +138,8 @@ class Trainer:
     def _setup_validation(self) -> None:
         """Stage 0/1 validation on a small test list with the reward models' metrics (val/cer, ...)."""
         c = self.cfg.ckpts
-        self.val_items, self.best = None, None
+        # a resumed run keeps the best value it had: model_best.pt is replaced only by a better model
+        self.val_items, self.best = None, getattr(self, "_resumed_best", None)
         if not c.val_list or c.val_every <= 0 or not self.accelerator.is_main_process:
             return
         from f5rl.eval.evaluate import read_test_list
@@ -251,6 +252,7 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler_state_dict"])
         if "rng_state" in ckpt:
             set_rng_state(ckpt["rng_state"])
+        self._resumed_best = ckpt.get("best_metric")
         return int(ckpt["update"])
 
     def _write_config(self) -> None:
@@ -349,6 +351,7 @@ class Trainer:
             "scheduler_state_dict": self.scheduler.state_dict(),
             "update": update,
             "rng_state": rng_state(),
+            "best_metric": self.best,  # the keep_best_by value of model_best.pt (None before any)
         }
 
     def _maybe_save(self, update: int, batch: Batch, summary: TrainSummary, final: bool) -> None:
