@@ -32,11 +32,14 @@ def test_corpus_has_a_phoneme_vocab_covering_held_out_text(demo_corpus):
 
 
 def test_export_writes_a_loadable_model_folder_and_never_half_replaces_it(phoneme_run, demo_corpus, tmp_path):
+    import shutil
+
     from safetensors.torch import load_file
 
     from f5rl.infer.tts import TTS
     from f5rl.scripts.demo_base import export
 
+    shutil.copy(phoneme_run / "model_last.pt", phoneme_run / "model_best.pt")  # two candidates to choose from
     out = tmp_path / "demo_base"
     report = export(phoneme_run, out, demo_corpus, n_items=2, nfe=2)
     assert sorted(p.name for p in out.iterdir()) == [
@@ -46,6 +49,8 @@ def test_export_writes_a_loadable_model_folder_and_never_half_replaces_it(phonem
     assert int(keys["step"]) == 2
     info = json.loads((out / "metrics.json").read_text())
     assert info["measured"]["items"] == 2 and info["measured"]["cer"] == report.cer
+    assert set(info["selection_split_cer"]) == {"model_best.pt", "model_last.pt"}  # chosen on other items
+    assert [r["utt"] for r in info["measured"]["per_item"]] == [r["utt"] for r in report.per_item]
     assert report.cer >= 0 and -1 <= report.different_speaker_sim <= 1
     assert f"{report.cer:.3f}" in (out / "README.md").read_text()
     assert "tokenizer_path: vocab.txt" in (out / "config.yaml").read_text()

