@@ -47,7 +47,8 @@ def test_dpo_from_the_shipped_base_on_real_rewards(tmp_path, standard_demo_corpu
     fresh = write_jsonl(demo_rows(data, groups=16, nsamples=2, seed=99), tmp_path / "fresh.jsonl")
     before = generate(str(fresh), str(base), str(tmp_path / "fresh_before"), nfe=16, progress=False)
     r = iterate(str(manifest), str(base), str(tmp_path / "work"), rounds=1, group_size=4, nfe=16, val_size=6,
-                overrides=[*base_overrides(SHIPPED), f"datasets.path={data}", "ckpts.logger=null"])[0]
+                overrides=[*base_overrides(SHIPPED), f"datasets.path={data}", "ckpts.logger=null",
+                           "optim.max_updates=60"])[0]
     after = generate(str(fresh), r.ckpt, str(tmp_path / "fresh_after"), nfe=16, progress=False)
     reward = lambda g: (1 - g["mean_cer"]) + g["mean_sim"]  # noqa: E731 - the demo's ASR + SIM reward
     acc_b, acc_a = r.val_before["val/dpo/accuracy"], r.val_after["val/dpo/accuracy"]
