@@ -35,7 +35,8 @@ def test_shipped_base_model_reaches_the_cer_target(base_report):
 def test_dpo_from_the_shipped_base_on_real_rewards(tmp_path, standard_demo_corpus):
     """One offline DPO round from the shipped base: pairs from Whisper CER / resemblyzer SIM of 4 samples
     per held-out text; held-out pairs' implicit accuracy and fresh samples on other held-out prompts
-    (same seeds) before and after."""
+    (same seeds) before and after. Measured when written: 12 train / 6 held-out pairs, accuracy
+    0.000 -> 0.667, fresh CER 0.443 -> 0.417, SIM 0.816 -> 0.806, reward 1.373 -> 1.389."""
     from f5rl.prefs.create_text_context_pairs import demo_rows, write_jsonl
     from f5rl.prefs.generate import generate
     from f5rl.prefs.iterate import iterate
