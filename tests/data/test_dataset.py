@@ -1,6 +1,5 @@
 import json
 
-import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -57,7 +56,7 @@ def test_missing_dataset_error_says_how_to_prepare(tmp_path):
 
 
 def test_demo_corpus_loads_and_is_reproducible(demo_corpus, tmp_path):
-    from f5rl.data.prepare_demo import build, make_sentences
+    from f5rl.data.prepare_demo import make_sentences
 
     ds = TTSDataset(demo_corpus)
     summary = json.loads((demo_corpus / "speakers.json").read_text())
@@ -68,6 +67,28 @@ def test_demo_corpus_loads_and_is_reproducible(demo_corpus, tmp_path):
     tok = build_tokenizer("char", demo_corpus / "vocab.txt")
     assert all(not tok.unknown(r["text"]) for r in test_rows)
     assert make_sentences(10, 7) == make_sentences(10, 7) != make_sentences(10, 8)
+
+
+def test_extra_train_sentences_keep_the_held_out_split(demo_corpus, tmp_path):
+    """A larger train set built from the same seed keeps the test split of the smaller corpus, so a
+    model trained on it is still measured on sentences it never saw."""
+    from f5rl.data.prepare_demo import build
+
+    big = tmp_path / "big"
+    summary = build(big, sentences=28, test_fraction=0.15, seed=7, speakers=["joe", "ava", "max", "ivy"],
+                    report_similarity=False, extra_train_sentences=10)
+    small = json.loads((demo_corpus / "speakers.json").read_text())
+    assert summary["train_items"] == small["train_items"] + 10 and summary["test_items"] == small["test_items"]
+    assert (big / "test_eval.jsonl").read_text() == (demo_corpus / "test_eval.jsonl").read_text()
+    # (durations may differ by a few samples: espeak-ng keeps state across syntheses in one process)
+    held_out = lambda d: [(r["audio_path"], r["text"], r["speaker"])  # noqa: E731
+                          for r in map(json.loads, (d / "test.jsonl").read_text().splitlines())]
+    assert held_out(big) == held_out(demo_corpus)
+    test_texts = {json.loads(ln)["text"] for ln in (big / "test.jsonl").read_text().splitlines()}
+    train_texts = set(TTSDataset(big).table["text"])
+    assert set(TTSDataset(demo_corpus).table["text"]) < train_texts and not test_texts & train_texts
+    with pytest.raises(ValueError, match="extra_train_sentences"):
+        build(tmp_path / "bad", sentences=28, extra_train_sentences=-1)
 
 
 def test_demo_corpus_is_reproducible_from_its_seed(tmp_path):

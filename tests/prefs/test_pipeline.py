@@ -98,3 +98,54 @@ def test_one_dpo_round_end_to_end(tmp_path, demo_corpus, tiny_ckpt):
     on_train = trained.validate()
     print(f"implicit accuracy on the training pairs after DPO: {on_train['val/dpo/accuracy']:.2f}")
     assert on_train["val/dpo/accuracy"] > 0.5 and on_train["val/loss"] < 0.6931
+
+
+def test_held_out_implicit_reward_averages_stratified_draws(tmp_path, demo_corpus, tiny_ckpt):
+    """validate() averages each pair's flow errors over dpo.val_draws draws with t stratified over
+    [0, 1]; with errors e_w = t (and 0 elsewhere) the gap is -mean(t)/2, checked by hand."""
+    import json
+    import math
+
+    import torch
+
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import DPOTrainConfig
+    from f5rl.train.dpo_trainer import DPOTrainer
+
+    wavs = sorted((demo_corpus / "wavs").glob("*.wav"))
+    rows = [{"context_audio": str(wavs[i]), "chosen_audio": str(wavs[i + 1]), "rejected_audio": str(wavs[i + 1]),
+             "context_text": "a", "text": "b", "chosen_cer": 0.0, "rejected_cer": 0.5, "chosen_sim": 0.9,
+             "rejected_sim": 0.8} for i in range(3)]
+    manifest = tmp_path / "pairs.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    over = [f"dpo.train_manifest={manifest}", f"dpo.val_manifest={manifest}", f"datasets.path={demo_corpus}",
+            f"ckpts.save_dir={tmp_path / 'run'}", f"ckpts.init_from={tiny_ckpt}", f"dpo.ref_model_ckpt={tiny_ckpt}",
+            "ckpts.logger=null", "model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2",
+            "model.arch.dim_head=32", "model.arch.text_dim=32", "model.arch.conv_layers=1",
+            "optim.mixed_precision=no", "dpo.val_draws=4", "dpo.beta=10"]
+    trainer = DPOTrainer(validate(compose("F5TTS_DPO_tiny", over), DPOTrainConfig))
+    trainer.setup()
+    same = trainer.validate()  # policy == reference: zero gap whatever the draws
+    assert same["val/loss"] == pytest.approx(math.log(2), abs=1e-5) and same["val/dpo/accuracy"] == 0.0
+
+    seen = []
+
+    def fake_errors(batch, net, draws):
+        x0, t = draws
+        seen.append(t.clone())
+        zero = torch.zeros_like(t)
+        return (t, zero, draws) if net is not trainer.ref else (zero, zero, draws)
+
+    trainer.pair_errors = fake_errors
+    out = trainer.validate()
+    ts = torch.stack(seen[::2])  # policy calls; (draws, pairs)
+    assert ts.shape == (4, 3)
+    for i in range(4):  # draw i covers [i/4, (i+1)/4)
+        assert ((ts[i] >= i / 4) & (ts[i] < (i + 1) / 4)).all()
+    gap = -0.5 * ts.mean(0)  # implicit_gap with e_w = mean t, the rest 0
+    assert out["val/loss"] == pytest.approx(float(-torch.nn.functional.logsigmoid(10 * gap).mean()), rel=1e-6)
+    assert out["val/dpo/accuracy"] == 0.0  # the chosen got worse on every pair
+    seen.clear()
+    assert trainer.validate() == out  # fixed draws: the same numbers every call
+    with pytest.raises(ValueError, match="val_draws"):
+        validate(compose("F5TTS_DPO_tiny", [*over, "dpo.val_draws=0"]), DPOTrainConfig)

@@ -208,3 +208,12 @@ def test_periodic_validation_logs_val_metrics_and_keeps_best(tmp_path, demo_corp
     best = torch.load(tmp_path / "val" / "model_best.pt", weights_only=True)
     assert best["update"] == (4 if cer4 < row["val/cer"] else 2)
     assert best["best_metric"] == pytest.approx(min(cer4, row["val/cer"]))
+    # validating on other items makes the saved value incomparable: the next run measures it afresh
+    t3 = _trainer(tiny_train_config(tmp_path / "val", demo_corpus, "optim.max_updates=6",
+                                    f"ckpts.val_list={demo_corpus / 'test_eval.jsonl'}", "ckpts.val_every=2",
+                                    "ckpts.val_size=3", "ckpts.val_nfe=4", "ckpts.keep_best_by=val/cer",
+                                    "ckpts.keep_best_mode=min", "model.vocoder.griffin_lim_iters=4"))
+    assert t3.start_update == 4 and t3.best is None
+    t3.train()
+    best = torch.load(tmp_path / "val" / "model_best.pt", weights_only=True)
+    assert best["update"] == 6 and best["best_metric_on"]["val_size"] == 3

@@ -330,9 +330,14 @@ class DPOCfg:
     sft_loss_weight: float = 0.0  # dpo_sft_loss_weight: CFM loss on the chosen sample
     ref_model_ckpt: str | None = None
     val_every: int = 0
+    # held-out pairs: each pair's flow errors are averaged over this many (noise, t) draws, t stratified
+    # over [0, 1], so the implicit reward estimates its expectation (Diffusion-DPO, eq. 12), not one draw
+    val_draws: int = 8
 
     def check(self) -> None:
         _one_of("dpo.loss_type", self.loss_type, ("dpo", "ipo", "rpo"))
+        if self.val_draws < 1:
+            raise ValueError(f"dpo.val_draws={self.val_draws} must be >= 1")
         if not self.train_manifest:
             raise ValueError("dpo.train_manifest is required (train.jsonl from f5rl.prefs.create_preference_pairs)")
         if self.beta <= 0:

@@ -105,8 +105,14 @@ def trim_and_normalize(audio: np.ndarray, sr: int, top_db: float = 40.0, pad_s: 
 
 def build(out_dir: str | Path = "data/demo_char", sentences: int = 420, test_fraction: float = 0.1,
           seed: int = 1234, speakers: list[str] | None = None, report_similarity: bool = True,
-          progress: Callable[[int, int], None] | None = None) -> dict:
-    """Synthesise the corpus; returns the summary written to ``speakers.json``."""
+          progress: Callable[[int, int], None] | None = None, extra_train_sentences: int = 0) -> dict:
+    """Synthesise the corpus; returns the summary written to ``speakers.json``.
+
+    ``extra_train_sentences`` more sentences go to train only. The first ``sentences`` sentences, the
+    held-out split and the test lists are exactly those of the corpus without them (the grammar draws
+    sentences in sequence and the split samples from ``range(sentences)``), so a model trained on the
+    larger corpus is still measured on text it never saw.
+    """
     from f5rl.audio.io import resample, save_audio
     from f5rl.data.prepare import Row, tokens_for_vocab, write_dataset
 
@@ -115,9 +121,10 @@ def build(out_dir: str | Path = "data/demo_char", sentences: int = 420, test_fra
     if unknown:
         raise ValueError(f"unknown demo speakers {unknown}; available: {list(SPEAKERS)}")
     out_dir = Path(out_dir)
-    wav_dir = out_dir / "wavs"
     rng = random.Random(seed)
-    texts = make_sentences(sentences, seed)
+    if extra_train_sentences < 0:
+        raise ValueError(f"extra_train_sentences must be >= 0, got {extra_train_sentences}")
+    texts = make_sentences(sentences + extra_train_sentences, seed)
     n_test = max(len(speakers), int(round(sentences * test_fraction)))
     test_idx = set(rng.sample(range(sentences), n_test))
     piper = PiperEngine() if "joe" in speakers else None
@@ -153,14 +160,14 @@ def build(out_dir: str | Path = "data/demo_char", sentences: int = 420, test_fra
         for row in test_rows:
             f.write(json.dumps(row) + "\n")
     summary = {
-        "seed": seed, "sentences": sentences, "speakers": {s: (SPEAKERS[s].__dict__ if SPEAKERS[s] else "piper:joe")
-                                                           for s in speakers},
+        "seed": seed, "sentences": sentences, "extra_train_sentences": extra_train_sentences,
+        "speakers": {s: (SPEAKERS[s].__dict__ if SPEAKERS[s] else "piper:joe") for s in speakers},
         "train_items": len(train_rows), "test_items": len(test_rows),
         "train_hours": round(sum(r.duration for r in train_rows) / 3600, 3), "synthesis_seconds": round(synth_s, 1),
     }
     from f5rl.eval.test_lists import demo_test_lists
 
-    demo_test_lists(out_dir, seed)
+    demo_test_lists(out_dir, seed, prompt_pool=len(train_rows) - extra_train_sentences)
     if report_similarity:
         summary["similarity"] = speaker_similarity(out_dir, train_rows, train_spk)
     (out_dir / "speakers.json").write_text(json.dumps(summary, indent=2))
@@ -188,8 +195,8 @@ def speaker_similarity(out_dir: Path, rows: list, spk: list[str], per_speaker: i
             sims = [float(x @ y) for i, x in enumerate(embs[a]) for j, y in enumerate(embs[b]) if a != b or i < j]
             matrix[f"{a}-{b}"] = round(float(np.mean(sims)), 3)
             (same if a == b else diff).extend(sims)
-    return {"same_speaker_mean": round(float(np.mean(same)), 3), "different_speaker_mean": round(float(np.mean(diff)), 3),
-            "pairs": matrix}
+    return {"same_speaker_mean": round(float(np.mean(same)), 3),
+            "different_speaker_mean": round(float(np.mean(diff)), 3), "pairs": matrix}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -199,19 +206,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--test_fraction", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--speakers", default=",".join(SPEAKERS))
+    ap.add_argument("--extra_train_sentences", type=int, default=0,
+                    help="more train-only sentences; the held-out split stays that of --sentences")
     ap.add_argument("--no_similarity", action="store_true")
     args = ap.parse_args(argv)
     from tqdm import tqdm
 
-    bar = tqdm(total=args.sentences, desc="synthesising", unit="utt")
+    bar = tqdm(total=args.sentences + args.extra_train_sentences, desc="synthesising", unit="utt")
     summary = build(args.out, args.sentences, args.test_fraction, args.seed, args.speakers.split(","),
-                    not args.no_similarity, progress=lambda i, n: bar.update(1))
+                    not args.no_similarity, progress=lambda i, n: bar.update(1),
+                    extra_train_sentences=args.extra_train_sentences)
     bar.close()
     sim = summary.get("similarity")
     print(f"demo corpus in {args.out}: {summary['train_items']} train / {summary['test_items']} test utterances, "
           f"{summary['train_hours']} h, synthesis {summary['synthesis_seconds']} s")
     if isinstance(sim, dict):
-        print(f"speaker cosine (resemblyzer): same {sim['same_speaker_mean']}, different {sim['different_speaker_mean']}")
+        print(f"speaker cosine (resemblyzer): same {sim['same_speaker_mean']}, "
+              f"different {sim['different_speaker_mean']}")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,15 @@ import random
 from pathlib import Path
 
 
-def demo_test_lists(data_dir: str | Path, seed: int = 0) -> tuple[Path, Path]:
+def demo_test_lists(data_dir: str | Path, seed: int = 0, prompt_pool: int | None = None) -> tuple[Path, Path]:
+    """Write the lists; prompts come from the first ``prompt_pool`` training rows (all when None), so
+    a corpus with extra train-only sentences gets the same lists as the corpus without them."""
     from datasets import load_from_disk
 
     data = Path(data_dir)
     train = load_from_disk(str(data / "raw"))
+    if prompt_pool is not None:
+        train = train.select(range(min(prompt_pool, len(train))))
     by_spk: dict[str, list[dict]] = {}
     for r in train:
         by_spk.setdefault(r["speaker"], []).append(r)
@@ -41,7 +45,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/demo_char")
     args = ap.parse_args(argv)
-    for p in demo_test_lists(args.data):
+    summary = Path(args.data) / "speakers.json"  # written by prepare_demo: the corpus seed and split
+    info = json.loads(summary.read_text()) if summary.is_file() else {}
+    pool = info["train_items"] - info.get("extra_train_sentences", 0) if "train_items" in info else None
+    for p in demo_test_lists(args.data, info.get("seed", 0), pool):
         print(f"wrote {p}")
 
 

@@ -253,6 +253,13 @@ class Trainer:
         if "rng_state" in ckpt:
             set_rng_state(ckpt["rng_state"])
         self._resumed_best = ckpt.get("best_metric")
+        saved_on = ckpt.get("best_metric_on")
+        if self._resumed_best is not None and saved_on is not None and saved_on != self._best_measured_on():
+            # a value measured on other items (or steps, or by another metric) is not comparable:
+            # the first validation of this run sets model_best.pt afresh
+            log.info("validation changed since the checkpoint (%s -> %s): best %s=%.4f is not carried over",
+                     saved_on, self._best_measured_on(), self.cfg.ckpts.keep_best_by, self._resumed_best)
+            self._resumed_best = None
         return int(ckpt["update"])
 
     def _write_config(self) -> None:
@@ -352,7 +359,13 @@ class Trainer:
             "update": update,
             "rng_state": rng_state(),
             "best_metric": self.best,  # the keep_best_by value of model_best.pt (None before any)
+            "best_metric_on": self._best_measured_on(),
         }
+
+    def _best_measured_on(self) -> dict:
+        """What ``best_metric`` was measured on: a resumed run compares only like with like."""
+        c = self.cfg.ckpts
+        return {"metric": c.keep_best_by, "val_list": str(c.val_list), "val_size": c.val_size, "val_nfe": c.val_nfe}
 
     def _maybe_save(self, update: int, batch: Batch, summary: TrainSummary, final: bool) -> None:
         c = self.cfg.ckpts
