@@ -85,3 +85,33 @@ def test_base_overrides_rebuild_the_shipped_network():
     for key, value in OmegaConf.to_container(arch).items():
         assert getattr(cfg.model.arch, key) == value, key
     assert cfg.model.tokenizer == "phoneme" and cfg.model.tokenizer_path == str(SHIPPED / "vocab.txt")
+
+
+TINY = ["model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2", "model.arch.dim_head=32",
+        "model.arch.text_dim=32", "model.arch.conv_layers=1", "optim.mixed_precision=no", "ckpts.logger=null",
+        "datasets.batch_size_type=sample", "datasets.batch_size_per_gpu=4", "ckpts.val_every=0",
+        "optim.num_warmup_updates=1", "ckpts.last_per_updates=1"]
+
+
+def test_recipe_runs_its_stages_in_order_and_never_starts_one_from_an_unfinished_one(tmp_path, demo_corpus):
+    pytest.importorskip("piper")
+    import torch
+
+    from f5rl.scripts.demo_base import Stage, run_recipe
+
+    recipe = (Stage("first", str(demo_corpus), 0, 2), Stage("second", "more", 6, 4, sentences=20))
+    save = tmp_path / "run"
+    # stopped early inside the first stage: the second stage's corpus is not even built
+    assert run_recipe(demo_corpus, save, [*TINY, "optim.max_updates=1"], recipe, root=tmp_path) is False
+    assert torch.load(save / "model_last.pt", weights_only=True)["update"] == 1
+    assert not (tmp_path / "more").exists() and not (save / "model_last_first.pt").exists()
+    # run again: the first stage resumes to its end, the second continues on the larger corpus
+    assert run_recipe(demo_corpus, save, TINY, recipe, root=tmp_path) is True
+    info = json.loads((tmp_path / "more" / "speakers.json").read_text())
+    assert info["extra_train_sentences"] == 6 and info["train_items"] == 20 - info["test_items"] + 6
+    assert torch.load(save / "model_last_first.pt", weights_only=True)["update"] == 2
+    assert torch.load(save / "model_last.pt", weights_only=True)["update"] == 4
+    cfg = (save / "config.yaml").read_text()
+    assert f"path: {tmp_path / 'more'}" in cfg and f"val_list: {demo_corpus / 'test_eval.jsonl'}" in cfg
+    assert run_recipe(demo_corpus, save, TINY, recipe, root=tmp_path) is True  # complete: nothing to do
+    assert torch.load(save / "model_last.pt", weights_only=True)["update"] == 4
