@@ -27,6 +27,12 @@ class Batch:
         return self.mel.shape[0]
 
 
+def pad_frames(mels: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """``(b, n, m)`` zero-padded stack of ``(n_i, m)`` mels and their lengths ``(b,)``."""
+    lens = torch.tensor([x.shape[0] for x in mels], dtype=torch.long)
+    return torch.nn.utils.rnn.pad_sequence(mels, batch_first=True), lens
+
+
 class Collate:
     """Picklable collate function (works with DataLoader workers)."""
 
@@ -34,10 +40,6 @@ class Collate:
         self.tokenizer = tokenizer
 
     def __call__(self, items: list[Item]) -> Batch:
-        lens = torch.tensor([it.mel.shape[0] for it in items], dtype=torch.long)
-        n, m = int(lens.max()), items[0].mel.shape[1]
-        mel = torch.zeros(len(items), n, m)
-        for i, it in enumerate(items):
-            mel[i, : it.mel.shape[0]] = it.mel
+        mel, lens = pad_frames([it.mel for it in items])
         texts = [it.text for it in items]
         return Batch(mel, lens, self.tokenizer.encode(texts), texts, [it.audio_path for it in items])

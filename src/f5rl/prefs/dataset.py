@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from f5rl.audio.io import load_audio
 from f5rl.audio.mel import MelConfig, MelSpectrogram
+from f5rl.data.collate import pad_frames
 from f5rl.text.tokenizer import Tokenizer
 
 
@@ -86,12 +87,8 @@ class PairCollate:
         self.tokenizer = tokenizer
 
     def __call__(self, items: list[PairItem]) -> PairBatch:
-        lens = torch.tensor([it.chosen.shape[0] for it in items])
-        n, m = int(lens.max()), items[0].chosen.shape[1]
-        w, l = torch.zeros(len(items), n, m), torch.zeros(len(items), n, m)
-        for i, it in enumerate(items):
-            w[i, : it.chosen.shape[0]] = it.chosen
-            l[i, : it.rejected.shape[0]] = it.rejected
+        w, lens = pad_frames([it.chosen for it in items])
+        l, _ = pad_frames([it.rejected for it in items])  # same lengths as the chosen by construction
         texts = [it.text for it in items]
         return PairBatch(w, l, lens, torch.tensor([it.prompt_len for it in items]), self.tokenizer.encode(texts), texts,
                          torch.tensor([it.reward_gap for it in items]))
