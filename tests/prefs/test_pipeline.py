@@ -22,6 +22,16 @@ def test_text_context_rows_mix_and_repeat(tmp_path):
         make_rows(["x"], [], ctx, [], nsamples=1)
 
 
+def test_demo_rows_for_fresh_prompts_exclude_the_pair_texts(demo_corpus):
+    pairs = demo_rows(demo_corpus, groups=2, nsamples=2)
+    used = {r["text"] for r in pairs}
+    fresh = demo_rows(demo_corpus, groups=2, nsamples=2, seed=0, exclude=used)  # same seed: would repeat
+    assert len(used) == 2 and not used & {r["text"] for r in fresh}
+    n_test = len((demo_corpus / "test.jsonl").read_text().splitlines())
+    with pytest.raises(ValueError, match="held-out sentences left"):
+        demo_rows(demo_corpus, groups=n_test - 1, nsamples=2, exclude=used)
+
+
 def _run_generate(manifest, ckpt, out, extra=()):
     return [sys.executable, "-m", "f5rl.prefs.generate", "--manifest", str(manifest), "--ckpt", str(ckpt),
             "--out_dir", str(out), "--nfe", "4", "--asr", "duration", "--sim", "duration", *extra]

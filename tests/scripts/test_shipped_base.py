@@ -37,10 +37,12 @@ def dpo_round(tmp_path_factory, standard_demo_corpus):
 
     tmp = tmp_path_factory.mktemp("dpo")
     data, base = standard_demo_corpus, SHIPPED / "model.safetensors"
-    manifest = write_jsonl(demo_rows(data, groups=24, nsamples=4), tmp / "pairs.jsonl")
-    fresh = write_jsonl(demo_rows(data, groups=16, nsamples=2, seed=99), tmp / "fresh.jsonl")
+    rows = demo_rows(data, groups=48, nsamples=4)
+    manifest = write_jsonl(rows, tmp / "pairs.jsonl")
+    fresh = write_jsonl(demo_rows(data, groups=32, nsamples=2, seed=99, exclude={r["text"] for r in rows}),
+                        tmp / "fresh.jsonl")
     before = generate(str(fresh), str(base), str(tmp / "fresh_before"), nfe=16, progress=False)
-    r = iterate(str(manifest), str(base), str(tmp / "work"), rounds=1, group_size=4, nfe=16, val_size=6,
+    r = iterate(str(manifest), str(base), str(tmp / "work"), rounds=1, group_size=4, nfe=16, val_size=12,
                 overrides=[*base_overrides(SHIPPED), f"datasets.path={data}", "ckpts.logger=null",
                            "optim.max_updates=60", "optim.mixed_precision=no"])[0]  # one precision per process
     after = generate(str(fresh), r.ckpt, str(tmp / "fresh_after"), nfe=16, progress=False)

@@ -16,6 +16,7 @@ import json
 import os
 import random
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -92,14 +93,20 @@ if __name__ == "__main__":
     main()
 
 
-def demo_rows(data_dir: str | os.PathLike, groups: int, nsamples: int, seed: int = 0) -> list[dict]:
+def demo_rows(data_dir: str | os.PathLike, groups: int, nsamples: int, seed: int = 0,
+              exclude: Iterable[str] = ()) -> list[dict]:
     """Text/context rows from the demo corpus's held-out split: each held-out sentence is said
-    in the voice of another held-out utterance (its audio and transcript are the context)."""
+    in the voice of another held-out utterance (its audio and transcript are the context).
+    Sentences in ``exclude`` (e.g. the texts DPO pairs were made from) are not used."""
     data_dir = Path(data_dir)
     test = [json.loads(ln) for ln in (data_dir / "test.jsonl").read_text().splitlines() if ln.strip()]
     contexts = [{"audio_path": str(data_dir / r["audio_path"]), "text": r["text"], "speaker": r["speaker"]}
                 for r in test]
     rng = random.Random(seed)
-    texts = [r["text"] for r in test]
+    skip = set(exclude)
+    texts = [r["text"] for r in test if r["text"] not in skip]
+    if len(texts) < groups:
+        raise ValueError(f"{data_dir}/test.jsonl has {len(texts)} held-out sentences left, {groups} asked for; "
+                         "ask for fewer groups or build the corpus with more --sentences")
     rng.shuffle(texts)
     return make_rows([], texts[:groups], contexts, [], nsamples, seed)

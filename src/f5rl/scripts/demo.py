@@ -171,9 +171,11 @@ def stage3_dpo(p: DemoPlan) -> None:
 
     work = p.out / "stage3_dpo"
     policy = p.out / "stage2_grpo" / "model_last.pt"
-    manifest = write_jsonl(demo_rows(p.data, groups=p.dpo_groups, nsamples=4), work / "pairs_manifest.jsonl")
-    evals = write_jsonl(demo_rows(p.data, groups=max(p.dpo_groups // 2, 2), nsamples=2, seed=99),
-                        work / "eval_manifest.jsonl")
+    rows = demo_rows(p.data, groups=p.dpo_groups, nsamples=4)
+    manifest = write_jsonl(rows, work / "pairs_manifest.jsonl")
+    # fresh prompts: held-out sentences that no pair was made from
+    evals = write_jsonl(demo_rows(p.data, groups=max(p.dpo_groups // 2, 2), nsamples=2, seed=99,
+                                  exclude={r["text"] for r in rows}), work / "eval_manifest.jsonl")
     nfe = 4 if p.quick else 16
     print(f"[dpo] python -m f5rl.prefs.iterate --manifest {manifest} --init_ckpt {policy} --work_dir {work} "
           f"--rounds 1 --group_size 4 -- datasets.path={p.data} optim.max_updates={p.dpo_updates}")
