@@ -57,10 +57,11 @@ def dpo_round(tmp_path_factory, standard_demo_corpus):
 
 @pytest.mark.slow
 def test_dpo_from_the_shipped_base_forms_pairs_and_raises_held_out_accuracy(dpo_round):
-    """Issue 6's acceptance is measured here but not yet met robustly: held-out accuracy rose in every
-    run (0 -> 0.667 bf16 alone, 0 -> 0.500 fp32 alone and in the full suite), while the fresh-sample
-    reward rose alone (1.373 -> 1.399) and fell in the full suite (1.401 -> 1.371, different samples).
-    Asserted: what held in every run; the numbers are printed."""
+    """Issue 6's acceptance is measured here but not met: with the update-19500 base, 48 groups x 4
+    samples gave 28 train / 12 held-out pairs; after 60 updates the held-out implicit accuracy (errors
+    averaged over 8 stratified draws) went 0 -> 0.333 and the fresh-sample reward (32 prompts x 2, no
+    pair text among them) 1.408 -> 1.401. Earlier runs with the update-10500 base and 6 held-out pairs:
+    0 -> 0.5 / 0.667. Asserted: what held in every run; the numbers are printed."""
     d = dpo_round
-    assert d["pairs"]["val"] >= 4 and d["pairs"]["train"] >= 8
+    assert d["pairs"]["val"] >= 8 and d["pairs"]["train"] >= 16
     assert d["acc_after"] > d["acc_before"]
