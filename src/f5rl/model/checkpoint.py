@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from f5rl.model.dit import DiT
+from f5rl.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -112,20 +112,14 @@ def atomic_save(obj: object, path: str | os.PathLike) -> Path:
 
     A crash mid-write leaves any previous file at ``path`` intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    # training checkpoints (optimizer state, RNG) stay owner-only; released weights are for sharing
+    with atomic_path(path, mode=0o644 if path.suffix == ".safetensors" else 0o600) as tmp:
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file
 
             save_file({k: v.contiguous() for k, v in obj.items()}, tmp)
         else:
             torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -15,9 +15,10 @@ import argparse
 import json
 import os
 import random
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from f5rl.utils.atomic import atomic_write_text
 
 
 def read_lines(path: str | None) -> list[str]:
@@ -56,14 +57,7 @@ def make_rows(challenging: list[str], regular: list[str], audio_contexts: list[d
 
 
 def write_jsonl(rows: list[dict], path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def main(argv: list[str] | None = None) -> None:

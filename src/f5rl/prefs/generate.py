@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -26,17 +25,11 @@ from f5rl.audio.io import load_audio, save_audio
 from f5rl.rewards.base import RewardBatch
 from f5rl.rewards.registry import build_provider
 from f5rl.rewards.text_metrics import word_error_rate
+from f5rl.utils.atomic import atomic_write_text
 
 
 def row_seed(row_id: str, base: int) -> int:
     return (zlib.crc32(row_id.encode()) + base) % (2**31)
-
-
-def _write_json(obj: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
 
 
 def shard(rows: list[dict]) -> list[dict]:
@@ -76,7 +69,7 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
                    "sim": float(sm.scores[0]), "duration": res.audio.numel() / 24000, "transcript": transcript,
                    "seed": s, "nfe": nfe, "cfg": cfg, "ckpt": str(ckpt)}
         save_audio(out / f"{r['id']}.wav", res.audio)
-        _write_json({**r, **metrics, "audio_path": f"{r['id']}.wav"}, out / f"{r['id']}.json")
+        atomic_write_text(out / f"{r['id']}.json", json.dumps({**r, **metrics, "audio_path": f"{r['id']}.wav"}))
         done += 1
     results = [json.loads((out / f"{r['id']}.json").read_text()) for r in shard(audio_rows)
                if (out / f"{r['id']}.json").is_file()]

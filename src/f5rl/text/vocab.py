@@ -7,12 +7,13 @@ model has ``len(vocab) + 1`` rows because ids are shifted by one so that row 0 i
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from f5rl.utils.atomic import atomic_write_text
 
 EMBED_KEY = "text_embed.text_embed.weight"
 
@@ -42,13 +43,7 @@ def write_vocab(path: str | os.PathLike, tokens: Iterable[str]) -> Path:
     bad = [t for t in tokens if "\n" in t]
     if bad:
         raise ValueError(f"tokens may not contain newlines: {bad[:3]}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(tokens) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, "\n".join(tokens) + "\n")
 
 
 def build_char_vocab(texts: Iterable[str]) -> list[str]:
