@@ -28,8 +28,21 @@ def test_demo_rows_for_fresh_prompts_exclude_the_pair_texts(demo_corpus):
     fresh = demo_rows(demo_corpus, groups=2, nsamples=2, seed=0, exclude=used)  # same seed: would repeat
     assert len(used) == 2 and not used & {r["text"] for r in fresh}
     n_test = len((demo_corpus / "test.jsonl").read_text().splitlines())
-    with pytest.raises(ValueError, match="held-out sentences left"):
+    with pytest.raises(ValueError, match="test sentences left"):
         demo_rows(demo_corpus, groups=n_test - 1, nsamples=2, exclude=used)
+
+
+def test_demo_rows_from_the_train_split_keep_held_out_voices(demo_corpus):
+    from datasets import load_from_disk
+
+    train = set(load_from_disk(str(demo_corpus / "raw"))["text"])
+    held_out = [json.loads(ln) for ln in (demo_corpus / "test.jsonl").read_text().splitlines()]
+    rows = demo_rows(demo_corpus, groups=5, nsamples=3, split="train")
+    assert len(rows) == 15 and len({r["group"] for r in rows}) == 5
+    assert {r["text"] for r in rows} <= train and not {r["text"] for r in rows} & {h["text"] for h in held_out}
+    assert {r["context_audio"] for r in rows} <= {str(demo_corpus / h["audio_path"]) for h in held_out}
+    with pytest.raises(ValueError, match="split='dev'"):
+        demo_rows(demo_corpus, groups=1, nsamples=2, split="dev")
 
 
 def _run_generate(manifest, ckpt, out, extra=()):

@@ -88,19 +88,29 @@ if __name__ == "__main__":
 
 
 def demo_rows(data_dir: str | os.PathLike, groups: int, nsamples: int, seed: int = 0,
-              exclude: Iterable[str] = ()) -> list[dict]:
-    """Text/context rows from the demo corpus's held-out split: each held-out sentence is said
-    in the voice of another held-out utterance (its audio and transcript are the context).
-    Sentences in ``exclude`` (e.g. the texts DPO pairs were made from) are not used."""
+              exclude: Iterable[str] = (), split: str = "test") -> list[dict]:
+    """Text/context rows from the demo corpus: each sentence is said in the voice of a held-out
+    utterance (its audio and transcript are the context). Sentences come from the held-out split
+    (``split="test"``) or the train split (``"train"``: many more of them, and every held-out
+    sentence stays free for evaluating the result). Sentences in ``exclude`` (e.g. the texts DPO
+    pairs were made from) are not used."""
+    if split not in ("test", "train"):
+        raise ValueError(f"split={split!r}: use 'test' (held-out sentences) or 'train'")
     data_dir = Path(data_dir)
     test = [json.loads(ln) for ln in (data_dir / "test.jsonl").read_text().splitlines() if ln.strip()]
     contexts = [{"audio_path": str(data_dir / r["audio_path"]), "text": r["text"], "speaker": r["speaker"]}
                 for r in test]
+    if split == "test":
+        texts = [r["text"] for r in test]
+    else:
+        from datasets import load_from_disk
+
+        texts = list(load_from_disk(str(data_dir / "raw"))["text"])
     rng = random.Random(seed)
     skip = set(exclude)
-    texts = [r["text"] for r in test if r["text"] not in skip]
+    texts = [t for t in texts if t not in skip]
     if len(texts) < groups:
-        raise ValueError(f"{data_dir}/test.jsonl has {len(texts)} held-out sentences left, {groups} asked for; "
+        raise ValueError(f"{data_dir} has {len(texts)} {split} sentences left, {groups} asked for; "
                          "ask for fewer groups or build the corpus with more --sentences")
     rng.shuffle(texts)
     return make_rows([], texts[:groups], contexts, [], nsamples, seed)
