@@ -80,8 +80,23 @@ def test_generate_killed_and_restarted_equals_uninterrupted(tmp_path, demo_corpu
                           text=True, timeout=600)
     assert "| 13 | 1 |" in done.stdout  # 13 rows, 1 text-context row skipped
     full, cut = _digest(tmp_path / "full"), _digest(tmp_path / "cut")
-    assert len(full) == 24 and full == cut  # same files, same audio, nothing truncated or duplicated
+    assert len(full) == 36 and full == cut  # same files, same audio and mels, nothing truncated or duplicated
     assert not list((tmp_path / "cut").glob(".*"))
+
+    # the saved mel is the model's own sample: the conditioning prompt, then the generated frames
+    import numpy as np
+    import torch
+
+    from f5rl.audio.io import load_audio
+    from f5rl.infer.tts import TTS
+
+    row = json.loads((tmp_path / "full" / f"{rows[0]['id']}.json").read_text())
+    mel = np.load(tmp_path / "full" / row["mel_path"])
+    tts = TTS.from_checkpoint(str(tiny_ckpt))
+    ctx = load_audio(row["context_audio"])
+    again = tts.synthesize(ctx, row["context_text"], row["text"], seed=row["seed"], nfe=4)
+    assert row["prompt_frames"] == again.prompt_frames and mel.shape == (again.total_frames, 100)
+    torch.testing.assert_close(torch.from_numpy(mel), torch.cat([tts.prepare_prompt(ctx), again.mel]))
 
 
 @pytest.mark.slow
@@ -105,6 +120,19 @@ def test_one_dpo_round_end_to_end(tmp_path, demo_corpus, tiny_ckpt):
     assert (tmp_path / "work" / "iter_0" / "pairs" / "report.txt").is_file()
     assert (tmp_path / "work" / "iter_0" / "train" / "model_last.pt").is_file()
     assert r.val_before["val/loss"] == pytest.approx(0.6931, abs=1e-3)  # policy == reference before training
+
+    # pairs train on the generated mels themselves, not on mels re-analysed from the vocoded wavs
+    import numpy as np
+
+    from f5rl.prefs.dataset import PairDataset
+
+    pairs_file = tmp_path / "work" / "iter_0" / "pairs" / "train.jsonl"
+    pair = json.loads(pairs_file.read_text().splitlines()[0])
+    item = PairDataset(str(pairs_file))[0]
+    chosen, rejected = np.load(pair["chosen_mel"]), np.load(pair["rejected_mel"])
+    assert item.prompt_len == pair["prompt_frames"] == pair["chosen"]["prompt_frames"]
+    assert np.array_equal(item.chosen.numpy(), chosen) and np.array_equal(item.rejected.numpy(), rejected)
+    assert np.array_equal(chosen[:item.prompt_len], rejected[:item.prompt_len])  # one prompt, two samples
 
     from f5rl.config import compose, validate
     from f5rl.config.schema import DPOTrainConfig

@@ -23,6 +23,8 @@ def load_candidates(generated_dir: str | Path) -> list[Candidate]:
     for path in sorted(folder.glob("*.json")):
         row = json.loads(path.read_text())
         row["audio_path"] = str(folder / row["audio_path"])
+        if "mel_path" in row:
+            row["mel_path"] = str(folder / row["mel_path"])
         nan = math.nan
         cands.append(Candidate(row["id"], row["group"], row.get("cer", nan), row.get("sim", nan),
                                row.get("duration", nan), row))
@@ -41,6 +43,9 @@ def create(generated_dir: str, out_dir: str, group_size: int, cer_threshold: flo
             r.update(text=r["chosen"]["text"], context_audio=r["chosen"]["context_audio"],
                      context_text=r["chosen"]["context_text"], chosen_audio=r["chosen"]["audio_path"],
                      rejected_audio=r["rejected"]["audio_path"])
+            if "mel_path" in r["chosen"] and "mel_path" in r["rejected"]:  # the generated samples themselves
+                r.update(chosen_mel=r["chosen"]["mel_path"], rejected_mel=r["rejected"]["mel_path"],
+                         prompt_frames=r["chosen"]["prompt_frames"])
         write_jsonl(rows, out / f"{name}.jsonl")
     (out / "report.txt").write_text(report.render() + "\n")
     return report

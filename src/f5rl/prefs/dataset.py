@@ -1,9 +1,15 @@
-"""Preference pairs as training batches: prompt (context) mel + chosen/rejected generated mel."""
+"""Preference pairs as training batches: prompt (context) mel + chosen/rejected generated mel.
+
+Pairs from ``f5rl.prefs.generate`` carry the mels the model produced (``chosen_mel``/``rejected_mel``,
+prompt frames first): those are used as they are, so DPO scores the exact samples that were ranked.
+Pairs made elsewhere (audio only) are analysed from their wavs.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -32,7 +38,8 @@ class PairDataset(Dataset):
         import soundfile as sf
 
         fr = self.mel.config.frame_rate
-        self.frame_lens = [int((sf.info(r["chosen_audio"]).duration + sf.info(r["context_audio"]).duration) * fr) + 2
+        self.frame_lens = [np.load(r["chosen_mel"], mmap_mode="r").shape[0] if "chosen_mel" in r else
+                           int((sf.info(r["chosen_audio"]).duration + sf.info(r["context_audio"]).duration) * fr) + 2
                            for r in self.rows]
 
     def __len__(self) -> int:
@@ -44,12 +51,16 @@ class PairDataset(Dataset):
 
     def __getitem__(self, i: int) -> PairItem:
         r = self.rows[i]
+        gap = (r["rejected_cer"] - r["chosen_cer"]) + (r["chosen_sim"] - r["rejected_sim"])
+        text = r["context_text"].strip() + " " + r["text"].strip()
+        if "chosen_mel" in r:
+            w, l = (torch.from_numpy(np.load(r[k])).float() for k in ("chosen_mel", "rejected_mel"))
+            n = min(w.shape[0], l.shape[0])  # same prompt and text, so the same length
+            return PairItem(w[:n], l[:n], int(r["prompt_frames"]), text, float(gap))
         ctx = self._mel(r["context_audio"])
         w, l = self._mel(r["chosen_audio"]), self._mel(r["rejected_audio"])
         n = min(w.shape[0], l.shape[0])  # same duration by construction; guard rounding
-        gap = (r["rejected_cer"] - r["chosen_cer"]) + (r["chosen_sim"] - r["rejected_sim"])
-        return PairItem(torch.cat([ctx, w[:n]]), torch.cat([ctx, l[:n]]), ctx.shape[0],
-                        r["context_text"].strip() + " " + r["text"].strip(), float(gap))
+        return PairItem(torch.cat([ctx, w[:n]]), torch.cat([ctx, l[:n]]), ctx.shape[0], text, float(gap))
 
 
 def _read_pairs(path: str) -> list[dict]:

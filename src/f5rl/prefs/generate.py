@@ -3,8 +3,11 @@
     accelerate launch -m f5rl.prefs.generate --manifest pairs.jsonl --ckpt model_last.pt --out_dir gen/ \
         [--nfe 16 --cfg 2.0 --seed 0 --asr whisper_asr --sim resemblyzer_sim]
 
-Writes ``<id>.wav`` and then ``<id>.json`` (CER, WER, SIM, duration, transcript, seed, and the
-row). A row counts as done only when its JSON exists, and both files are written atomically,
+Writes ``<id>.wav``, ``<id>.mel.npy`` and then ``<id>.json`` (CER, WER, SIM, duration, transcript,
+seed, and the row). The ``.npy`` holds the log-mel the model produced, prompt frames first
+(``prompt_frames`` in the JSON): DPO trains on that exact sample, since re-analysing the vocoded
+wav (Griffin-Lim above all) gives a different, smeared mel. A row counts as done only when its JSON
+exists, and every file is written atomically,
 so a killed run restarts where it stopped and never takes a half-written file as done. Rows are
 sharded over processes (``RANK``/``WORLD_SIZE`` set by ``accelerate launch``); rows with a
 text context are skipped (F5 models take audio prompts) and counted.
@@ -25,7 +28,7 @@ from f5rl.audio.io import load_audio, save_audio
 from f5rl.rewards.base import RewardBatch
 from f5rl.rewards.registry import build_provider
 from f5rl.rewards.text_metrics import word_error_rate
-from f5rl.utils.atomic import atomic_write_text
+from f5rl.utils.atomic import atomic_path, atomic_write_text
 
 
 def row_seed(row_id: str, base: int) -> int:
@@ -60,6 +63,7 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
         ctx = load_audio(r["context_audio"])
         s = row_seed(r["id"], seed)
         res = tts.synthesize(ctx, r["context_text"], r["text"], seed=s, nfe=nfe, cfg_strength=cfg)
+        prompt = tts.prepare_prompt(ctx).cpu()  # the mel the sample was conditioned on
         batch = RewardBatch([res.audio], [r["text"]], ref_audio=[ctx])
         a = asr_p(batch)
         sm = sim_p(batch)
@@ -67,9 +71,11 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
         cer = float(a.components.get("char_error_rate", torch.tensor([math.nan]))[0])
         metrics = {"cer": cer, "wer": word_error_rate(r["text"], transcript) if transcript else math.nan,
                    "sim": float(sm.scores[0]), "duration": res.audio.numel() / 24000, "transcript": transcript,
-                   "seed": s, "nfe": nfe, "cfg": cfg, "ckpt": str(ckpt)}
+                   "seed": s, "nfe": nfe, "cfg": cfg, "ckpt": str(ckpt), "prompt_frames": prompt.shape[0]}
         save_audio(out / f"{r['id']}.wav", res.audio)
-        atomic_write_text(out / f"{r['id']}.json", json.dumps({**r, **metrics, "audio_path": f"{r['id']}.wav"}))
+        save_mel(out / f"{r['id']}.mel.npy", torch.cat([prompt, res.mel.float()]))
+        atomic_write_text(out / f"{r['id']}.json", json.dumps({**r, **metrics, "audio_path": f"{r['id']}.wav",
+                                                               "mel_path": f"{r['id']}.mel.npy"}))
         done += 1
     results = [json.loads((out / f"{r['id']}.json").read_text()) for r in shard(audio_rows)
                if (out / f"{r['id']}.json").is_file()]
@@ -77,6 +83,14 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
     return {"rows": len(rows), "skipped_text_context": skipped_text, "generated_now": done, "done": len(results),
             "mean_cer": sum(x["cer"] for x in valid) / max(len(valid), 1),
             "mean_sim": sum(x["sim"] for x in valid) / max(len(valid), 1)}
+
+
+def save_mel(path: Path, mel: torch.Tensor) -> None:
+    """``(frames, n_mels)`` float32 ``.npy``, written atomically."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, mel.detach().cpu().numpy().astype(np.float32))
 
 
 def read_manifest_rows(path: str) -> list[dict]:
