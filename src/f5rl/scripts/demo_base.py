@@ -7,8 +7,8 @@ starts GRPO and DPO from.
 
 Training is ``python -m f5rl.train.train -cn F5TTS_demo_base`` (bf16 on CPUs that have it, held-out
 validation between steps logging ``val/cer``/``val/sim``, ``model_best.pt`` kept by ``val/cer``)
-in the stages of :data:`RECIPE`: the 1200-sentence corpus first, then the same run continued on a
-corpus with 4800 more train-only sentences (same held-out split). Every stage resumes from
+in the stages of :data:`RECIPE`: the 1200-sentence corpus first, then the same run continued on
+corpora with 4800 and then 10800 more train-only sentences (same held-out split). Every stage resumes from
 ``--save-dir``, so the run can be split across sittings; a stage stopped early (``optim.max_updates``)
 is resumed before the next begins. Export writes the EMA weights of the checkpoint chosen on a
 selection split (released F5 layout, safetensors), ``config.yaml``, ``vocab.txt``, ``curves.png``,
@@ -21,12 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from f5rl.utils.atomic import atomic_copy, atomic_path, atomic_write_text
 
 SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "demo_base"
 MAX_BYTES = 30 * 1024 * 1024
@@ -46,10 +47,12 @@ class Stage:
 
 
 # The shipped model's recipe. Stage 1 (10500 updates, ~1.5 h on 2 CPU cores) passes ~150 times over
-# its 1080 train sentences; stage 2 continues on 5.4x as many (more word combinations, same words).
+# its 1080 train sentences; stages 2 and 3 continue on 5.4x and 11x as many (more word combinations,
+# same words), each re-warming the learning rate and annealing it to zero again.
 RECIPE = (
     Stage("templates", "data/demo_char", 0, 10500, ("ckpts.val_size=12",)),
     Stage("more_text", "data/demo_big", 4800, 19500, ("ckpts.val_size=24",)),
+    Stage("most_text", "data/demo_huge", 10800, 26500, ("ckpts.val_size=24",)),
 )
 
 
@@ -130,9 +133,7 @@ def run_recipe(eval_data: Path, save_dir: Path, overrides: list[str], recipe: tu
         for kind in ("best", "last"):
             src, dst = save_dir / f"model_{kind}.pt", save_dir / f"model_{kind}_{stage.name}.pt"
             if stage is not recipe[-1] and src.is_file() and not dst.exists():
-                tmp = dst.with_name(f".{dst.name}.tmp")
-                shutil.copy(src, tmp)
-                os.replace(tmp, dst)
+                atomic_copy(src, dst)
     return True
 
 
@@ -212,10 +213,9 @@ def plot_curves(save_dir: Path, out: Path) -> Path:
         ax.set_xlabel("update")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = out.with_name(".tmp-" + out.name)
-    fig.savefig(tmp, dpi=90, format="png")
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
-    os.replace(tmp, out)
     return out
 
 
@@ -329,13 +329,8 @@ def write_card(out: Path, notes: str | None = None) -> Path:
     info = json.loads((out / "metrics.json").read_text())
     if notes is not None:
         info["notes"] = notes
-        tmp = out / ".metrics.json.tmp"
-        tmp.write_text(json.dumps(info, indent=1) + "\n")
-        os.replace(tmp, out / "metrics.json")
-    tmp = out / ".README.md.tmp"
-    tmp.write_text(model_card(OmegaConf.load(out / "config.yaml"), info))
-    os.replace(tmp, out / "README.md")
-    return out / "README.md"
+        atomic_write_text(out / "metrics.json", json.dumps(info, indent=1) + "\n")
+    return atomic_write_text(out / "README.md", model_card(OmegaConf.load(out / "config.yaml"), info))
 
 
 def model_card(cfg, info: dict) -> str:
@@ -351,9 +346,10 @@ def model_card(cfg, info: dict) -> str:
     stages = "\n".join(f"  {i}. `{st['name']}`: `{st['corpus']}` until update {st['total_updates']}"
                        + (f" ({', '.join(st['overrides'])})" if st["overrides"] else "")
                        for i, st in enumerate(recipe, 1))
-    extra = max((st["extra_train_sentences"] for st in recipe), default=0)
-    extra = (f" Stage 2 adds {extra} train-only sentences (`--extra_train_sentences {extra}`);\n"
-             "  the held-out split and test lists are unchanged.") if extra else ""
+    more = [f"stage {i} adds {st['extra_train_sentences']}" for i, st in enumerate(recipe, 1)
+            if st["extra_train_sentences"]]
+    extra = (f"\n  Train-only sentences (`--extra_train_sentences`): {', '.join(more)};\n"
+             "  the held-out split and test lists are unchanged.") if more else ""
     tokens = "IPA phoneme tokens from espeak-ng" if tok == "phoneme" else f"`{tok}` tokens"
     return f"""# f5rl demo base model
 
