@@ -20,8 +20,16 @@ def test_vocos_mel_matches_librosa_htk(dtype):
     assert ours.shape == ref.shape == (100, 1 + len(y) // 256)
     err = np.abs(ours - ref).max()
     print(f"vocos mel vs librosa ({np.dtype(dtype).name}): max |Δ log-mel| = {err:.2e}")
-    # float64 is exact to rounding; float32 FFT rounding shows in the log of the quietest bins
-    assert err <= (1e-8 if dtype == np.float64 else 1e-4)
+    if dtype == np.float64:  # exact to rounding
+        assert err <= 1e-8
+        return
+    # float32 FFT rounding is absolute, relative to the frame's loudest bin (~1e-7 of it), so in the log
+    # domain it is largest in bins far below their frame's peak (seen: 1.5e-4 at 85 dB below it)
+    lin, ref_lin = np.exp(ours), np.exp(ref)
+    peak = ref_lin.max(axis=0, keepdims=True)
+    assert (np.abs(lin - ref_lin) / peak).max() <= 1e-6
+    loud = ref_lin >= 1e-3 * peak  # within 60 dB of the frame's peak
+    assert np.abs(ours - ref)[loud].max() <= 1e-4
 
 
 def test_bigvgan_mel_matches_librosa_slaney():
