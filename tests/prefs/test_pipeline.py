@@ -151,18 +151,12 @@ def test_one_dpo_round_end_to_end(tmp_path, demo_corpus, tiny_ckpt):
     assert on_train["val/dpo/accuracy"] > 0.5 and on_train["val/loss"] < 0.6931
 
 
-def test_held_out_implicit_reward_averages_stratified_draws(tmp_path, demo_corpus, tiny_ckpt):
-    """validate() averages each pair's flow errors over dpo.val_draws draws with t stratified over
-    [0, 1]; with errors e_w = t (and 0 elsewhere) the gap is -mean(t)/2, checked by hand."""
-    import json
-    import math
-
-    import torch
-
+def _wav_pairs_config(tmp_path, demo_corpus, tiny_ckpt, *extra: str):
+    """A DPO config on three pairs made of corpus wavs (audio-only pairs) for the tiny model."""
     from f5rl.config import compose, validate
     from f5rl.config.schema import DPOTrainConfig
-    from f5rl.train.dpo_trainer import DPOTrainer
 
+    tmp_path.mkdir(parents=True, exist_ok=True)
     wavs = sorted((demo_corpus / "wavs").glob("*.wav"))
     rows = [{"context_audio": str(wavs[i]), "chosen_audio": str(wavs[i + 1]), "rejected_audio": str(wavs[i + 1]),
              "context_text": "a", "text": "b", "chosen_cer": 0.0, "rejected_cer": 0.5, "chosen_sim": 0.9,
@@ -173,8 +167,24 @@ def test_held_out_implicit_reward_averages_stratified_draws(tmp_path, demo_corpu
             f"ckpts.save_dir={tmp_path / 'run'}", f"ckpts.init_from={tiny_ckpt}", f"dpo.ref_model_ckpt={tiny_ckpt}",
             "ckpts.logger=null", "model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2",
             "model.arch.dim_head=32", "model.arch.text_dim=32", "model.arch.conv_layers=1",
-            "optim.mixed_precision=no", "dpo.val_draws=4", "dpo.beta=10"]
-    trainer = DPOTrainer(validate(compose("F5TTS_DPO_tiny", over), DPOTrainConfig))
+            "optim.mixed_precision=no", *extra]
+    return validate(compose("F5TTS_DPO_tiny", over), DPOTrainConfig)
+
+
+def test_held_out_implicit_reward_averages_stratified_draws(tmp_path, demo_corpus, tiny_ckpt):
+    """validate() averages each pair's flow errors over dpo.val_draws draws with t stratified over
+    [0, 1]; with errors e_w = t (and 0 elsewhere) the gap is -mean(t)/2, checked by hand."""
+    import math
+
+    import torch
+
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import DPOTrainConfig
+    from f5rl.train.dpo_trainer import DPOTrainer
+
+    cfg = _wav_pairs_config(tmp_path, demo_corpus, tiny_ckpt, "dpo.val_draws=4", "dpo.beta=10")
+    over = [f"dpo.train_manifest={cfg.dpo.train_manifest}", f"datasets.path={demo_corpus}"]
+    trainer = DPOTrainer(cfg)
     trainer.setup()
     same = trainer.validate()  # policy == reference: zero gap whatever the draws
     assert same["val/loss"] == pytest.approx(math.log(2), abs=1e-5) and same["val/dpo/accuracy"] == 0.0
@@ -200,3 +210,62 @@ def test_held_out_implicit_reward_averages_stratified_draws(tmp_path, demo_corpu
     assert trainer.validate() == out  # fixed draws: the same numbers every call
     with pytest.raises(ValueError, match="val_draws"):
         validate(compose("F5TTS_DPO_tiny", [*over, "dpo.val_draws=0"]), DPOTrainConfig)
+
+
+def test_training_times_follow_dpo_time_sway(tmp_path, demo_corpus, tiny_ckpt):
+    """Training draws t = sway(u, dpo.time_sway), u ~ U(0, 1): uniform at 0, packed towards the
+    noise end (t = 1 - cos(pi u / 2) < u) at -1; out-of-range values are refused."""
+    import math
+
+    import torch
+
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import DPOTrainConfig
+    from f5rl.train.dpo_trainer import DPOTrainer
+
+    for coef in (0.0, -1.0):
+        trainer = DPOTrainer(_wav_pairs_config(tmp_path / str(coef), demo_corpus, tiny_ckpt, f"dpo.time_sway={coef}"))
+        trainer.setup()
+        batch = trainer.val_data
+        torch.manual_seed(3)
+        u = torch.rand(len(batch))
+        torch.manual_seed(3)
+        _, _, (_, t) = trainer.pair_errors(batch, trainer.ref)
+        expected = u if coef == 0 else 1 - torch.cos(math.pi / 2 * u)
+        assert torch.allclose(t, expected, atol=1e-6)
+    over = [f"dpo.train_manifest={trainer.cfg.dpo.train_manifest}", f"datasets.path={demo_corpus}"]
+    with pytest.raises(ValueError, match="time_sway"):
+        validate(compose("F5TTS_DPO_tiny", [*over, "dpo.time_sway=-2"]), DPOTrainConfig)
+
+
+def test_anchor_term_trains_on_real_utterances_and_resumes_its_stream(tmp_path, demo_corpus, tiny_ckpt):
+    """dpo.anchor_loss_weight adds the CFM loss on real corpus batches (logged as loss/anchor);
+    the anchor stream started at micro-batch m yields what an uninterrupted stream yields after m
+    batches, across epoch ends, so a resumed run sees the same real batches."""
+    import torch
+
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import DPOTrainConfig
+    from f5rl.train.dpo_trainer import DPOTrainer
+
+    trainer = DPOTrainer(_wav_pairs_config(tmp_path, demo_corpus, tiny_ckpt, "dpo.anchor_loss_weight=2",
+                                           "dpo.anchor_batch_size=8", "optim.max_updates=3"))
+    trainer.setup()
+    n = len(trainer.anchor_sampler)
+    assert n >= 2 and len(trainer.anchor_sampler.epoch_batches(0)[0]) == 8
+    stream = trainer._anchor_stream(0)
+    whole = [next(stream).mel for _ in range(n + 3)]
+    resumed = trainer._anchor_stream(n - 1)
+    for k in range(n - 1, n + 3):  # the last batch of epoch 0, then into epoch 1
+        assert torch.equal(next(resumed).mel, whole[k])
+    assert not torch.equal(whole[0], whole[n])  # epoch 1 is reshuffled
+
+    summary = trainer.train()
+    metrics = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert summary.updates == 3 and len(metrics) == 3
+    assert all(m["loss/anchor"] > 0 for m in metrics)
+    # the logged loss is the preference loss plus the weighted anchor loss (no SFT term here)
+    assert all(abs(m["loss"] - (m["loss/preference"] + 2 * m["loss/anchor"])) < 1e-4 for m in metrics)
+    over = [f"dpo.train_manifest={trainer.cfg.dpo.train_manifest}", f"datasets.path={demo_corpus}"]
+    with pytest.raises(ValueError, match="anchor_batch_size"):
+        validate(compose("F5TTS_DPO_tiny", [*over, "dpo.anchor_batch_size=0"]), DPOTrainConfig)

@@ -328,16 +328,32 @@ class DPOCfg:
     label_smoothing: float = 0.0
     rpo_eta: float = 1.0
     sft_loss_weight: float = 0.0  # dpo_sft_loss_weight: CFM loss on the chosen sample
+    # CFM loss (the stage-0 objective, with its span masking and CFG dropout) on real utterances of the
+    # training corpus (datasets.*), added with this weight: keeps the policy on real speech while the
+    # preference term moves it (cf. the pretraining mix of InstructGPT's PPO-ptx). The chosen samples
+    # are the model's own, smoother mels; fitting only those drifts the voice.
+    anchor_loss_weight: float = 0.0
+    anchor_batch_size: int = 4  # real utterances per micro-batch for the anchor term
     ref_model_ckpt: str | None = None
     val_every: int = 0
     # held-out pairs: each pair's flow errors are averaged over this many (noise, t) draws, t stratified
     # over [0, 1], so the implicit reward estimates its expectation (Diffusion-DPO, eq. 12), not one draw
     val_draws: int = 8
+    # training times t ~ sway(U(0,1), time_sway): 0 = uniform (Diffusion-DPO); < 0 packs draws near the
+    # noise end, where the words are decided, as sway sampling does at inference (F5-TTS, s = -1)
+    time_sway: float = 0.0
 
     def check(self) -> None:
         _one_of("dpo.loss_type", self.loss_type, ("dpo", "ipo", "rpo"))
         if self.val_draws < 1:
             raise ValueError(f"dpo.val_draws={self.val_draws} must be >= 1")
+        if self.anchor_loss_weight < 0 or self.sft_loss_weight < 0:
+            raise ValueError("dpo.sft_loss_weight and dpo.anchor_loss_weight must be >= 0")
+        if self.anchor_batch_size < 1:
+            raise ValueError(f"dpo.anchor_batch_size={self.anchor_batch_size} must be >= 1")
+        if not -1.0 <= self.time_sway <= 1.0:
+            raise ValueError(f"dpo.time_sway={self.time_sway} must be in [-1, 1] "
+                             "(0 = uniform t; sway keeps t in [0, 1])")
         if not self.train_manifest:
             raise ValueError("dpo.train_manifest is required (train.jsonl from f5rl.prefs.create_preference_pairs)")
         if self.beta <= 0:

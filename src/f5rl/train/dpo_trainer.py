@@ -3,8 +3,9 @@
 Each micro-batch holds preference pairs; chosen and rejected share the noise x0, the time t and
 the infill span (the generated frames after the context prompt), their per-sample
 flow-matching errors are computed for the policy and the frozen reference, and
-``f5rl.rl.dpo.preference_loss`` turns them into the loss. Checkpoints, resume, EMA and logging
-are those of stage 0/1.
+``f5rl.rl.dpo.preference_loss`` turns them into the loss. Optional regularisers: the CFM loss on
+the chosen samples (``dpo.sft_loss_weight``) and the CFM loss on real utterances of the training
+corpus (``dpo.anchor_loss_weight``). Checkpoints, resume, EMA and logging are those of stage 0/1.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 
 from f5rl.config.schema import DPOTrainConfig
 from f5rl.model.cfm import LossOutput
-from f5rl.model.sampling import lens_to_mask
+from f5rl.model.sampling import lens_to_mask, sway
 from f5rl.prefs.dataset import PairBatch, PairCollate, PairDataset
 from f5rl.rl.dpo import preference_loss
 from f5rl.train.trainer import Trainer
@@ -31,12 +32,49 @@ class DPOTrainer(Trainer):
 
     def setup(self) -> None:
         super().setup()
+        self._setup_anchor()
         self.ref = self.build_reference(self.cfg.dpo.ref_model_ckpt)
         self.ref_cfm = None
         self.val_data = None
         if self.cfg.dpo.val_manifest:
             ds = PairDataset(self.cfg.dpo.val_manifest, self.mel_config)
             self.val_data = PairCollate(self.tokenizer)([ds[i] for i in range(len(ds))])
+
+    def _setup_anchor(self) -> None:
+        """Real utterances for the anchor term, batched by a sampler of their own that is
+        deterministic per epoch, so a resumed run draws the same batches."""
+        self.anchor_loader, self._anchor_batches = None, None
+        d = self.cfg.dpo
+        if d.anchor_loss_weight <= 0:
+            return
+        from torch.utils.data import DataLoader
+
+        from f5rl.data.sampler import DynamicBatchSampler
+        from f5rl.train.build import resolve_dataset_dir
+
+        data_dir = resolve_dataset_dir(self.cfg.datasets, self.cfg.model)
+        ds, collate = Trainer.build_dataset(self, data_dir)
+        replicas, rank = self.data_shard()
+        self.anchor_sampler = DynamicBatchSampler(ds.frame_lens, d.anchor_batch_size, "sample",
+                                                  self.cfg.datasets.max_samples, seed=self.cfg.optim.seed + 1,
+                                                  num_replicas=replicas, rank=rank)
+        self.anchor_loader = DataLoader(ds, batch_sampler=self.anchor_sampler, collate_fn=collate,
+                                        num_workers=self.cfg.datasets.num_workers, generator=torch.Generator())
+
+    def _anchor_stream(self, micro: int):
+        """Real batches from micro-batch ``micro`` on, epoch after epoch."""
+        n = len(self.anchor_sampler)
+        while True:
+            epoch, skip = divmod(micro, n)
+            self.anchor_sampler.set_epoch(epoch, skip)
+            for batch in self.anchor_loader:
+                micro += 1
+                yield batch
+
+    def train(self):
+        if self.anchor_loader is not None:
+            self._anchor_batches = self._anchor_stream(self.start_update * self.cfg.optim.grad_accumulation_steps)
+        return super().train()
 
     def pair_errors(self, batch: PairBatch, model_transformer, draws=None):
         """Flow errors of chosen and rejected under one network, with shared draws."""
@@ -45,7 +83,8 @@ class DPOTrainer(Trainer):
         mask = lens_to_mask(batch.mel_lengths, n)
         span = mask & ~lens_to_mask(batch.prompt_lens, n)
         if draws is None:
-            draws = (torch.randn_like(batch.mel), torch.rand(b, device=batch.mel.device))
+            t = sway(torch.rand(b, device=batch.mel.device), self.cfg.dpo.time_sway)
+            draws = (torch.randn_like(batch.mel), t)
         x0, t = draws
         saved = cfm.transformer
         cfm.transformer = model_transformer
@@ -68,6 +107,11 @@ class DPOTrainer(Trainer):
                    "dpo/rejected_error": e_l.mean().detach()}
         if d.sft_loss_weight > 0:
             loss = loss + d.sft_loss_weight * e_w.mean()
+        if self._anchor_batches is not None:
+            real = next(self._anchor_batches).to(self.device)
+            anchor = self.model(real.mel, real.text, real.mel_lengths).loss
+            loss = loss + d.anchor_loss_weight * anchor
+            metrics["loss/anchor"] = anchor.detach()
         return LossOutput(loss, metrics)
 
     @torch.no_grad()
