@@ -103,23 +103,40 @@ def test_generate_killed_and_restarted_equals_uninterrupted(tmp_path, demo_corpu
 def test_one_dpo_round_end_to_end(tmp_path, demo_corpus, tiny_ckpt):
     """Pairs from real rewards (Whisper CER, resemblyzer SIM) and one DPO round. Reports held-out
     implicit accuracy; asserts the training direction on the training pairs."""
-    from f5rl.prefs.iterate import iterate
+    from f5rl.prefs.iterate import held_out_reward, iterate, sample_reward
 
-    manifest = write_jsonl(demo_rows(demo_corpus, groups=4, nsamples=4), tmp_path / "m.jsonl")
+    rows = demo_rows(demo_corpus, groups=4, nsamples=4)
+    manifest = write_jsonl(rows, tmp_path / "m.jsonl")
+    held_out = write_jsonl(demo_rows(demo_corpus, groups=2, nsamples=4, split="train"), tmp_path / "held_out.jsonl")
     res = iterate(str(manifest), str(tiny_ckpt), str(tmp_path / "work"), rounds=1, group_size=4,
                   overrides=[f"datasets.path={demo_corpus}", "optim.max_updates=15", "dpo.beta=200",
                              "optim.learning_rate=1e-4", "ckpts.logger=null", "ckpts.log_samples=false",
                              "model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2", "model.arch.dim_head=32",
                              "model.arch.text_dim=32", "model.arch.conv_layers=1", "optim.mixed_precision=no"],
-                  nfe=4, val_size=1)
+                  nfe=4, val_manifest=str(held_out))
     r = res[0]
     print(f"DPO round: {r.generation['done']} generations (mean CER {r.generation['mean_cer']:.3f}, SIM "
           f"{r.generation['mean_sim']:.3f}), pairs {r.pairs}; held-out accuracy "
-          f"{r.val_before.get('val/dpo/accuracy')} -> {r.val_after.get('val/dpo/accuracy')}")
+          f"{r.val_before.get('val/dpo/accuracy')} -> {r.val_after.get('val/dpo/accuracy')}; held-out {r.held_out}")
+    work = tmp_path / "work" / "iter_0"
     assert r.generation["done"] == 16 and r.pairs["train"] >= 1
-    assert (tmp_path / "work" / "iter_0" / "pairs" / "report.txt").is_file()
-    assert (tmp_path / "work" / "iter_0" / "train" / "model_last.pt").is_file()
-    assert r.val_before["val/loss"] == pytest.approx(0.6931, abs=1e-3)  # policy == reference before training
+    assert (work / "pairs" / "report.txt").is_file() and (work / "held_out_pairs" / "report.txt").is_file()
+    assert (work / "train" / "model_last.pt").is_file()
+    # every manifest group trains (held-out pairs come from the held-out prompts' own samples)
+    assert len((work / "pairs" / "train.jsonl").read_text().splitlines()) == r.pairs["train"]
+    assert len((work / "held_out_pairs" / "train.jsonl").read_text().splitlines()) == r.pairs["val"]
+    # fresh samples of the held-out prompts before and after, paired by row (same seeds)
+    before, after = sorted((work / "held_out_before").glob("*.json")), sorted((work / "held_out_after").glob("*.json"))
+    assert [p.name for p in before] == [p.name for p in after] and len(before) == 8
+    rb = [json.loads(p.read_text()) for p in before]
+    ra = [json.loads(p.read_text()) for p in after]
+    assert all(x["seed"] == y["seed"] for x, y in zip(rb, ra)) and all(y["ckpt"] == r.ckpt for y in ra)
+    assert r.held_out == held_out_reward(work / "held_out_before", work / "held_out_after")
+    assert r.held_out.n == 8 and r.held_out.reward_before == pytest.approx(sum(map(sample_reward, rb)) / 8)
+    assert r.held_out.change == pytest.approx(r.held_out.reward_after - r.held_out.reward_before)
+    assert (tmp_path / "work" / "rounds.json").is_file()
+    if r.pairs["val"]:
+        assert r.val_before["val/loss"] == pytest.approx(0.6931, abs=1e-3)  # policy == reference before training
 
     # pairs train on the generated mels themselves, not on mels re-analysed from the vocoded wavs
     import numpy as np
@@ -189,17 +206,23 @@ def test_held_out_implicit_reward_averages_stratified_draws(tmp_path, demo_corpu
     same = trainer.validate()  # policy == reference: zero gap whatever the draws
     assert same["val/loss"] == pytest.approx(math.log(2), abs=1e-5) and same["val/dpo/accuracy"] == 0.0
 
-    seen = []
+    trainer._val_ref = None  # forget the real reference errors: the fake ones below stand in
+    with torch.no_grad():  # policy != reference from here on
+        next(trainer.accelerator.unwrap_model(trainer.model).transformer.parameters()).add_(1.0)
+    seen, calls = [], {"ref": 0, "policy": 0}
 
     def fake_errors(batch, net, draws):
         x0, t = draws
-        seen.append(t.clone())
+        who = "ref" if net is trainer.ref else "policy"
+        calls[who] += 1
+        if who == "policy":
+            seen.append(t.clone())
         zero = torch.zeros_like(t)
-        return (t, zero, draws) if net is not trainer.ref else (zero, zero, draws)
+        return (t, zero, draws) if who == "policy" else (zero, zero, draws)
 
     trainer.pair_errors = fake_errors
     out = trainer.validate()
-    ts = torch.stack(seen[::2])  # policy calls; (draws, pairs)
+    ts = torch.stack(seen)  # (draws, pairs)
     assert ts.shape == (4, 3)
     for i in range(4):  # draw i covers [i/4, (i+1)/4)
         assert ((ts[i] >= i / 4) & (ts[i] < (i + 1) / 4)).all()
@@ -208,13 +231,15 @@ def test_held_out_implicit_reward_averages_stratified_draws(tmp_path, demo_corpu
     assert out["val/dpo/accuracy"] == 0.0  # the chosen got worse on every pair
     seen.clear()
     assert trainer.validate() == out  # fixed draws: the same numbers every call
+    assert calls == {"ref": 4, "policy": 8}  # the frozen reference's errors are computed once
     with pytest.raises(ValueError, match="val_draws"):
         validate(compose("F5TTS_DPO_tiny", [*over, "dpo.val_draws=0"]), DPOTrainConfig)
 
 
-def test_training_times_follow_dpo_time_sway(tmp_path, demo_corpus, tiny_ckpt):
-    """Training draws t = sway(u, dpo.time_sway), u ~ U(0, 1): uniform at 0, packed towards the
-    noise end (t = 1 - cos(pi u / 2) < u) at -1; out-of-range values are refused."""
+def test_training_and_held_out_times_follow_dpo_time_range_and_sway(tmp_path, demo_corpus, tiny_ckpt):
+    """Training draws t = lo + (hi - lo)·sway(u, dpo.time_sway), u ~ U(0, 1); held-out draws use the
+    same map on stratified u. Uniform at [0, 1] and sway 0; a window and sway -1 as computed by hand;
+    bad windows and sway values are refused."""
     import math
 
     import torch
@@ -223,19 +248,31 @@ def test_training_times_follow_dpo_time_sway(tmp_path, demo_corpus, tiny_ckpt):
     from f5rl.config.schema import DPOTrainConfig
     from f5rl.train.dpo_trainer import DPOTrainer
 
-    for coef in (0.0, -1.0):
-        trainer = DPOTrainer(_wav_pairs_config(tmp_path / str(coef), demo_corpus, tiny_ckpt, f"dpo.time_sway={coef}"))
+    for window, coef in (((0.0, 1.0), 0.0), ((0.0, 0.1), -1.0)):
+        trainer = DPOTrainer(_wav_pairs_config(tmp_path / str(coef), demo_corpus, tiny_ckpt,
+                                               f"dpo.time_range=[{window[0]},{window[1]}]", f"dpo.time_sway={coef}"))
         trainer.setup()
         batch = trainer.val_data
         torch.manual_seed(3)
         u = torch.rand(len(batch))
         torch.manual_seed(3)
         _, _, (_, t) = trainer.pair_errors(batch, trainer.ref)
-        expected = u if coef == 0 else 1 - torch.cos(math.pi / 2 * u)
+        expected = u if coef == 0 else 0.1 * (1 - torch.cos(math.pi / 2 * u))
         assert torch.allclose(t, expected, atol=1e-6)
+        seen = []  # the held-out estimate's draws (the reference's; the untrained policy is the reference)
+
+        def spy(b, m, draws=None, seen=seen, real=trainer.pair_errors):
+            seen.append(draws[1])
+            return real(b, m, draws)
+
+        trainer.pair_errors = spy
+        trainer.validate()
+        assert len(seen) == trainer.cfg.dpo.val_draws and all(float(t.max()) <= window[1] + 1e-6 for t in seen)
     over = [f"dpo.train_manifest={trainer.cfg.dpo.train_manifest}", f"datasets.path={demo_corpus}"]
-    with pytest.raises(ValueError, match="time_sway"):
-        validate(compose("F5TTS_DPO_tiny", [*over, "dpo.time_sway=-2"]), DPOTrainConfig)
+    for bad, key in (("dpo.time_sway=-2", "time_sway"), ("dpo.time_range=[0.5,0.2]", "time_range"),
+                     ("dpo.time_range=[0.1]", "time_range")):
+        with pytest.raises(ValueError, match=key):
+            validate(compose("F5TTS_DPO_tiny", [*over, bad]), DPOTrainConfig)
 
 
 def test_anchor_term_trains_on_real_utterances_and_resumes_its_stream(tmp_path, demo_corpus, tiny_ckpt):
@@ -269,3 +306,31 @@ def test_anchor_term_trains_on_real_utterances_and_resumes_its_stream(tmp_path, 
     over = [f"dpo.train_manifest={trainer.cfg.dpo.train_manifest}", f"datasets.path={demo_corpus}"]
     with pytest.raises(ValueError, match="anchor_batch_size"):
         validate(compose("F5TTS_DPO_tiny", [*over, "dpo.anchor_batch_size=0"]), DPOTrainConfig)
+
+
+def test_held_out_reward_pairs_rows_by_id_by_hand(tmp_path):
+    """Paired change of (1 - CER) + SIM over rows scored in both folders; NaN scores and rows missing
+    on one side are left out."""
+    import math
+
+    from f5rl.prefs.iterate import held_out_reward
+
+    before, after = tmp_path / "b", tmp_path / "a"
+    before.mkdir()
+    after.mkdir()
+    rows = {"r1": ((0.5, 0.8), (0.3, 0.8)), "r2": ((0.2, 0.9), (0.2, 0.7)), "r3": ((0.4, 0.8), (0.1, 0.9)),
+            "r4": ((0.1, 0.9), (math.nan, 0.9))}  # r4: failed scoring after training
+    for rid, (x, y) in rows.items():
+        (before / f"{rid}.json").write_text(json.dumps({"cer": x[0], "sim": x[1]}))
+        (after / f"{rid}.json").write_text(json.dumps({"cer": y[0], "sim": y[1]}))
+    (before / "r5.json").write_text(json.dumps({"cer": 0.0, "sim": 1.0}))  # not generated after
+    h = held_out_reward(before, after)
+    diffs = [0.2, -0.2, 0.4]  # r1: CER -0.2; r2: SIM -0.2; r3: CER -0.3, SIM +0.1
+    mean = sum(diffs) / 3
+    assert h.n == 3 and h.change == pytest.approx(mean)
+    assert h.change_se == pytest.approx(math.sqrt(sum((d - mean) ** 2 for d in diffs) / 2 / 3))
+    assert h.reward_before == pytest.approx((1.3 + 1.7 + 1.4) / 3) and h.cer == pytest.approx((1.1 / 3, 0.6 / 3))
+    (after / "r2.json").unlink()
+    (after / "r3.json").unlink()
+    with pytest.raises(ValueError, match="share 1 scored rows"):
+        held_out_reward(before, after)

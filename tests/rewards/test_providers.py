@@ -55,6 +55,12 @@ def test_whisper_asr_on_demo_speech(corpus_clips):
     print(f"CER after Griffin-Lim: {gl_cer:.3f} (original {cer.mean():.3f})")
     assert gl_cer < cer.mean() + 0.1
 
+    # release() drops the model (and with it CTranslate2's threads); the next batch loads it again
+    asr.release()
+    assert asr.whisper is None
+    again = asr(RewardBatch(list(audio[:4]), list(texts[:4])))
+    assert asr.whisper is not None and torch.equal(again.scores, out.scores[:4])
+
 
 def test_whisper_nll_prefers_the_right_text(corpus_clips):
     nll = build_provider("whisper_nll", {})

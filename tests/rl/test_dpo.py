@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from f5rl.rl.dpo import implicit_gap, preference_loss
+from f5rl.rl.dpo import implicit_gap, preference_loss, preference_times
 
 
 def test_dpo_by_hand():
@@ -45,3 +45,13 @@ def test_swapping_chosen_and_rejected_flips_the_margin():
     a = preference_loss(e_w, e_l, r_w, r_l, beta=1.0).metrics["dpo/margin"]
     b = preference_loss(e_l, e_w, r_l, r_w, beta=1.0).metrics["dpo/margin"]
     assert a.item() == pytest.approx(-b.item())
+
+
+def test_preference_times_by_hand():
+    u = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    assert torch.equal(preference_times(u), u)  # Diffusion-DPO: t = u
+    torch.testing.assert_close(preference_times(u, (0.0, 0.1)), torch.tensor([0.0, 0.025, 0.05, 0.1]))
+    # sway -1: t = 1 - cos(pi u / 2) = 0, 0.0761, 0.2929, 1 on [0, 1]; the window [0.2, 0.6] scales it
+    swayed = torch.tensor([0.0, 1 - math.cos(math.pi / 8), 1 - math.cos(math.pi / 4), 1.0])
+    torch.testing.assert_close(preference_times(u, (0.0, 1.0), -1.0), swayed)
+    torch.testing.assert_close(preference_times(u, (0.2, 0.6), -1.0), 0.2 + 0.4 * swayed)

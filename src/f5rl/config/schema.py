@@ -337,10 +337,13 @@ class DPOCfg:
     ref_model_ckpt: str | None = None
     val_every: int = 0
     # held-out pairs: each pair's flow errors are averaged over this many (noise, t) draws, t stratified
-    # over [0, 1], so the implicit reward estimates its expectation (Diffusion-DPO, eq. 12), not one draw
-    val_draws: int = 8
-    # training times t ~ sway(U(0,1), time_sway): 0 = uniform (Diffusion-DPO); < 0 packs draws near the
-    # noise end, where the words are decided, as sway sampling does at inference (F5-TTS, s = -1)
+    # over the training times, so the implicit reward estimates its expectation (Diffusion-DPO, eq. 12);
+    # measured on 40 held-out pairs: two sets of 8 draws agreed on the sign for 85 % of pairs, of 32 for 97.5 %
+    val_draws: int = 32
+    # flow times of the errors (training and held-out): t = lo + (hi - lo)·sway(u, time_sway), u ~ U(0, 1).
+    # [0, 1] with sway 0 is Diffusion-DPO's uniform t; a window at the noise end ([0, 0.1]) trains where
+    # the words are decided (f5rl.rl.dpo); sway < 0 packs draws towards the noise end (F5-TTS, s = -1)
+    time_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
     time_sway: float = 0.0
 
     def check(self) -> None:
@@ -351,6 +354,10 @@ class DPOCfg:
             raise ValueError("dpo.sft_loss_weight and dpo.anchor_loss_weight must be >= 0")
         if self.anchor_batch_size < 1:
             raise ValueError(f"dpo.anchor_batch_size={self.anchor_batch_size} must be >= 1")
+        lo, hi = (list(self.time_range) + [None, None])[:2]
+        if len(self.time_range) != 2 or not 0 <= lo < hi <= 1:
+            raise ValueError(f"dpo.time_range={self.time_range} must be [lo, hi] with 0 <= lo < hi <= 1 "
+                             "(e.g. [0, 0.1]: the noise end, where the words are decided)")
         if not -1.0 <= self.time_sway <= 1.0:
             raise ValueError(f"dpo.time_sway={self.time_sway} must be in [-1, 1] "
                              "(0 = uniform t; sway keeps t in [0, 1])")

@@ -30,6 +30,7 @@ class Synthesis:
     prompt_frames: int
     total_frames: int
     seed: int
+    prompt_mel: Tensor | None = None  # (prompt_frames, m) the conditioning mel (None for joined chunks)
 
 
 def load_train_config(path: str | os.PathLike):
@@ -130,7 +131,7 @@ class TTS:
                                 sway_sampling_coef=sway, seed=seed, precision=self.precision)
         gen = out.generated(0).float()
         audio = self.vocoder(gen.T[None].cpu())[0]
-        return Synthesis(audio, gen.cpu(), n_prompt, int(out.durations[0]), seed)
+        return Synthesis(audio, gen.cpu(), n_prompt, int(out.durations[0]), seed, prompt.cpu())
 
     @torch.no_grad()
     def synthesize_batch(self, ref_audios: list[Tensor], ref_texts: list[str], texts: list[str], seeds: list[int],
@@ -154,7 +155,7 @@ class TTS:
         for i in range(len(prompts)):
             gen = out.generated(i).float()
             results.append(Synthesis(self.vocoder(gen.T[None].cpu())[0], gen.cpu(), int(lens[i]),
-                                     int(out.durations[i]), seeds[i]))
+                                     int(out.durations[i]), seeds[i], prompts[i].cpu()))
         return results
 
     def synthesize_long(self, ref_audio: Tensor, ref_text: str, text: str, *, seed: int = 0,

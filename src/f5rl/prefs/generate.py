@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from f5rl.audio.io import load_audio, save_audio
+from f5rl.infer.overlap import run_overlapped, split_cores, thread_config
 from f5rl.rewards.base import RewardBatch
 from f5rl.rewards.registry import build_provider
 from f5rl.rewards.text_metrics import word_error_rate
@@ -56,14 +57,15 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
     skipped_text = len(rows) - len(audio_rows)
     todo = [r for r in shard(audio_rows) if not (out / f"{r['id']}.json").is_file()]
     tts = TTS.from_checkpoint(ckpt, config, vocoder=vocoder) if todo else None
-    asr_p = build_provider(asr) if todo else None
-    sim_p = build_provider(sim) if todo else None
-    done = 0
-    for r in tqdm(todo, desc="generate", disable=not progress):
+    bar = tqdm(total=len(todo), desc="generate", disable=not progress)
+
+    def synthesize(r: dict):
         ctx = load_audio(r["context_audio"])
         s = row_seed(r["id"], seed)
-        res = tts.synthesize(ctx, r["context_text"], r["text"], seed=s, nfe=nfe, cfg_strength=cfg)
-        prompt = tts.prepare_prompt(ctx).cpu()  # the mel the sample was conditioned on
+        return ctx, tts.synthesize(ctx, r["context_text"], r["text"], seed=s, nfe=nfe, cfg_strength=cfg)
+
+    def score_and_write(r: dict, produced) -> None:
+        ctx, res = produced
         batch = RewardBatch([res.audio], [r["text"]], ref_audio=[ctx])
         a = asr_p(batch)
         sm = sim_p(batch)
@@ -71,12 +73,22 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
         cer = float(a.components.get("char_error_rate", torch.tensor([math.nan]))[0])
         metrics = {"cer": cer, "wer": word_error_rate(r["text"], transcript) if transcript else math.nan,
                    "sim": float(sm.scores[0]), "duration": res.audio.numel() / 24000, "transcript": transcript,
-                   "seed": s, "nfe": nfe, "cfg": cfg, "ckpt": str(ckpt), "prompt_frames": prompt.shape[0]}
+                   "seed": res.seed, "nfe": nfe, "cfg": cfg, "ckpt": str(ckpt), "prompt_frames": res.prompt_frames}
         save_audio(out / f"{r['id']}.wav", res.audio)
-        save_mel(out / f"{r['id']}.mel.npy", torch.cat([prompt, res.mel.float()]))
+        # the mel the sample was conditioned on, then the generated frames
+        save_mel(out / f"{r['id']}.mel.npy", torch.cat([res.prompt_mel, res.mel.float()]))
         atomic_write_text(out / f"{r['id']}.json", json.dumps({**r, **metrics, "audio_path": f"{r['id']}.wav",
                                                                "mel_path": f"{r['id']}.mel.npy"}))
-        done += 1
+        bar.update()
+
+    if todo:  # synthesis here, scoring on a worker thread (f5rl.infer.overlap)
+        with split_cores(tts.device) as score_threads:
+            asr_p = build_provider(asr, thread_config(asr, score_threads))
+            sim_p = build_provider(sim, thread_config(sim, score_threads))
+            run_overlapped(todo, synthesize, score_and_write)
+        del asr_p, sim_p  # frees the scorers' models and threads before torch work goes on
+    bar.close()
+    done = len(todo)
     results = [json.loads((out / f"{r['id']}.json").read_text()) for r in shard(audio_rows)
                if (out / f"{r['id']}.json").is_file()]
     valid = [x for x in results if not math.isnan(x["cer"])]

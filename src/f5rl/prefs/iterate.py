@@ -6,16 +6,69 @@ current policy (``train/``); the next round starts from ``iter_<k>/train/model_l
 step is resumable: finished generations are skipped, existing pairs are reused, and training
 resumes from its own ``model_last.pt``.
 
-    python -m f5rl.prefs.iterate --manifest pairs.jsonl --init_ckpt ckpts/.../model_last.pt \
-        --work_dir ckpts/dpo_rounds --rounds 2 --group_size 6 -- dpo.beta=500 optim.max_updates=100
+Held-out prompts: with ``--val_manifest`` (rows of other texts, e.g. held-out sentences) the round
+also generates those rows before training (``held_out_before/``), pairs them into the held-out
+pairs whose implicit accuracy is reported, and after training generates them again with the same
+seeds (``held_out_after/``), so the mean reward of fresh samples on held-out prompts is compared
+sample by sample. Without it, ``--val_size`` groups of the manifest are held out as pairs only.
+
+    python -m f5rl.prefs.iterate --manifest pairs.jsonl --val_manifest held_out.jsonl \
+        --init_ckpt ckpts/.../model_last.pt --work_dir ckpts/dpo_rounds --rounds 2 --group_size 4 \
+        -- dpo.time_range=[0,0.1] dpo.sft_loss_weight=100 optim.max_updates=120
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from f5rl.utils.atomic import atomic_write_text
+
+
+@dataclass
+class HeldOutReward:
+    """Fresh samples on held-out prompts before and after a round, paired by row (same seeds);
+    reward = (1 − CER) + SIM per sample."""
+
+    n: int
+    reward_before: float
+    reward_after: float
+    change: float  # mean paired change
+    change_se: float  # its standard error
+    cer: tuple[float, float]
+    sim: tuple[float, float]
+
+
+def sample_reward(row: dict) -> float:
+    """The demo's ASR + speaker reward of one scored generation: ``(1 − CER) + SIM``."""
+    return 1.0 - row["cer"] + row["sim"]
+
+
+def held_out_reward(before_dir: Path, after_dir: Path) -> HeldOutReward:
+    """Pair the scored generations of two folders by row id (failed scores are left out)."""
+    pairs = []
+    for b in sorted(before_dir.glob("*.json")):
+        a = after_dir / b.name
+        if not a.is_file():
+            continue
+        x, y = json.loads(b.read_text()), json.loads(a.read_text())
+        if not any(math.isnan(r[k]) for r in (x, y) for k in ("cer", "sim")):
+            pairs.append((x, y))
+    n = len(pairs)
+    if n < 2:
+        raise ValueError(f"{before_dir} and {after_dir} share {n} scored rows; need at least 2")
+    diffs = [sample_reward(y) - sample_reward(x) for x, y in pairs]
+    mean = sum(diffs) / n
+    se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n)
+
+    def avg(key: str, i: int) -> float:
+        return sum(p[i][key] for p in pairs) / n
+
+    return HeldOutReward(n, sum(sample_reward(x) for x, _ in pairs) / n, sum(sample_reward(y) for _, y in pairs) / n,
+                         mean, se, (avg("cer", 0), avg("cer", 1)), (avg("sim", 0), avg("sim", 1)))
 
 
 @dataclass
@@ -27,42 +80,60 @@ class RoundResult:
     train: dict = field(default_factory=dict)
     val_before: dict = field(default_factory=dict)
     val_after: dict = field(default_factory=dict)
+    held_out: HeldOutReward | None = None
+
+
+def _pairs(generated: Path, out: Path, group_size: int, cer_threshold: float, max_duration: float, val_size: int,
+           seed: int) -> dict:
+    """Pairs of one generation folder (reused when already made): ``{"train", "val", "dropped"}``."""
+    from f5rl.prefs.create_preference_pairs import create
+
+    if not (out / "report.json").is_file():
+        report = create(str(generated), str(out), group_size, cer_threshold, 0.0, max_duration, val_size, seed=seed)
+        atomic_write_text(out / "report.json", json.dumps({"train": len(report.train), "val": len(report.val),
+                                                           "dropped": dict(report.dropped)}))
+    return json.loads((out / "report.json").read_text())
 
 
 def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_size: int, config_name: str,
               overrides: list[str], nfe: int = 16, cer_threshold: float = 1.0, val_size: int = 2,
               max_duration: float = 30.0, asr: str = "whisper_asr", sim: str = "resemblyzer_sim",
-              seed: int = 0) -> RoundResult:
+              seed: int = 0, val_manifest: str | None = None) -> RoundResult:
     from f5rl.config import compose, validate
     from f5rl.config.schema import DPOTrainConfig
-    from f5rl.prefs.create_preference_pairs import create
     from f5rl.prefs.generate import generate
     from f5rl.train.dpo_trainer import DPOTrainer
 
     d = work_dir / f"iter_{k}"
-    gen = generate(manifest, policy_ckpt, str(d / "generated"), nfe=nfe, seed=seed + 1000 * k, asr=asr, sim=sim,
-                   progress=False)
-    pairs_dir = d / "pairs"
-    if not (pairs_dir / "train.jsonl").is_file():
-        report = create(str(d / "generated"), str(pairs_dir), group_size, cer_threshold, 0.0, max_duration, val_size,
-                        seed=seed)
-        (pairs_dir / "report.json").write_text(json.dumps({"train": len(report.train), "val": len(report.val),
-                                                           "dropped": dict(report.dropped)}))
-    pairs = json.loads((pairs_dir / "report.json").read_text())
+    gen_kw = dict(nfe=nfe, seed=seed + 1000 * k, asr=asr, sim=sim, progress=False)
+    gen = generate(manifest, policy_ckpt, str(d / "generated"), **gen_kw)
+    pairs = _pairs(d / "generated", d / "pairs", group_size, cer_threshold, max_duration,
+                   0 if val_manifest else val_size, seed)
+    val_pairs = d / "pairs" / "val.jsonl"
+    if val_manifest:  # held-out pairs from the held-out prompts' own generations
+        generate(val_manifest, policy_ckpt, str(d / "held_out_before"), **gen_kw)
+        held = _pairs(d / "held_out_before", d / "held_out_pairs", group_size, cer_threshold, max_duration, 0, seed)
+        pairs = {**pairs, "val": held["train"], "dropped_held_out": held["dropped"]}
+        val_pairs = d / "held_out_pairs" / "train.jsonl"
     if pairs["train"] == 0:
         raise RuntimeError(f"round {k}: no preference pair survived the filters ({pairs['dropped']}); "
                            "generate more samples per group or relax --cer_threshold")
-    over = [f"dpo.train_manifest={pairs_dir / 'train.jsonl'}", f"ckpts.save_dir={d / 'train'}",
+    over = [f"dpo.train_manifest={d / 'pairs' / 'train.jsonl'}", f"ckpts.save_dir={d / 'train'}",
             f"ckpts.init_from={policy_ckpt}", f"dpo.ref_model_ckpt={policy_ckpt}"]
     if pairs["val"]:
-        over.append(f"dpo.val_manifest={pairs_dir / 'val.jsonl'}")
+        over.append(f"dpo.val_manifest={val_pairs}")
     trainer = DPOTrainer(validate(compose(config_name, over + list(overrides)), DPOTrainConfig))
     trainer.setup()
     before = trainer.validate()
     summary = trainer.train()
     after = trainer.validate()
-    return RoundResult(k, str(d / "train" / "model_last.pt"), gen, pairs,
-                       {"updates": summary.updates, "final_loss": summary.final_loss}, before, after)
+    ckpt = str(d / "train" / "model_last.pt")
+    held_out = None
+    if val_manifest:  # fresh samples of the trained policy on the held-out prompts, same seeds
+        generate(val_manifest, ckpt, str(d / "held_out_after"), **gen_kw)
+        held_out = held_out_reward(d / "held_out_before", d / "held_out_after")
+    return RoundResult(k, ckpt, gen, pairs, {"updates": summary.updates, "final_loss": summary.final_loss},
+                       before, after, held_out)
 
 
 def iterate(manifest: str, init_ckpt: str, work_dir: str, rounds: int, group_size: int,
@@ -76,8 +147,11 @@ def iterate(manifest: str, init_ckpt: str, work_dir: str, rounds: int, group_siz
         print(f"[round {k}] generated {r.generation['done']} (mean CER {r.generation['mean_cer']:.3f}, "
               f"SIM {r.generation['mean_sim']:.3f}); pairs {r.pairs['train']} train / {r.pairs['val']} val; "
               f"val accuracy {r.val_before.get('val/dpo/accuracy', float('nan')):.2f} -> "
-              f"{r.val_after.get('val/dpo/accuracy', float('nan')):.2f}")
-    (work / "rounds.json").write_text(json.dumps([r.__dict__ for r in results], indent=2, default=str))
+              f"{r.val_after.get('val/dpo/accuracy', float('nan')):.2f}"
+              + (f"; held-out reward {r.held_out.reward_before:.4f} -> {r.held_out.reward_after:.4f} "
+                 f"(change {r.held_out.change:+.4f} ± {r.held_out.change_se:.4f}, n={r.held_out.n})"
+                 if r.held_out else ""))
+    atomic_write_text(work / "rounds.json", json.dumps([asdict(r) for r in results], indent=2))
     return results
 
 
@@ -91,11 +165,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config_name", default="F5TTS_DPO_tiny")
     ap.add_argument("--nfe", type=int, default=16)
     ap.add_argument("--cer_threshold", type=float, default=1.0)
-    ap.add_argument("--val_size", type=int, default=2)
+    ap.add_argument("--val_size", type=int, default=2, help="manifest groups held out as pairs (no --val_manifest)")
+    ap.add_argument("--val_manifest", default=None,
+                    help="rows of held-out prompts: held-out pairs, and their fresh samples' reward before/after")
     ap.add_argument("overrides", nargs="*", help="config overrides for train_dpo (after --)")
     args = ap.parse_args(argv)
     iterate(args.manifest, args.init_ckpt, args.work_dir, args.rounds, args.group_size, args.config_name,
-            args.overrides, nfe=args.nfe, cer_threshold=args.cer_threshold, val_size=args.val_size)
+            args.overrides, nfe=args.nfe, cer_threshold=args.cer_threshold, val_size=args.val_size,
+            val_manifest=args.val_manifest)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,10 @@ class RewardProvider(abc.ABC):
     def setup(self, device: str | torch.device = "cpu") -> None:  # noqa: B027 (optional hook)
         """Load models. Called once before the first batch (rule-based providers need nothing)."""
 
+    def release(self) -> None:  # noqa: B027 (optional hook)
+        """Free what slows other work while the provider sits idle (e.g. a model's worker threads);
+        the next batch sets it up again. Providers with nothing of the kind need not override it."""
+
     @abc.abstractmethod
     def compute(self, batch: RewardBatch) -> RewardOutput:
         """Score a batch: per-sample scores ``(b,)`` and components."""
@@ -133,8 +137,10 @@ class RewardProvider(abc.ABC):
 
         threads = torch.get_num_threads()
         py_state, np_state = random.getstate(), np.random.get_state()
+        # a provider set up again after release() returns to the device it was first set up on
+        self._setup_device = self.device or device or getattr(self, "_setup_device", None) or "cpu"
         with torch.random.fork_rng(devices=[]):
-            self.setup(self.device or device or "cpu")
+            self.setup(self._setup_device)
         random.setstate(py_state)
         np.random.set_state(np_state)
         torch.set_num_threads(threads)

@@ -12,9 +12,17 @@ implicit reward of a sample is ``−(β/2)(e^θ − e^ref)`` and
           (reward-aware: the target preference strength follows the pair's reward gap)
 
 With policy = reference, Δ = 0 and the DPO loss is log 2.
+
+Which times t the errors are taken at is a weighting of the objective (Diffusion-DPO averages over
+t ~ U(0, 1)). ``preference_times`` maps u ~ U(0, 1) into a window ``[lo, hi]`` with sway: near the
+noise end (t → 0) the network predicts its mean mel for the text and prompt, which is where the
+words and their timing are decided; later times refine acoustic detail that chosen and rejected
+samples share. A window on early times is MixGRPO's choice of early ODE steps for GRPO.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +31,15 @@ from torch import Tensor
 from f5rl.rl.grpo import PolicyLoss
 
 LOSS_TYPES = ("dpo", "ipo", "rpo")
+
+
+def preference_times(u: Tensor, time_range: Sequence[float] = (0.0, 1.0), sway_coef: float = 0.0) -> Tensor:
+    """``t = lo + (hi − lo)·sway(u, s)`` for ``u`` in [0, 1] (any shape): uniform over the window
+    when ``s = 0``, packed towards its noise end when ``s < 0`` (F5-TTS's inference sway)."""
+    from f5rl.model.sampling import sway
+
+    lo, hi = time_range
+    return lo + (hi - lo) * sway(u, sway_coef)
 
 
 def implicit_gap(e_w: Tensor, e_l: Tensor, e_w_ref: Tensor, e_l_ref: Tensor) -> Tensor:

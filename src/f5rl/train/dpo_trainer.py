@@ -16,9 +16,9 @@ import torch
 
 from f5rl.config.schema import DPOTrainConfig
 from f5rl.model.cfm import LossOutput
-from f5rl.model.sampling import lens_to_mask, sway
+from f5rl.model.sampling import lens_to_mask
 from f5rl.prefs.dataset import PairBatch, PairCollate, PairDataset
-from f5rl.rl.dpo import preference_loss
+from f5rl.rl.dpo import preference_loss, preference_times
 from f5rl.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class DPOTrainer(Trainer):
         self._setup_anchor()
         self.ref = self.build_reference(self.cfg.dpo.ref_model_ckpt)
         self.ref_cfm = None
-        self.val_data = None
+        self.val_data, self._val_ref = None, None  # _val_ref: (seed, the reference's held-out errors)
         if self.cfg.dpo.val_manifest:
             ds = PairDataset(self.cfg.dpo.val_manifest, self.mel_config)
             self.val_data = PairCollate(self.tokenizer)([ds[i] for i in range(len(ds))])
@@ -76,6 +76,10 @@ class DPOTrainer(Trainer):
             self._anchor_batches = self._anchor_stream(self.start_update * self.cfg.optim.grad_accumulation_steps)
         return super().train()
 
+    def times(self, u: torch.Tensor) -> torch.Tensor:
+        """Flow times for u ~ U(0, 1): ``dpo.time_range`` and ``dpo.time_sway`` (f5rl.rl.dpo)."""
+        return preference_times(u, self.cfg.dpo.time_range, self.cfg.dpo.time_sway)
+
     def pair_errors(self, batch: PairBatch, model_transformer, draws=None):
         """Flow errors of chosen and rejected under one network, with shared draws."""
         cfm = self.accelerator.unwrap_model(self.model)
@@ -83,7 +87,7 @@ class DPOTrainer(Trainer):
         mask = lens_to_mask(batch.mel_lengths, n)
         span = mask & ~lens_to_mask(batch.prompt_lens, n)
         if draws is None:
-            t = sway(torch.rand(b, device=batch.mel.device), self.cfg.dpo.time_sway)
+            t = self.times(torch.rand(b, device=batch.mel.device))
             draws = (torch.randn_like(batch.mel), t)
         x0, t = draws
         saved = cfm.transformer
@@ -119,24 +123,43 @@ class DPOTrainer(Trainer):
         """Implicit accuracy and margin on the held-out pairs, with fixed draws.
 
         One (noise, t) draw per pair makes the implicit reward of a handful of pairs mostly noise;
-        the errors are averaged over ``dpo.val_draws`` draws with t stratified over [0, 1]."""
+        the errors are averaged over ``dpo.val_draws`` draws, stratified over the training times
+        (``u`` stratified over [0, 1], then mapped as in training), so the held-out implicit reward
+        is the one training optimises."""
         if self.val_data is None:
             return {}
         batch = self.val_data.to(self.device)
-        k, b = self.cfg.dpo.val_draws, len(batch)
-        g = torch.Generator().manual_seed(seed)
         policy = self.accelerator.unwrap_model(self.model).transformer
         was = policy.training
         policy.eval()
-        sums = [torch.zeros(b, device=self.device) for _ in range(4)]
-        for i in range(k):
-            t = (i + torch.rand(b, generator=g)) / k  # stratified: draw i covers [i/k, (i+1)/k)
-            draws = (torch.randn(batch.mel.shape, generator=g).to(self.device), t.to(self.device))
-            e_w, e_l, _ = self.pair_errors(batch, policy, draws)
-            r_w, r_l, _ = self.pair_errors(batch, self.ref, draws)
-            for acc, e in zip(sums, (e_w, e_l, r_w, r_l)):
-                acc += e.float() / k
+        # the reference is frozen: its errors under the fixed draws are computed once
+        if self._val_ref is None or self._val_ref[0] != seed:
+            self._val_ref = (seed, self._held_out_errors(batch, self.ref, seed))
+        ref_w, ref_l = self._val_ref[1]
+        # before any update the policy is the reference (same errors, exactly)
+        e_w, e_l = (ref_w, ref_l) if _same_weights(policy, self.ref) else self._held_out_errors(batch, policy, seed)
         policy.train(was)
         d = self.cfg.dpo
-        out = preference_loss(*sums, d.beta, d.loss_type, d.label_smoothing, batch.reward_gap, d.rpo_eta)
+        out = preference_loss(e_w, e_l, ref_w, ref_l, d.beta, d.loss_type, d.label_smoothing, batch.reward_gap,
+                              d.rpo_eta)
         return {"val/loss": float(out.loss), **{f"val/{k}": float(v) for k, v in out.metrics.items()}}
+
+    @torch.no_grad()
+    def _held_out_errors(self, batch: PairBatch, network, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Chosen and rejected errors ``(b,)`` averaged over the fixed, stratified draws of ``seed``."""
+        k, b = self.cfg.dpo.val_draws, len(batch)
+        g = torch.Generator().manual_seed(seed)
+        sums = [torch.zeros(b, device=self.device) for _ in range(2)]
+        for i in range(k):
+            u = (i + torch.rand(b, generator=g)) / k  # stratified: draw i covers [i/k, (i+1)/k)
+            draws = (torch.randn(batch.mel.shape, generator=g).to(self.device), self.times(u).to(self.device))
+            with self.accelerator.autocast():  # the training precision
+                e_w, e_l, _ = self.pair_errors(batch, network, draws)
+            sums[0] += e_w.float() / k
+            sums[1] += e_l.float() / k
+        return sums[0], sums[1]
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

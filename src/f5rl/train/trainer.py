@@ -160,6 +160,8 @@ class Trainer:
         c = self.cfg.ckpts
         tts = TTS(self.ema.ema_model, self.tokenizer, self.mel_config, self._vocoder, str(self.device), self.precision)
         metrics = evaluate_tts(tts, self.val_items, self.val_providers, nfe=c.val_nfe)
+        for p in self.val_providers.values():
+            p.release()  # idle Whisper threads would slow the training steps that follow
         key = c.keep_best_by
         if key and key in metrics:
             value = metrics[key]

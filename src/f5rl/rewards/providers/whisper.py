@@ -128,6 +128,14 @@ class _Whisper:
         return out
 
 
+def _release(provider: RewardProvider) -> None:
+    """Drop the model: CTranslate2's OpenMP worker threads end with it. While they exist, libgomp
+    counts more threads than cores and stops torch's threads from spinning between operations,
+    which made torch work (training, sampling) up to 2x slower for the rest of the process."""
+    provider.whisper = None
+    provider._ready = False
+
+
 @register("whisper_asr")
 class WhisperASRReward(ASRReward):
     """Reward ``1 − CER`` (or WER) of a faster-whisper transcript against the target text."""
@@ -141,6 +149,9 @@ class WhisperASRReward(ASRReward):
 
     def setup(self, device="cpu") -> None:
         self.whisper = _Whisper(self.model_id, str(device), self.compute_type, self.cpu_threads)
+
+    def release(self) -> None:
+        _release(self)
 
     def transcribe(self, clips: list[np.ndarray], languages: list[str]) -> list[str]:
         return self.whisper.transcribe(clips, languages, self.beam_size)
@@ -163,6 +174,9 @@ class WhisperNLLReward(RewardProvider):
 
     def setup(self, device="cpu") -> None:
         self.whisper = _Whisper(self.model_id, str(device), self.compute_type, self.cpu_threads)
+
+    def release(self) -> None:
+        _release(self)
 
     def compute(self, batch: RewardBatch) -> RewardOutput:
         langs = [batch.lang(i, self.default_language) for i in range(len(batch))]
