@@ -199,7 +199,8 @@ def test_held_out_implicit_reward_averages_stratified_draws(tmp_path, demo_corpu
     from f5rl.config.schema import DPOTrainConfig
     from f5rl.train.dpo_trainer import DPOTrainer
 
-    cfg = _wav_pairs_config(tmp_path, demo_corpus, tiny_ckpt, "dpo.val_draws=4", "dpo.beta=10")
+    cfg = _wav_pairs_config(tmp_path, demo_corpus, tiny_ckpt, "dpo.val_draws=4", "dpo.beta=10",
+                           "dpo.time_range=[0,1]")
     over = [f"dpo.train_manifest={cfg.dpo.train_manifest}", f"datasets.path={demo_corpus}"]
     trainer = DPOTrainer(cfg)
     trainer.setup()
@@ -286,7 +287,7 @@ def test_anchor_term_trains_on_real_utterances_and_resumes_its_stream(tmp_path, 
     from f5rl.train.dpo_trainer import DPOTrainer
 
     trainer = DPOTrainer(_wav_pairs_config(tmp_path, demo_corpus, tiny_ckpt, "dpo.anchor_loss_weight=2",
-                                           "dpo.anchor_batch_size=8", "optim.max_updates=3"))
+                                           "dpo.anchor_batch_size=8", "optim.max_updates=3", "dpo.sft_loss_weight=0"))
     trainer.setup()
     n = len(trainer.anchor_sampler)
     assert n >= 2 and len(trainer.anchor_sampler.epoch_batches(0)[0]) == 8
@@ -310,7 +311,7 @@ def test_anchor_term_trains_on_real_utterances_and_resumes_its_stream(tmp_path, 
 
 def test_held_out_reward_pairs_rows_by_id_by_hand(tmp_path):
     """Paired change of (1 - CER) + SIM over rows scored in both folders; NaN scores and rows missing
-    on one side are left out."""
+    on one side are left out; the standard error treats the samples of one prompt group as one unit."""
     import math
 
     from f5rl.prefs.iterate import held_out_reward
@@ -330,6 +331,13 @@ def test_held_out_reward_pairs_rows_by_id_by_hand(tmp_path):
     assert h.n == 3 and h.change == pytest.approx(mean)
     assert h.change_se == pytest.approx(math.sqrt(sum((d - mean) ** 2 for d in diffs) / 2 / 3))
     assert h.reward_before == pytest.approx((1.3 + 1.7 + 1.4) / 3) and h.cer == pytest.approx((1.1 / 3, 0.6 / 3))
+    # samples of one prompt form a group: the standard error comes from the groups' summed residuals
+    for rid, group in (("r1", "A"), ("r2", "B"), ("r3", "A")):
+        for d in (before, after):
+            (d / f"{rid}.json").write_text(json.dumps({**json.loads((d / f"{rid}.json").read_text()), "group": group}))
+    g = held_out_reward(before, after)
+    # mean 2/15; A: (0.2 - m) + (0.4 - m) = 1/3, B: -0.2 - m = -1/3; se = sqrt(2/9 * 2/1) / 3 = 2/9
+    assert g.change == pytest.approx(mean) and g.change_se == pytest.approx(2 / 9)
     (after / "r2.json").unlink()
     (after / "r3.json").unlink()
     with pytest.raises(ValueError, match="share 1 scored rows"):

@@ -28,5 +28,8 @@ def test_quick_demo_runs_end_to_end_and_writes_what_it_promises(tmp_path):
     dpo = summary["results"]["stage3_dpo"]
     assert dpo["pairs"]["train"] >= 1 and (out / "stage3_dpo" / "iter_0" / "train" / "model_last.pt").is_file()
     assert "implicit accuracy on held-out pairs" in (out / "summary.md").read_text()
+    assert dpo["held_out"]["n"] == 8  # 2 held-out sentences x 4 samples, generated before and after
+    assert (out / "stage3_dpo" / "iter_0" / "held_out_after").is_dir()
+    assert "(1 − CER) + SIM" in (out / "summary.md").read_text()
     assert any((out / "trackio").rglob("*"))
     assert "stage1" in (out / "summary.md").read_text()

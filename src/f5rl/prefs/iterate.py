@@ -37,7 +37,7 @@ class HeldOutReward:
     reward_before: float
     reward_after: float
     change: float  # mean paired change
-    change_se: float  # its standard error
+    change_se: float  # its standard error, over prompt groups (samples of one prompt are not independent)
     cer: tuple[float, float]
     sim: tuple[float, float]
 
@@ -62,7 +62,15 @@ def held_out_reward(before_dir: Path, after_dir: Path) -> HeldOutReward:
         raise ValueError(f"{before_dir} and {after_dir} share {n} scored rows; need at least 2")
     diffs = [sample_reward(y) - sample_reward(x) for x, y in pairs]
     mean = sum(diffs) / n
-    se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n)
+    # the samples of one prompt share its text and voice, so their changes correlate: the standard
+    # error comes from the spread of per-group sums (the cluster-robust one; rows without a "group"
+    # are their own group, which gives the usual sd / sqrt(n))
+    groups: dict[str, float] = {}
+    for (x, _), d in zip(pairs, diffs):
+        key = str(x.get("group", id(x)))
+        groups[key] = groups.get(key, 0.0) + d - mean
+    g = len(groups)
+    se = math.sqrt(sum(v * v for v in groups.values()) * g / (g - 1)) / n if g > 1 else float("nan")
 
     def avg(key: str, i: int) -> float:
         return sum(p[i][key] for p in pairs) / n

@@ -8,7 +8,7 @@
 4. stage 2 – GRPO over ODE rollouts with the embedded offline rewards (Whisper tiny.en CER and
    resemblyzer speaker similarity on Griffin-Lim audio), held-out reward before/after;
 5. DPO      – one round of offline preference optimisation from the GRPO policy, with held-out
-   pair accuracy and fresh-sample CER/SIM before/after;
+   pair accuracy and the reward of fresh samples on held-out sentences before/after (same seeds);
 then a summary: loss curves (PNG), checkpoints, sample audio and the trackio project.
 
 Each stage is the same code path as its command line, which the demo prints. ``--quick`` runs a
@@ -35,8 +35,9 @@ class DemoPlan:
     stage1_updates: int
     stage2_updates: int
     quick: bool
-    dpo_groups: int = 12
-    dpo_updates: int = 20
+    dpo_groups: int = 24  # train sentences, 4 samples each
+    dpo_held_out_groups: int = 12  # held-out sentences, 4 samples each, before and after
+    dpo_updates: int = 120
     base: Path | None = None  # shipped base model folder; None: train stage 0
     timings: dict[str, float] = field(default_factory=dict)
     results: dict[str, dict] = field(default_factory=dict)
@@ -45,7 +46,7 @@ class DemoPlan:
 def plan(out: str, data: str, quick: bool, base: Path | None = None) -> DemoPlan:
     if quick:
         return DemoPlan(Path(out), Path(data), sentences=60, stage0_updates=12, stage1_updates=6, stage2_updates=2,
-                        quick=True, dpo_groups=3, dpo_updates=2, base=base)
+                        quick=True, dpo_groups=3, dpo_held_out_groups=2, dpo_updates=2, base=base)
     return DemoPlan(Path(out), Path(data), sentences=1200, stage0_updates=600, stage1_updates=200, stage2_updates=16,
                     quick=False, base=base)
 
@@ -162,38 +163,34 @@ def stage2(p: DemoPlan) -> None:
 
 
 def stage3_dpo(p: DemoPlan) -> None:
-    """One round of offline preference optimisation from the GRPO policy: generate 4 samples per
-    held-out text, score them (Whisper CER, resemblyzer SIM), pair best against worst, train
-    flow-matching DPO; fresh samples on other held-out prompts are scored before and after."""
+    """One round of offline preference optimisation from the GRPO policy: 4 samples per train
+    sentence (voices of held-out utterances), scored by Whisper CER and resemblyzer SIM, best paired
+    against worst, flow-matching DPO at the noise end of the flow (``dpo.time_range=[0,0.1]``) with
+    the CFM term on the chosen; held-out sentences give the held-out pairs and fresh samples (same
+    seeds) before and after."""
     from f5rl.prefs.create_text_context_pairs import demo_rows, write_jsonl
-    from f5rl.prefs.generate import generate
     from f5rl.prefs.iterate import iterate
 
     work = p.out / "stage3_dpo"
     policy = p.out / "stage2_grpo" / "model_last.pt"
-    rows = demo_rows(p.data, groups=p.dpo_groups, nsamples=4)
-    manifest = write_jsonl(rows, work / "pairs_manifest.jsonl")
-    # fresh prompts: held-out sentences that no pair was made from
-    evals = write_jsonl(demo_rows(p.data, groups=max(p.dpo_groups // 2, 2), nsamples=2, seed=99,
-                                  exclude={r["text"] for r in rows}), work / "eval_manifest.jsonl")
+    manifest = write_jsonl(demo_rows(p.data, groups=p.dpo_groups, nsamples=4, split="train"),
+                           work / "pairs_manifest.jsonl")
+    held_out = write_jsonl(demo_rows(p.data, groups=p.dpo_held_out_groups, nsamples=4, seed=99),
+                           work / "held_out_manifest.jsonl")
     nfe = 4 if p.quick else 16
-    print(f"[dpo] python -m f5rl.prefs.iterate --manifest {manifest} --init_ckpt {policy} --work_dir {work} "
-          f"--rounds 1 --group_size 4 -- datasets.path={p.data} optim.max_updates={p.dpo_updates}")
-    before = generate(str(evals), str(policy), str(work / "eval_before"), nfe=nfe, progress=False)
+    over = [f"datasets.path={p.data}", f"optim.max_updates={p.dpo_updates}"]
+    print(f"[dpo] python -m f5rl.prefs.iterate --manifest {manifest} --val_manifest {held_out} --init_ckpt {policy} "
+          f"--work_dir {work} --rounds 1 --group_size 4 --nfe {nfe} -- {' '.join(over)}")
     t0 = time.perf_counter()
-    rounds = iterate(str(manifest), str(policy), str(work), rounds=1, group_size=4,
-                     overrides=[*base_overrides(p.base), f"datasets.path={p.data}",
-                                f"optim.max_updates={p.dpo_updates}", "ckpts.run_name=stage3_dpo"],
-                     nfe=nfe, val_size=max(p.dpo_groups // 4, 1))
-    train_s = time.perf_counter() - t0
-    after = generate(str(evals), rounds[0].ckpt, str(work / "eval_after"), nfe=nfe, progress=False)
-    r = rounds[0]
+    r = iterate(str(manifest), str(policy), str(work), rounds=1, group_size=4, nfe=nfe, val_manifest=str(held_out),
+                overrides=[*base_overrides(p.base), *over, "ckpts.run_name=stage3_dpo"])[0]
+    h = r.held_out
     p.results["stage3_dpo"] = {
         "save_dir": str(work / "iter_0" / "train"), "updates": r.train["updates"], "final_loss": r.train["final_loss"],
-        "checkpoints": [r.ckpt], "samples": [], "seconds": round(train_s, 1), "precision": "generate+pairs+train",
-        "pairs": r.pairs, "val_before": r.val_before, "val_after": r.val_after,
-        "fresh_before": {"cer": before["mean_cer"], "sim": before["mean_sim"]},
-        "fresh_after": {"cer": after["mean_cer"], "sim": after["mean_sim"]},
+        "checkpoints": [r.ckpt], "samples": [], "seconds": round(time.perf_counter() - t0, 1),
+        "precision": "generate+pairs+train", "pairs": r.pairs, "val_before": r.val_before, "val_after": r.val_after,
+        "held_out": {"n": h.n, "reward": (h.reward_before, h.reward_after), "change": h.change, "se": h.change_se,
+                     "cer": h.cer, "sim": h.sim},
     }
 
 
@@ -254,12 +251,14 @@ def write_summary(p: DemoPlan, plot: Path) -> Path:
         d = p.results["stage3_dpo"]
         acc_b = d["val_before"].get("val/dpo/accuracy", float("nan"))
         acc_a = d["val_after"].get("val/dpo/accuracy", float("nan"))
-        lines += ["", f"DPO pairs: {d['pairs']}", "", "| DPO, held out | before | after |", "|---|---|---|",
+        h = d["held_out"]
+        lines += ["", f"DPO pairs: {d['pairs']}", "",
+                  f"| DPO, held-out sentences ({h['n']} fresh samples, same seeds) | before | after |", "|---|---|---|",
                   f"| implicit accuracy on held-out pairs | {acc_b:.3f} | {acc_a:.3f} |",
-                  f"| fresh samples: mean CER (Whisper) | {d['fresh_before']['cer']:.3f} "
-                  f"| {d['fresh_after']['cer']:.3f} |",
-                  f"| fresh samples: mean SIM (resemblyzer) | {d['fresh_before']['sim']:.3f} "
-                  f"| {d['fresh_after']['sim']:.3f} |"]
+                  f"| mean CER (Whisper) | {h['cer'][0]:.4f} | {h['cer'][1]:.4f} |",
+                  f"| mean SIM (resemblyzer) | {h['sim'][0]:.4f} | {h['sim'][1]:.4f} |",
+                  f"| mean reward (1 − CER) + SIM | {h['reward'][0]:.4f} | {h['reward'][1]:.4f} "
+                  f"(change {h['change']:+.4f} ± {h['se']:.4f}) |"]
     lines += ["", "| step | seconds |", "|---|---|", *[f"| {k} | {v:.1f} |" for k, v in p.timings.items()], ""]
     for name, r in p.results.items():
         lines += [f"## {name}", *[f"- checkpoint `{c}`" for c in r["checkpoints"]],
