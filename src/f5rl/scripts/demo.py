@@ -35,8 +35,8 @@ class DemoPlan:
     stage1_updates: int
     stage2_updates: int
     quick: bool
-    dpo_groups: int = 24  # train sentences, 4 samples each
-    dpo_held_out_groups: int = 12  # held-out sentences, 4 samples each, before and after
+    dpo_groups: int = 48  # train sentences, 4 samples each
+    dpo_held_out_groups: int = 24  # held-out sentences, 4 samples each, before and after
     dpo_updates: int = 120
     base: Path | None = None  # shipped base model folder; None: train stage 0
     timings: dict[str, float] = field(default_factory=dict)
