@@ -354,8 +354,7 @@ class DPOCfg:
             raise ValueError("dpo.sft_loss_weight and dpo.anchor_loss_weight must be >= 0")
         if self.anchor_batch_size < 1:
             raise ValueError(f"dpo.anchor_batch_size={self.anchor_batch_size} must be >= 1")
-        lo, hi = (list(self.time_range) + [None, None])[:2]
-        if len(self.time_range) != 2 or not 0 <= lo < hi <= 1:
+        if len(self.time_range) != 2 or not 0 <= self.time_range[0] < self.time_range[1] <= 1:
             raise ValueError(f"dpo.time_range={self.time_range} must be [lo, hi] with 0 <= lo < hi <= 1 "
                              "(e.g. [0, 0.1]: the noise end, where the words are decided)")
         if not -1.0 <= self.time_sway <= 1.0:

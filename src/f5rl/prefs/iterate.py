@@ -66,8 +66,8 @@ def held_out_reward(before_dir: Path, after_dir: Path) -> HeldOutReward:
     # error comes from the spread of per-group sums (the cluster-robust one; rows without a "group"
     # are their own group, which gives the usual sd / sqrt(n))
     groups: dict[str, float] = {}
-    for (x, _), d in zip(pairs, diffs):
-        key = str(x.get("group", id(x)))
+    for i, ((x, _), d) in enumerate(zip(pairs, diffs)):
+        key = str(x.get("group", f"row {i}"))
         groups[key] = groups.get(key, 0.0) + d - mean
     g = len(groups)
     se = math.sqrt(sum(v * v for v in groups.values()) * g / (g - 1)) / n if g > 1 else float("nan")
