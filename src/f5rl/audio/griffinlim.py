@@ -72,7 +72,8 @@ class GriffinLim(nn.Module):
         length = (mag.shape[-1] - 1) * self.mel.config.hop_length
         mag = mag.pow(c.power) if c.power != 1.0 else mag
         gen = torch.Generator(device="cpu").manual_seed(c.seed)
-        phase = torch.rand(mag.shape, generator=gen).to(mag.device) * 2 * torch.pi
+        # one initial phase for every row: a clip vocoded in a batch equals the clip vocoded alone
+        phase = torch.rand(mag.shape[-2:], generator=gen).to(mag.device).expand_as(mag) * 2 * torch.pi
         angles = torch.polar(torch.ones_like(mag), phase)
         prev = torch.zeros_like(angles)
         for _ in range(c.n_iter):

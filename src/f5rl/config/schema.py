@@ -77,7 +77,9 @@ class ArchCfg:
     conv_layers: int = 4
     pe_attn_head: int | None = None
     attn_backend: str = "torch"
-    attn_mask_enabled: bool = False
+    # true: padded frames are masked out of attention (a padded batch equals its rows run alone);
+    # false: F5-TTS's released setting, padded frames are attended to (outputs depend on the padding)
+    attn_mask_enabled: bool = True
     checkpoint_activations: bool = False
     text_embedding_average_upsampling: bool = False
     dropout: float = 0.1
@@ -227,9 +229,11 @@ class RewardsCfg:
     mode: str = "sum"  # sum | normalized_sum | rank_shaping | harmonic
     params: dict[str, Any] = field(default_factory=dict)
     providers: list[ProviderCfg] = field(default_factory=lambda: [ProviderCfg()])
-    vocoder_batch: int = 16  # f5rl: clips vocoded at once for scoring
+    vocoder_batch: int = 16  # f5rl: clips of equal length vocoded at once for scoring
 
     def check(self) -> None:
+        if self.vocoder_batch < 1:
+            raise ValueError(f"rl.rewards.vocoder_batch={self.vocoder_batch} must be >= 1")
         _one_of("rl.rewards.mode", self.mode, ("sum", "normalized_sum", "rank_shaping", "harmonic"))
         if not self.providers:
             raise ValueError("rl.rewards.providers is empty; configure at least one reward provider")
@@ -268,6 +272,9 @@ class RLCfg:
     val_every: int = 0  # f5rl: validate every N updates (0: never)
     val_size: int = 8
     val_seed: int = 1234
+    # f5rl: stop the run after this many updates in a row in which no reward could be scored
+    # (an update without any scorable reward trains nothing: its advantages would all be 0)
+    max_unscorable_updates: int = 3
     rewards: RewardsCfg = field(default_factory=RewardsCfg)
 
     def check(self) -> None:
@@ -297,6 +304,8 @@ class RLCfg:
             raise ValueError("rl.train_steps and rl.inner_epochs must be >= 1")
         if not 0 <= self.cfg_prob <= 1:
             raise ValueError(f"rl.cfg_prob={self.cfg_prob} must be in [0, 1]")
+        if self.max_unscorable_updates < 1:
+            raise ValueError(f"rl.max_unscorable_updates={self.max_unscorable_updates} must be >= 1")
         self.rewards.check()
 
 
@@ -310,6 +319,9 @@ class RLTrainConfig(TrainConfig):
         self.model.check()
         self.ckpts.check()
         self.rl.check()
+        if self.ckpts.val_list and self.ckpts.val_every > 0:
+            raise ValueError("ckpts.val_list/ckpts.val_every are stage 0/1 validation; stage 2 validates on held-out "
+                             "prompts with rl.val_manifest=test.jsonl rl.val_every=N (keep_best_by=val/mean_reward)")
         if self.rl.rollout == "gaussian" and not self.model.use_rl_head:
             raise ValueError("stage 2 samples velocities from the σ head: set model.use_rl_head=true "
                              "(and model.output_dist=gaussian), starting from a stage-1 checkpoint")
@@ -335,7 +347,7 @@ class DPOCfg:
     anchor_loss_weight: float = 0.0
     anchor_batch_size: int = 4  # real utterances per micro-batch for the anchor term
     ref_model_ckpt: str | None = None
-    val_every: int = 0
+    val_every: int = 0  # held-out implicit accuracy and loss (dpo.val_manifest) every N updates (0: never)
     # held-out pairs: each pair's flow errors are averaged over this many (noise, t) draws, t stratified
     # over the training times, so the implicit reward estimates its expectation (Diffusion-DPO, eq. 12);
     # measured on 40 held-out pairs: two sets of 8 draws agreed on the sign for 85 % of pairs, of 32 for 97.5 %
@@ -360,6 +372,11 @@ class DPOCfg:
         if not -1.0 <= self.time_sway <= 1.0:
             raise ValueError(f"dpo.time_sway={self.time_sway} must be in [-1, 1] "
                              "(0 = uniform t; sway keeps t in [0, 1])")
+        if self.val_every < 0:
+            raise ValueError(f"dpo.val_every={self.val_every} must be >= 0 (0: never)")
+        if self.val_every > 0 and not self.val_manifest:
+            raise ValueError("dpo.val_every>0 validates on held-out pairs: set dpo.val_manifest=held_out.jsonl "
+                             "(from f5rl.prefs.create_preference_pairs) or dpo.val_every=0")
         if not self.train_manifest:
             raise ValueError("dpo.train_manifest is required (train.jsonl from f5rl.prefs.create_preference_pairs)")
         if self.beta <= 0:

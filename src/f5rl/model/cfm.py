@@ -139,13 +139,17 @@ class CFM(nn.Module):
             metrics["stats/sigma_mean"] = masked_mean(ln_sig.exp(), span).detach()
         return LossOutput(loss, metrics, mu, span)
 
-    def flow_errors(self, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mask: Tensor, span: Tensor) -> Tensor:
+    def flow_errors(self, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mask: Tensor, span: Tensor,
+                    network=None) -> Tensor:
         """Per-sample flow-matching error ``mean((v − u)²)`` over span elements: ``(b,)``
-        (the quantity flow-matching DPO compares between chosen and rejected)."""
+        (the quantity flow-matching DPO compares between chosen and rejected). ``network`` is any
+        velocity network with the DiT's call signature (a reference model, a LoRA base view);
+        default this model's own."""
         t = time.view(-1, 1, 1)
         xt = (1 - t) * x0 + t * x1
         cond = torch.where(span.unsqueeze(-1), torch.zeros_like(x1), x1)
-        mu = self.transformer(xt, cond, text, time, mask=mask).mu.float()
+        net = self.transformer if network is None else network
+        mu = net(xt, cond, text, time, mask=mask).mu.float()
         err = (mu - (x1 - x0)).square() * span.unsqueeze(-1)
         return err.sum(dim=(1, 2)) / (span.sum(dim=1) * x1.shape[-1]).clamp_min(1)
 

@@ -42,6 +42,9 @@ class DiTConfig:
     text_embedding_average_upsampling: bool = False
     dropout: float = 0.1
     checkpoint_activations: bool = False
+    # true: padded frames are masked out of attention (a padded batch equals its rows run alone);
+    # false: F5-TTS's released setting, attention also reads padded frames
+    attn_mask_enabled: bool = True
     mel_dim: int = 100
     text_num_embeds: int = 256
     use_rl_head: bool = False  # build proj_out_ln_sig (log σ of the velocity)
@@ -76,7 +79,8 @@ class DiT(nn.Module):
         self.input_embed = InputEmbedding(c.mel_dim, c.text_dim, c.dim)
         self.rotary_embed = RotaryEmbedding(c.dim_head)
         self.transformer_blocks = nn.ModuleList(
-            [DiTBlock(c.dim, c.heads, c.dim_head, c.ff_mult, c.dropout, c.pe_attn_head) for _ in range(c.depth)]
+            [DiTBlock(c.dim, c.heads, c.dim_head, c.ff_mult, c.dropout, c.pe_attn_head, c.attn_mask_enabled)
+             for _ in range(c.depth)]
         )
         self.norm_out = AdaLayerNormFinal(c.dim)
         self.proj_out = nn.Linear(c.dim, c.mel_dim)

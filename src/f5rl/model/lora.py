@@ -79,10 +79,17 @@ def adapters_disabled(model: nn.Module) -> Iterator[None]:
 
 class BaseModelView:
     """The base model of a LoRA-adapted DiT as a frozen reference: calls run with adapters
-    disabled, in eval mode and without gradients."""
+    disabled, in eval mode and without gradients.
+
+    Layers trained in full beside the adapters (``model.lora.train_also``, e.g. the σ head) move
+    during training, so disabling the adapters alone would not give the initial model: the view
+    keeps a frozen copy of those parameters (taken when it is made) and evaluates the network with
+    them swapped in functionally (``torch.func.functional_call``), never touching the policy."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
+        self.frozen = {n: p.detach().clone() for n, p in model.named_parameters()
+                       if p.requires_grad and "lora_" not in n}
 
     @property
     def has_sigma_head(self) -> bool:
@@ -98,12 +105,15 @@ class BaseModelView:
     def train(self, mode: bool = True) -> BaseModelView:
         return self
 
+    def eval(self) -> BaseModelView:
+        return self
+
     def __call__(self, *args, **kwargs):
         was = self.model.training
         self.model.eval()
         try:
             with torch.no_grad(), adapters_disabled(self.model):
-                return self.model(*args, **kwargs)
+                return torch.func.functional_call(self.model, self.frozen, args, kwargs, strict=False)
         finally:
             self.model.train(was)
 

@@ -255,10 +255,11 @@ class Attention(nn.Module):
     """Multi-head self-attention with RoPE on the first ``pe_attn_head`` heads (all when None)."""
 
     def __init__(self, dim: int, heads: int, dim_head: int, dropout: float = 0.0,
-                 pe_attn_head: int | None = None) -> None:
+                 pe_attn_head: int | None = None, mask_enabled: bool = True) -> None:
         super().__init__()
         inner = heads * dim_head
         self.heads, self.dim_head, self.pe_attn_head = heads, dim_head, pe_attn_head
+        self.mask_enabled = mask_enabled  # model.arch.attn_mask_enabled
         self.to_q = nn.Linear(dim, inner)
         self.to_k = nn.Linear(dim, inner)
         self.to_v = nn.Linear(dim, inner)
@@ -275,7 +276,7 @@ class Attention(nn.Module):
             else:
                 q = torch.cat((apply_rotary(q[:, :pn], rope), q[:, pn:]), dim=1)
                 k = torch.cat((apply_rotary(k[:, :pn], rope), k[:, pn:]), dim=1)
-        attn_mask = mask[:, None, None, :] if mask is not None else None  # (b, 1, 1, n) keys
+        attn_mask = mask[:, None, None, :] if mask is not None and self.mask_enabled else None  # (b, 1, 1, n) keys
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         out = out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
         out = self.to_out[1](self.to_out[0](out))
@@ -300,10 +301,10 @@ class FeedForward(nn.Module):
 
 class DiTBlock(nn.Module):
     def __init__(self, dim: int, heads: int, dim_head: int, ff_mult: float = 4, dropout: float = 0.1,
-                 pe_attn_head: int | None = None) -> None:
+                 pe_attn_head: int | None = None, attn_mask_enabled: bool = True) -> None:
         super().__init__()
         self.attn_norm = AdaLayerNorm(dim)
-        self.attn = Attention(dim, heads, dim_head, dropout, pe_attn_head)
+        self.attn = Attention(dim, heads, dim_head, dropout, pe_attn_head, attn_mask_enabled)
         self.ff_norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.ff = FeedForward(dim, ff_mult, dropout)
 

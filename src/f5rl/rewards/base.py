@@ -196,6 +196,11 @@ class RewardProvider(abc.ABC):
         if not out.reasons:
             out.reasons = [None] * len(batch)
         out.scores = out.scores.float()
+        # ±inf (e.g. an NLL whose probability underflowed) is no score: it would turn the group's
+        # advantages and the loss into NaN. It counts as unscorable, with a reason.
+        for i in torch.isinf(out.scores).nonzero().view(-1).tolist():
+            out.reasons[i] = f"non-finite score {float(out.scores[i])}"
+            out.scores[i] = math.nan
         return out
 
     def _remember(self, key: str, score: float, comps: dict[str, float], reason: str | None) -> None:

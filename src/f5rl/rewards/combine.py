@@ -127,6 +127,7 @@ class RewardSet:
             reward = rank_shaping(scores, weights)
         else:
             reward = self._harmonic(outputs)
+        reward = torch.where(torch.isfinite(reward), reward, torch.full_like(reward, math.nan))  # inf: unscorable
         metrics: dict[str, Tensor] = {}
         for label, out in outputs.items():
             metrics[f"reward/{label}"] = out.scores

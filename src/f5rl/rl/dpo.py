@@ -42,6 +42,24 @@ def preference_times(u: Tensor, time_range: Sequence[float] = (0.0, 1.0), sway_c
     return lo + (hi - lo) * sway(u, sway_coef)
 
 
+def best_and_worst(rewards: Tensor, group_ids: Tensor) -> tuple[list[int], list[int]]:
+    """Online DPO pairs: per group, the index of its best and of its worst scorable rollout.
+
+    ``rewards (b,)`` with NaN = unscorable, ``group_ids (b,)``. Groups with fewer than two
+    scorable members, or whose scorable rewards are all equal, give no pair."""
+    best, worst = [], []
+    for g in group_ids.unique().tolist():
+        members = [i for i in (group_ids == g).nonzero().view(-1).tolist() if not torch.isnan(rewards[i])]
+        if len(members) < 2:
+            continue
+        r = rewards[members]
+        if float(r.max() - r.min()) <= 1e-12:
+            continue
+        best.append(members[int(r.argmax())])
+        worst.append(members[int(r.argmin())])
+    return best, worst
+
+
 def implicit_gap(e_w: Tensor, e_l: Tensor, e_w_ref: Tensor, e_l_ref: Tensor) -> Tensor:
     """``Δ (b,)``: positive when the policy improved the chosen more than the rejected."""
     return -0.5 * ((e_w - e_w_ref) - (e_l - e_l_ref))
@@ -68,7 +86,8 @@ def preference_loss(e_w: Tensor, e_l: Tensor, e_w_ref: Tensor, e_l_ref: Tensor, 
         chosen_reward = -0.5 * beta * (e_w - e_w_ref)
         rejected_reward = -0.5 * beta * (e_l - e_l_ref)
         metrics = {
-            "dpo/accuracy": (gap > 0).float().mean(),
+            # a tie (Δ = 0, e.g. policy == reference) is a coin flip, not a wrong answer: chance is 0.5
+            "dpo/accuracy": ((gap > 0).float() + 0.5 * (gap == 0).float()).mean(),
             "dpo/margin": (chosen_reward - rejected_reward).mean(),
             "dpo/chosen_reward": chosen_reward.mean(),
             "dpo/rejected_reward": rejected_reward.mean(),

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from f5rl.model.dit import DiT
 from f5rl.rl.gaussian import f5r_kl, gaussian_kl, gaussian_log_prob
-from f5rl.rl.grpo import PolicyLoss, f5r_policy_loss, masked_mean, ppo_clip_loss
+from f5rl.rl.grpo import PolicyLoss, f5r_policy_loss, ppo_clip_loss
 from f5rl.rollout.gaussian import Rollout, per_element_mean, step_gaussian
 
 
@@ -48,7 +48,9 @@ def grpo_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, step: int, adv: Te
     if ref is not None and kl_weight > 0:
         with torch.no_grad():
             mu_r, ln_sig_r = step_gaussian(ref, x, ro.cond, ro.text, t, dt, ro.mask, ro.cfg_strength, ro.kind)
-        kl = masked_mean(gaussian_kl(mu, ln_sig, mu_r, ln_sig_r), ro.target.unsqueeze(-1))
+        # per rollout over its target elements, then over rollouts (as the policy term): a mean of
+        # per-rollout terms, so the processes' average gradient is that of their concatenated batch
+        kl = per_element_mean(gaussian_kl(mu, ln_sig, mu_r, ln_sig_r), ro.target).mean()
         loss = loss + kl_weight * kl
         metrics["loss/kl"] = kl.detach()
     return PolicyLoss(loss, metrics)

@@ -95,6 +95,44 @@ def velocity_gaussian(model: DiT, x: Tensor, cond: Tensor, text: Tensor, t: Tens
     return mu, ln_sig, out
 
 
+def randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """Standard normal noise on ``device``, drawn on the generator's own device (a CPU generator
+    cannot fill a CUDA tensor): the same seed gives the same rollout on every device."""
+    if generator is None:
+        return torch.randn(shape, device=device)
+    return torch.randn(shape, generator=generator, device=generator.device).to(device)
+
+
+def cat_rollouts(parts: list[Rollout]) -> Rollout:
+    """One rollout holding the rows of ``parts`` (same steps, grid, CFG and kind), padded to the
+    longest frame and text length: what one process would have recorded for the whole batch."""
+    first = parts[0]
+    n = max(p.mel.shape[1] for p in parts)
+    t = max(p.text.shape[1] for p in parts)
+
+    def frames(x: Tensor, dim: int) -> Tensor:  # pad the frame axis ``dim`` with zeros
+        pad = [0, 0] * (x.ndim - dim - 1) + [0, n - x.shape[dim]]
+        return torch.nn.functional.pad(x, pad)
+
+    def valid(p: Rollout) -> Tensor:
+        return lens_to_mask(p.durations, n)
+
+    durations = torch.cat([p.durations for p in parts])
+    return Rollout(
+        mel=torch.cat([frames(p.mel, 1) for p in parts]),
+        states=torch.cat([frames(p.states, 2) for p in parts], dim=1),
+        samples=torch.cat([frames(p.samples, 2) for p in parts], dim=1),
+        times=first.times,
+        old_logp=torch.cat([p.old_logp for p in parts], dim=1),
+        cond=torch.cat([frames(p.cond, 1) for p in parts]),
+        text=torch.cat([torch.nn.functional.pad(p.text, (0, t - p.text.shape[1]), value=-1) for p in parts]),
+        mask=None if bool((durations == n).all()) else torch.cat([valid(p) for p in parts]),
+        target=torch.cat([frames(p.target, 1) for p in parts]),
+        prompt_lens=torch.cat([p.prompt_lens for p in parts]),
+        durations=durations, cfg_strength=first.cfg_strength, kind=first.kind,
+    )
+
+
 def per_element_mean(x: Tensor, target: Tensor) -> Tensor:
     """Mean over target frames and mel bins: ``(b, n, m)``, ``(b, n)`` → ``(b,)``."""
     w = target.unsqueeze(-1).to(x.dtype)
@@ -134,14 +172,14 @@ def gaussian_rollout(
     target = valid & ~prompt_mask
     times = time_points(steps, steps_plus_one, sway_sampling_coef).to(device)
     kind = StepKind(mode, sde_noise, float(times[1]))
-    x = torch.randn(b, total, m, device=device, generator=generator)
+    x = randn((b, total, m), generator, device)
     x = x * valid.unsqueeze(-1)
     states, samples, logps = [], [], []
     with model.cached_text(), autocast(device, precision):
         for k in range(len(times) - 1):
             t, dt = times[k], times[k + 1] - times[k]
             mu, ln_sig = step_gaussian(model, x, step_cond, text, t.expand(b), dt, mask, cfg_strength, kind)
-            eps = torch.randn(mu.shape, device=device, generator=generator)
+            eps = randn(mu.shape, generator, device)
             f = (mu + torch.exp(ln_sig) * eps) * valid.unsqueeze(-1)
             states.append(x)
             samples.append(f)

@@ -254,7 +254,7 @@ def write_summary(p: DemoPlan, plot: Path) -> Path:
         h = d["held_out"]
         lines += ["", f"DPO pairs: {d['pairs']}", "",
                   f"| DPO, held-out sentences ({h['n']} fresh samples, same seeds) | before | after |", "|---|---|---|",
-                  f"| implicit accuracy on held-out pairs | {acc_b:.3f} | {acc_a:.3f} |",
+                  f"| implicit accuracy on held-out pairs (ties 0.5, chance 0.5) | {acc_b:.3f} | {acc_a:.3f} |",
                   f"| mean CER (Whisper) | {h['cer'][0]:.4f} | {h['cer'][1]:.4f} |",
                   f"| mean SIM (resemblyzer) | {h['sim'][0]:.4f} | {h['sim'][1]:.4f} |",
                   f"| mean reward (1 − CER) + SIM | {h['reward'][0]:.4f} | {h['reward'][1]:.4f} "

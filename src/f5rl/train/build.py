@@ -38,7 +38,8 @@ def dit_config(model: ModelCfg, vocab_size: int) -> DiTConfig:
         dim=a.dim, depth=a.depth, heads=a.heads, dim_head=a.dim_head, ff_mult=a.ff_mult, text_dim=a.text_dim,
         conv_layers=a.conv_layers, text_mask_padding=a.text_mask_padding, pe_attn_head=a.pe_attn_head,
         text_embedding_average_upsampling=a.text_embedding_average_upsampling, dropout=a.dropout,
-        checkpoint_activations=a.checkpoint_activations, mel_dim=model.mel_spec.n_mel_channels,
+        checkpoint_activations=a.checkpoint_activations, attn_mask_enabled=a.attn_mask_enabled,
+        mel_dim=model.mel_spec.n_mel_channels,
         text_num_embeds=vocab_size, use_rl_head=model.use_rl_head, ln_sig_init=model.ln_sig_init,
     )
 

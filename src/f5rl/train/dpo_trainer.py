@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 class DPOTrainer(Trainer):
     cfg: DPOTrainConfig
+    explicit_grad_sync = True  # the losses call the networks directly, not through DDP
+    dropout_in_training = False  # policy and reference errors come from the same (dropout-free) function
 
     def build_dataset(self, data_dir):
         return PairDataset(self.cfg.dpo.train_manifest, self.mel_config), PairCollate(self.tokenizer)
@@ -39,6 +41,18 @@ class DPOTrainer(Trainer):
         if self.cfg.dpo.val_manifest:
             ds = PairDataset(self.cfg.dpo.val_manifest, self.mel_config)
             self.val_data = PairCollate(self.tokenizer)([ds[i] for i in range(len(ds))])
+        if self.cfg.model.arch.dropout > 0:
+            log.warning("DPO evaluates policy and reference without dropout (model.arch.dropout=%g is not used): "
+                        "with dropout the policy's errors would differ from the reference's before any update",
+                        self.cfg.model.arch.dropout)
+
+    def periodic_validation(self, update: int) -> dict[str, float]:
+        """``dpo.val_every``: held-out implicit accuracy and loss between training steps."""
+        out = super().periodic_validation(update)
+        d = self.cfg.dpo
+        if d.val_every > 0 and update % d.val_every == 0 and self.accelerator.is_main_process:
+            out.update(self.validate())
+        return out
 
     def _setup_anchor(self) -> None:
         """Real utterances for the anchor term, batched by a sampler of their own that is
@@ -90,13 +104,8 @@ class DPOTrainer(Trainer):
             t = self.times(torch.rand(b, device=batch.mel.device))
             draws = (torch.randn_like(batch.mel), t)
         x0, t = draws
-        saved = cfm.transformer
-        cfm.transformer = model_transformer
-        try:
-            e_w = cfm.flow_errors(batch.mel, x0, t, batch.text, mask, span)
-            e_l = cfm.flow_errors(batch.rejected, x0, t, batch.text, mask, span)
-        finally:
-            cfm.transformer = saved
+        e_w = cfm.flow_errors(batch.mel, x0, t, batch.text, mask, span, network=model_transformer)
+        e_l = cfm.flow_errors(batch.rejected, x0, t, batch.text, mask, span, network=model_transformer)
         return e_w, e_l, draws
 
     def compute_loss(self, batch: PairBatch) -> LossOutput:
@@ -113,7 +122,7 @@ class DPOTrainer(Trainer):
             loss = loss + d.sft_loss_weight * e_w.mean()
         if self._anchor_batches is not None:
             real = next(self._anchor_batches).to(self.device)
-            anchor = self.model(real.mel, real.text, real.mel_lengths).loss
+            anchor = self.accelerator.unwrap_model(self.model)(real.mel, real.text, real.mel_lengths).loss
             loss = loss + d.anchor_loss_weight * anchor
             metrics["loss/anchor"] = anchor.detach()
         return LossOutput(loss, metrics)
@@ -160,6 +169,8 @@ class DPOTrainer(Trainer):
         return sums[0], sums[1]
 
 
-def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+def _same_weights(a: torch.nn.Module, b) -> bool:
+    if not isinstance(b, torch.nn.Module):  # a LoRA base view: compute its errors
+        return False
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

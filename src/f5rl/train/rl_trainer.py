@@ -1,11 +1,23 @@
 """Stage-2 trainer (GRPO over ODE rollouts): orchestration only.
 
-Per update: take ``B`` ground-truth utterances, repeat each ``group_size × mini_repeat_count``
-times, split each into prompt and target, roll out the policy with sampled Gaussian velocities,
-vocode the outputs and score them with the reward providers, turn rewards into group-relative
-advantages, then take ``inner_epochs`` optimiser steps on the chosen ODE steps (``rl.loss``:
-principled ``grpo`` or F5R-parity ``f5r``). Math lives in ``f5rl.rl``; rollouts in
-``f5rl.rollout``; checkpoints, resume and logging are shared with stage 0/1.
+Per update (:meth:`RLTrainer.rl_update`, top to bottom): draw each prompt's infill split once,
+repeat every utterance ``group_size × mini_repeat_count`` times, roll out the policy with sampled
+Gaussian velocities, vocode the outputs and score them with the reward providers, turn rewards
+into group-relative advantages, then take ``inner_epochs`` optimiser steps with the loss chosen by
+``rl.loss`` (:data:`LOSSES`: principled ``grpo``, F5R-parity ``f5r`` or ``online_dpo``). Math lives
+in ``f5rl.rl``; rollouts in ``f5rl.rollout``; checkpoints, resume and logging are shared with
+stage 0/1.
+
+Correctness rules that the losses rely on:
+* the policy is evaluated in one mode for rollouts and loss passes (eval, i.e. no dropout, unless
+  ``rl.rollout_dropout``), so the first PPO ratio is exactly 1 and the KL to the reference is 0
+  before any update;
+* the losses call the network directly, so gradients are averaged across processes explicitly
+  before every optimiser step (:meth:`Trainer.optimizer_step`), which also skips a step whose
+  gradient is not finite;
+* every member of a group, on every process it spans, infills the same split of the same prompt;
+* an update whose rewards are all unscorable trains nothing, and ``rl.max_unscorable_updates``
+  such updates in a row stop the run.
 """
 
 from __future__ import annotations
@@ -13,7 +25,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -21,8 +33,8 @@ from f5rl.config.schema import RLTrainConfig
 from f5rl.data.collate import Batch
 from f5rl.model.dit import DiT
 from f5rl.rewards.base import RewardBatch
-from f5rl.rewards.combine import RewardSet
-from f5rl.rl.grpo import group_advantages
+from f5rl.rewards.combine import CombinedReward, RewardSet
+from f5rl.rl.grpo import Advantages, group_advantages
 from f5rl.rl.stage2 import choose_train_steps, f5r_step_loss, grpo_step_loss
 from f5rl.rollout.gaussian import Rollout, gaussian_rollout
 from f5rl.rollout.prompts import prompt_lengths
@@ -33,6 +45,7 @@ log = logging.getLogger(__name__)
 
 class RLTrainer(Trainer):
     cfg: RLTrainConfig
+    explicit_grad_sync = True  # the step losses call the policy network directly, not through DDP
 
     def data_shard(self) -> tuple[int, int]:
         """With ``rl.repeat_count`` = R, processes come in blocks of R that see the same prompts
@@ -41,13 +54,22 @@ class RLTrainer(Trainer):
         return max(self.accelerator.num_processes // r, 1), self.accelerator.process_index // r
 
     def setup(self) -> None:
-        super().setup()
         rl = self.cfg.rl
+        self.dropout_in_training = rl.rollout_dropout
+        super().setup()
         if self.accelerator.num_processes > 1:
             # processes sharing prompts must draw different rollouts; exact resume is single-process only
             torch.manual_seed(self.cfg.optim.seed * 1009 + self.accelerator.process_index * 7919 + self.start_update)
         if self.cfg.optim.grad_accumulation_steps != 1:
             raise ValueError("stage 2 takes one optimiser step per rollout batch: set optim.grad_accumulation_steps=1")
+        if self.cfg.model.arch.dropout > 0:
+            if rl.rollout_dropout:
+                log.warning("rl.rollout_dropout=true with model.arch.dropout=%g: rollouts and loss passes draw "
+                            "different dropout masks, so the first PPO ratio is not 1 and the KL to the "
+                            "(dropout-free) reference is not 0 before any update", self.cfg.model.arch.dropout)
+            else:
+                log.info("stage 2 evaluates the policy without dropout (model.arch.dropout=%g unused): rollouts, "
+                         "log-probs and the loss pass see the same network", self.cfg.model.arch.dropout)
         self.group = rl.group_size * rl.mini_repeat_count * rl.repeat_count
         if rl.repeat_count > 1 and self.accelerator.num_processes % rl.repeat_count:
             raise ValueError(f"rl.repeat_count={rl.repeat_count} must divide the number of processes "
@@ -60,6 +82,7 @@ class RLTrainer(Trainer):
         self.rewards.setup(str(self.device))
         if self._vocoder is None:
             self._vocoder = self._build_vocoder()
+        self.unscorable_streak = 0
         self.val_batch = None
         if rl.val_manifest and rl.val_every > 0:
             from f5rl.data.manifest import manifest_batch, read_manifest
@@ -74,19 +97,42 @@ class RLTrainer(Trainer):
             return None
         return self.build_reference(rl.ref_model_ckpt)
 
-    # ------------------------------------------------------------------ one update
-    def _expand(self, batch: Batch) -> Batch:
-        """Repeat every utterance ``group_size × mini_repeat_count`` times (consecutively)."""
-        r = self.cfg.rl.group_size * self.cfg.rl.mini_repeat_count
-        idx = torch.arange(len(batch), device=batch.mel.device).repeat_interleave(r)
-        return Batch(batch.mel[idx], batch.mel_lengths[idx], batch.text[idx],
-                     [batch.texts[i] for i in idx.tolist()], [batch.audio_paths[i] for i in idx.tolist()])
+    @property
+    def policy(self) -> DiT:
+        return self.accelerator.unwrap_model(self.model).transformer
 
-    def rollout(self, batch: Batch, policy: DiT, generator: torch.Generator | None = None) -> Rollout:
+    # ------------------------------------------------------------------ rollouts
+    @property
+    def copies(self) -> int:
+        """Rollouts of one prompt within a process."""
+        return self.cfg.rl.group_size * self.cfg.rl.mini_repeat_count
+
+    def split_generator(self) -> torch.Generator:
+        """The stream of this update's prompt splits: the same on every process of a repeat block
+        (they hold the same prompts), different across blocks and updates."""
+        _, shard = self.data_shard()
+        return torch.Generator().manual_seed((self.cfg.optim.seed * 1_000_003 + self.update_index) * 1009 + shard)
+
+    def draw_split(self, batch: Batch, generator: torch.Generator | None) -> tuple[torch.Tensor, bool]:
+        """Prompt frames ``(b,)`` of each distinct prompt and whether this batch is rolled out with CFG,
+        drawn once per prompt (before the group copies exist), so every member of a group solves the
+        same infill task."""
         rl = self.cfg.rl
         lens = batch.mel_lengths.clamp(max=rl.max_duration)
         prompts = prompt_lengths(lens, tuple(rl.prompt_frac_range), rl.prompt_length_mode, generator)
         use_cfg = rl.cfg_prob >= 1 or float(torch.rand((), generator=generator)) < rl.cfg_prob
+        return prompts, use_cfg
+
+    def _expand(self, batch: Batch) -> Batch:
+        """Repeat every utterance ``group_size × mini_repeat_count`` times (consecutively)."""
+        idx = torch.arange(len(batch), device=batch.mel.device).repeat_interleave(self.copies)
+        return Batch(batch.mel[idx], batch.mel_lengths[idx], batch.text[idx],
+                     [batch.texts[i] for i in idx.tolist()], [batch.audio_paths[i] for i in idx.tolist()])
+
+    def rollout(self, batch: Batch, policy, prompts: torch.Tensor, use_cfg: bool,
+                generator: torch.Generator | None = None) -> Rollout:
+        rl = self.cfg.rl
+        lens = batch.mel_lengths.clamp(max=rl.max_duration)
         was_training = policy.training
         policy.train(rl.rollout_dropout)
         ro = gaussian_rollout(
@@ -98,17 +144,32 @@ class RLTrainer(Trainer):
         policy.train(was_training)
         return ro
 
-    @torch.no_grad()
-    def score(self, ro: Rollout, batch: Batch):
-        """Vocode full outputs (prompt + generation) and the ground truth; run the reward set."""
-        outs, refs = [], []
+    # ------------------------------------------------------------------ rewards
+    def vocode(self, mels: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Audio of each ``(frames, m)`` mel, vocoded ``rl.rewards.vocoder_batch`` at a time among
+        clips of equal length (no padding reaches the vocoder, so a clip's audio does not depend on
+        its batch)."""
         n = self.cfg.rl.rewards.vocoder_batch
-        for i in range(0, len(batch), n):
-            for j in range(i, min(i + n, len(batch))):
-                d = int(ro.durations[j])
-                outs.append(self._vocoder(ro.mel[j:j + 1, :d].transpose(1, 2).float().cpu())[0])
-                gt = batch.mel[j:j + 1, : int(batch.mel_lengths[j])]
-                refs.append(self._vocoder(gt.transpose(1, 2).float().cpu())[0])
+        out: list[torch.Tensor | None] = [None] * len(mels)
+        by_len: dict[int, list[int]] = {}
+        for i, m in enumerate(mels):
+            by_len.setdefault(m.shape[0], []).append(i)
+        for idx in by_len.values():
+            for s in range(0, len(idx), n):
+                chunk = idx[s: s + n]
+                audio = self._vocoder(torch.stack([mels[i] for i in chunk]).transpose(1, 2).float().cpu())
+                for j, i in enumerate(chunk):
+                    out[i] = audio[j]
+        return out
+
+    @torch.no_grad()
+    def score(self, ro: Rollout, batch: Batch, copies: int) -> CombinedReward:
+        """Vocode full outputs (prompt + generation) and, once per prompt, the ground truth (the
+        speaker reference); run the reward set. ``copies``: consecutive rows sharing one prompt."""
+        outs = self.vocode([ro.mel[j, : int(ro.durations[j])] for j in range(len(batch))])
+        firsts = list(range(0, len(batch), copies))
+        gts = self.vocode([batch.mel[j, : int(batch.mel_lengths[j])] for j in firsts])
+        refs = [gts[j // copies] for j in range(len(batch))]
         rb = RewardBatch(outs, list(batch.texts), ref_audio=refs,
                          mel=[ro.generated(j).cpu() for j in range(len(batch))],
                          metadata=[{"gt_audio": r} for r in refs])
@@ -116,9 +177,9 @@ class RLTrainer(Trainer):
 
     def group_ids(self, b: int) -> torch.Tensor:
         """Group of each local rollout: consecutive copies of one prompt share a group."""
-        return torch.arange(b) // (self.cfg.rl.group_size * self.cfg.rl.mini_repeat_count)
+        return torch.arange(b) // self.copies
 
-    def advantages(self, rewards: torch.Tensor):
+    def advantages(self, rewards: torch.Tensor) -> Advantages:
         """Group-relative advantages; with ``repeat_count`` > 1 the group spans processes, so
         rewards are gathered first and each process keeps its own slice."""
         rl, acc = self.cfg.rl, self.accelerator
@@ -136,88 +197,96 @@ class RLTrainer(Trainer):
         out.group_mean, out.group_std = out.group_mean[sl], out.group_std[sl]
         return out
 
+    def scorable_everywhere(self, rewards: torch.Tensor) -> int:
+        """Scorable rewards of this update over all processes (the same number on each)."""
+        n = torch.tensor([int((~torch.isnan(rewards)).sum())], device=self.device)
+        return int(self.accelerator.reduce(n, "sum")) if self.accelerator.num_processes > 1 else int(n)
+
+    def unscorable_update(self, scored: CombinedReward) -> dict[str, float]:
+        """No reward of this update could be scored: train nothing (advantages would all be 0 and
+        only the KL term would move the policy), and stop after ``rl.max_unscorable_updates``."""
+        self.unscorable_streak += 1
+        reasons = sorted({r for label, out in scored.outputs.items() for r in (out.reasons or []) if r})
+        limit = self.cfg.rl.max_unscorable_updates
+        log.warning("update %d: no reward could be scored (%d in a row); skipped. Reasons: %s",
+                    self.update_index + 1, self.unscorable_streak, "; ".join(reasons[:3]) or "none given")
+        if self.unscorable_streak >= limit:
+            raise RuntimeError(
+                f"every reward of the last {limit} updates was unscorable (rl.max_unscorable_updates={limit}); "
+                f"reasons: {'; '.join(reasons[:3]) or 'none given'}. Check the reward providers "
+                "(rl.rewards.providers: model paths, the reward server) before training on")
+        return {"stats/unscorable_update": 1.0}
+
+    # ------------------------------------------------------------------ one update
     def rl_update(self, batch: Batch) -> dict[str, float]:
-        rl, acc = self.cfg.rl, self.accelerator
-        policy = acc.unwrap_model(self.model).transformer
-        batch = self._expand(batch)
+        rl = self.cfg.rl
         t0 = time.perf_counter()
-        ro = self.rollout(batch, policy)
+        prompts, use_cfg = self.draw_split(batch, self.split_generator())
+        batch, prompts = self._expand(batch), prompts.repeat_interleave(self.copies)
+        ro = self.rollout(batch, self.policy, prompts, use_cfg)
         ref_ro = None
         if rl.loss == "f5r" and self.ref is not None and rl.kl_weight > 0:
-            ref_ro = self.rollout(batch, self.ref)  # F5R: an independent reference rollout
+            ref_ro = self.rollout(batch, self.ref, prompts, use_cfg)  # F5R: the reference's own rollout, same split
         t_roll = time.perf_counter() - t0
-        scored = self.score(ro, batch)
+        scored = self.score(ro, batch, self.copies)
         t_reward = time.perf_counter() - t0 - t_roll
         adv = self.advantages(scored.reward)
-        if self.group == 1:
-            warnings.warn("GRPO groups have one member: advantages are zero and only the KL term trains", stacklevel=2)
-        a, valid = adv.adv.to(self.device), adv.valid.to(self.device)
-        metrics: dict[str, float] = {}
-        self.model.train()
-        if rl.loss == "online_dpo":
-            metrics.update(self.online_dpo_update(ro, batch, scored.reward))
-            rl_steps_done = True
+        self.model.train(rl.rollout_dropout)  # the rollout's mode (see the module docstring)
+        if self.scorable_everywhere(scored.reward) == 0:
+            metrics = self.unscorable_update(scored)
         else:
-            rl_steps_done = False
-        # a per-update stream (not one long one) so a resumed run picks the same steps
-        step_rng = random.Random(self.cfg.optim.seed * 1_000_003 + self.update_index)
-        for _ in range(0 if rl_steps_done else rl.inner_epochs):
-            steps = choose_train_steps(ro.steps, rl.train_steps_mode, rl.train_steps, step_rng, rl.loss,
-                                       rl.skip_grad_prob)
-            self.optimizer.zero_grad(set_to_none=True)
-            sums: dict[str, float] = {}
-            for k in steps:
-                with acc.autocast():
-                    if rl.loss == "grpo":
-                        out = grpo_step_loss(policy, self.ref, ro, k, a, valid, rl.clip_eps, rl.kl_weight)
-                    else:
-                        out = f5r_step_loss(policy, ref_ro, self.ref, ro, k, a, rl.kl_weight)
-                acc.backward(out.loss / len(steps))
-                sums["loss"] = sums.get("loss", 0.0) + out.loss.item() / len(steps)
-                for name, v in out.metrics.items():
-                    sums[name] = sums.get(name, 0.0) + float(v) / len(steps)
-            if self.cfg.optim.max_grad_norm > 0:
-                sums["grad_norm"] = float(acc.clip_grad_norm_(self.model.parameters(), self.cfg.optim.max_grad_norm))
-            self.optimizer.step()
-            metrics.update(sums)
-            metrics["stats/kept_steps"] = float(len(steps))
-        self.optimizer.zero_grad(set_to_none=True)
-        r = scored.reward
-        ok = ~torch.isnan(r)
-        metrics.update({
-            "reward/mean": float(r[ok].mean()) if ok.any() else float("nan"),
-            "reward/std": float(r[ok].std(unbiased=False)) if ok.any() else float("nan"),
-            "reward/min": float(r[ok].min()) if ok.any() else float("nan"),
-            "reward/max": float(r[ok].max()) if ok.any() else float("nan"),
-            "reward/nan_ratio": float((~ok).float().mean()),
-            "stats/zero_std_ratio": float(adv.zero_std_ratio),
-            "time/rollout_s": t_roll, "time/reward_s": t_reward,
-            "time/update_s": time.perf_counter() - t0 - t_roll - t_reward,
-        })
-        for name, v in scored.metrics.items():
-            vals = v[~torch.isnan(v)]
-            if len(vals):
-                metrics[name] = float(vals.mean())
+            self.unscorable_streak = 0
+            metrics = LOSSES[rl.loss](self, ro, ref_ro, batch, adv, scored.reward)
+        metrics.update(reward_metrics(scored, adv))
+        metrics.update({"time/rollout_s": t_roll, "time/reward_s": t_reward,
+                        "time/update_s": time.perf_counter() - t0 - t_roll - t_reward})
         self._last = (ro, batch)
         return metrics
 
-    def online_dpo_update(self, ro: Rollout, batch: Batch, rewards: torch.Tensor) -> dict[str, float]:
+    def accumulate_step_gradients(self, ro: Rollout, ref_ro: Rollout | None, adv: Advantages,
+                                  steps: list[int]) -> dict[str, float]:
+        """Backward of the mean step loss over ``steps`` (one step at a time, so memory stays at one
+        forward pass); returns the loss and its terms averaged over the steps."""
+        rl, acc = self.cfg.rl, self.accelerator
+        a, valid = adv.adv.to(self.device), adv.valid.to(self.device)
+        sums: dict[str, float] = {}
+        for k in steps:
+            with acc.autocast():
+                if rl.loss == "grpo":
+                    out = grpo_step_loss(self.policy, self.ref, ro, k, a, valid, rl.clip_eps, rl.kl_weight)
+                else:
+                    out = f5r_step_loss(self.policy, ref_ro, self.ref, ro, k, a, rl.kl_weight)
+            acc.backward(out.loss / len(steps))
+            sums["loss"] = sums.get("loss", 0.0) + out.loss.item() / len(steps)
+            for name, v in out.metrics.items():
+                sums[name] = sums.get(name, 0.0) + float(v) / len(steps)
+        return sums
+
+    def policy_gradient_update(self, ro: Rollout, ref_ro: Rollout | None, batch: Batch, adv: Advantages,
+                               rewards: torch.Tensor) -> dict[str, float]:
+        """``grpo`` and ``f5r``: ``rl.inner_epochs`` optimiser steps on the chosen ODE steps."""
+        rl = self.cfg.rl
+        # a per-update stream (not one long one) so a resumed run picks the same steps; the same on
+        # every process, so their gradients average over the same steps
+        step_rng = random.Random(self.cfg.optim.seed * 1_000_003 + self.update_index)
+        metrics: dict[str, float] = {}
+        for _ in range(rl.inner_epochs):
+            steps = choose_train_steps(ro.steps, rl.train_steps_mode, rl.train_steps, step_rng, rl.loss,
+                                       rl.skip_grad_prob)
+            self.optimizer.zero_grad(set_to_none=True)
+            metrics.update(self.accumulate_step_gradients(ro, ref_ro, adv, steps))
+            metrics.update(self.optimizer_step().metrics())
+            metrics["stats/kept_steps"] = float(len(steps))
+        return metrics
+
+    def online_dpo_update(self, ro: Rollout, ref_ro: Rollout | None, batch: Batch, adv: Advantages,
+                          rewards: torch.Tensor) -> dict[str, float]:
         """Online DPO: each group's best and worst rollout form a pair; the flow-matching DPO
         loss (shared x0, t and span) against the reference, one optimiser step per inner epoch."""
-        from f5rl.rl.dpo import preference_loss
+        from f5rl.rl.dpo import best_and_worst, preference_loss
 
         rl, acc = self.cfg.rl, self.accelerator
-        ids = self.group_ids(len(rewards))
-        best, worst = [], []
-        for g in ids.unique().tolist():
-            members = [i for i in (ids == g).nonzero().view(-1).tolist() if not torch.isnan(rewards[i])]
-            if len(members) < 2:
-                continue
-            r = rewards[members]
-            if float(r.max() - r.min()) <= 1e-12:
-                continue
-            best.append(members[int(r.argmax())])
-            worst.append(members[int(r.argmin())])
+        best, worst = best_and_worst(rewards, self.group_ids(len(rewards)))
         if not best:
             return {"stats/dpo_pairs": 0.0}
         cfm = acc.unwrap_model(self.model)
@@ -233,38 +302,32 @@ class RLTrainer(Trainer):
             x0, t = torch.randn_like(x_w), torch.rand(len(best), device=x_w.device)
             self.optimizer.zero_grad(set_to_none=True)
             with acc.autocast():
-                e_w = cfm.flow_errors(x_w, x0, t, text, mask, span)
-                e_l = cfm.flow_errors(x_l, x0, t, text, mask, span)
+                e_w = cfm.flow_errors(x_w, x0, t, text, mask, span, network=self.policy)
+                e_l = cfm.flow_errors(x_l, x0, t, text, mask, span, network=self.policy)
                 with torch.no_grad():
-                    saved, cfm.transformer = cfm.transformer, self.ref
-                    try:
-                        r_w = cfm.flow_errors(x_w, x0, t, text, mask, span)
-                        r_l = cfm.flow_errors(x_l, x0, t, text, mask, span)
-                    finally:
-                        cfm.transformer = saved
+                    r_w = cfm.flow_errors(x_w, x0, t, text, mask, span, network=self.ref)
+                    r_l = cfm.flow_errors(x_l, x0, t, text, mask, span, network=self.ref)
             out = preference_loss(e_w, e_l, r_w, r_l, rl.dpo_beta, rl.dpo_loss_type, reward_gap=gap)
             acc.backward(out.loss)
-            if self.cfg.optim.max_grad_norm > 0:
-                out_metrics["grad_norm"] = float(acc.clip_grad_norm_(self.model.parameters(),
-                                                                     self.cfg.optim.max_grad_norm))
-            self.optimizer.step()
+            out_metrics.update(self.optimizer_step().metrics())
             out_metrics.update({"loss": out.loss.item(), **{k: float(v) for k, v in out.metrics.items()}})
         return out_metrics
 
+    # ------------------------------------------------------------------ validation
     @torch.no_grad()
     def validate(self, batch: Batch | None = None) -> dict[str, float]:
         """Mean reward (and components) of one rollout per held-out prompt, fixed seeds."""
         batch = batch if batch is not None else self.val_batch
-        policy = self.accelerator.unwrap_model(self.model).transformer
         gen = torch.Generator(device="cpu").manual_seed(self.cfg.rl.val_seed)
-        ro = self.rollout(batch, policy, generator=gen)
-        scored = self.score(ro, batch)
+        prompts, use_cfg = self.draw_split(batch, gen)
+        ro = self.rollout(batch, self.policy, prompts, use_cfg, generator=gen)
+        scored = self.score(ro, batch, copies=1)
         out = {"val/mean_reward": float(scored.reward.nanmean())}
         for name, v in scored.metrics.items():
             out["val/" + name.removeprefix("reward/")] = float(v.nanmean())
         return out
 
-    def _maybe_validate(self, update: int) -> dict[str, float]:
+    def periodic_validation(self, update: int) -> dict[str, float]:
         rl, c = self.cfg.rl, self.cfg.ckpts
         if self.val_batch is None or update % rl.val_every != 0:
             return {}
@@ -315,7 +378,7 @@ class RLTrainer(Trainer):
                     self.ema.update(acc.unwrap_model(self.model))
                 metrics["lr"] = lr
                 metrics["updates_per_s"] = (update - self.start_update) / (time.perf_counter() - t0)
-                metrics.update(self._maybe_validate(update))
+                metrics.update(self.periodic_validation(update))
                 summary.final_loss = metrics.get("loss")
                 self._log(metrics, update, bar)
                 self._maybe_save(update, batch, summary, final=update >= self.stop_update)
@@ -328,9 +391,35 @@ class RLTrainer(Trainer):
         from f5rl.audio.io import save_audio
 
         ro, b = self._last
-        d = int(ro.durations[0])
+        gen, ref = self.vocode([ro.mel[0, : int(ro.durations[0])], b.mel[0, : int(b.mel_lengths[0])]])
         folder = self.save_dir / "samples"
-        gen = self._vocoder(ro.mel[:1, :d].transpose(1, 2).float().cpu())[0]
-        ref = self._vocoder(b.mel[:1, : int(b.mel_lengths[0])].transpose(1, 2).float().cpu())[0]
         return [str(save_audio(folder / f"update_{update}_gen.wav", gen)),
                 str(save_audio(folder / f"update_{update}_ref.wav", ref))]
+
+
+def reward_metrics(scored: CombinedReward, adv: Advantages) -> dict[str, float]:
+    """Logged statistics of one update's rewards (NaN = unscorable, left out)."""
+    r = scored.reward
+    ok = ~torch.isnan(r)
+    nan = float("nan")
+    metrics = {
+        "reward/mean": float(r[ok].mean()) if ok.any() else nan,
+        "reward/std": float(r[ok].std(unbiased=False)) if ok.any() else nan,
+        "reward/min": float(r[ok].min()) if ok.any() else nan,
+        "reward/max": float(r[ok].max()) if ok.any() else nan,
+        "reward/nan_ratio": float((~ok).float().mean()),
+        "stats/zero_std_ratio": float(adv.zero_std_ratio),
+    }
+    for name, v in scored.metrics.items():
+        vals = v[~torch.isnan(v)]
+        if len(vals):
+            metrics[name] = float(vals.mean())
+    return metrics
+
+
+# rl.loss -> the update it runs on one batch of scored rollouts (one signature for all)
+LOSSES: dict[str, Callable[..., dict[str, float]]] = {
+    "grpo": RLTrainer.policy_gradient_update,
+    "f5r": RLTrainer.policy_gradient_update,
+    "online_dpo": RLTrainer.online_dpo_update,
+}

@@ -9,6 +9,7 @@ N updates straight equals training N/2, stopping and resuming.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -43,16 +44,27 @@ class TrainSummary:
     checkpoints: list[str] = field(default_factory=list)
     samples: list[str] = field(default_factory=list)
     precision: str = "no"
+    skipped_updates: int = 0  # optimiser steps skipped for a non-finite gradient
 
     def render(self) -> str:
         lines = [
             f"trained updates {self.start_update} -> {self.updates} in {self.wall_seconds:.0f} s ({self.precision})",
             f"final loss: {self.final_loss:.4f}" if self.final_loss is not None else "final loss: n/a",
             f"save dir: {self.save_dir}",
+            *([f"skipped updates (non-finite gradient): {self.skipped_updates}"] if self.skipped_updates else []),
             *[f"  checkpoint {c}" for c in sorted(set(self.checkpoints))[-3:]],
             *[f"  sample {s}" for s in self.samples[-2:]],
         ]
         return "\n".join(lines)
+
+
+@dataclass
+class StepResult:
+    grad_norm: float  # before clipping; NaN or inf when the step was skipped
+    skipped: bool
+
+    def metrics(self) -> dict[str, float]:
+        return {"grad_norm": self.grad_norm, "stats/skipped_step": float(self.skipped)}
 
 
 def rng_state() -> dict:
@@ -72,8 +84,16 @@ def set_rng_state(state: dict) -> None:
 
 
 class Trainer:
+    # Stage 0/1 run their loss through the DDP-wrapped module, which averages gradients itself;
+    # trainers whose losses call the network directly (stage 2, DPO) average them explicitly.
+    explicit_grad_sync = False
+    # Stage 0/1 train with the architecture's dropout; stage 2 and DPO compare the policy with
+    # itself (PPO ratio) or with a dropout-free reference, so they evaluate it without dropout.
+    dropout_in_training = True
+
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
+        self.skipped_updates = 0  # optimiser steps skipped for a non-finite gradient
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
@@ -288,7 +308,7 @@ class Trainer:
         bar = tqdm(total=self.stop_update, initial=update, desc="train", unit="upd",
                    disable=not acc.is_main_process, dynamic_ncols=True)
         acc_loss, acc_metrics = 0.0, {}
-        self.model.train()
+        self.model.train(self.dropout_in_training)
         while update < self.stop_update:
             epoch, skip = divmod(micro, self.micro_per_epoch)
             self.sampler.set_epoch(epoch, skip)
@@ -309,33 +329,59 @@ class Trainer:
                 micro += 1
                 if not last_micro:
                     continue
-                grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.optim.max_grad_norm) \
-                    if cfg.optim.max_grad_norm > 0 else None
                 lr = self.scheduler.get_last_lr()[0]  # the rate this update used
-                self.optimizer.step()
+                step = self.optimizer_step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 update += 1
                 if self.ema is not None:
                     self.ema.update(acc.unwrap_model(self.model))
-                metrics = {"loss": acc_loss, **acc_metrics, "lr": lr}
-                if grad_norm is not None:
-                    metrics["grad_norm"] = float(grad_norm)
+                metrics = {"loss": acc_loss, **acc_metrics, "lr": lr, **step.metrics()}
                 metrics["updates_per_s"] = (update - self.start_update) / (time.perf_counter() - t0)
                 summary.final_loss = acc_loss
                 acc_loss, acc_metrics = 0.0, {}
-                if self.val_items is not None and update % self.cfg.ckpts.val_every == 0:
-                    metrics.update(self.run_validation(update))
+                metrics.update(self.periodic_validation(update))
                 self._log(metrics, update, bar)
                 self._maybe_save(update, batch, summary, final=update >= self.stop_update)
                 if update >= self.stop_update:
                     break
         return self._finish(summary, bar, update, t0)
 
+    def optimizer_step(self) -> StepResult:
+        """Average gradients over processes where DDP did not, measure their norm, clip, step.
+
+        A non-finite gradient norm (a NaN or infinite loss anywhere, on any process: the average
+        carries it to all) skips the step on every process alike and is counted, so one bad
+        batch never reaches the weights. Under fp16 the gradient scaler's own step skips it and
+        lowers the scale."""
+        from f5rl.train.distributed import all_reduce_gradients
+
+        acc, o = self.accelerator, self.cfg.optim
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.explicit_grad_sync:
+            all_reduce_gradients(params, acc.num_processes)
+        norm = float(acc.clip_grad_norm_(params, o.max_grad_norm if o.max_grad_norm > 0 else float("inf")))
+        skipped = not math.isfinite(norm)
+        if skipped:
+            self.skipped_updates += 1
+            log.warning("update %d: gradient norm is %s; optimiser step skipped (%d so far)",
+                        getattr(self, "update_index", -1) + 1, norm, self.skipped_updates)
+        if not skipped or self.precision == "fp16":
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return StepResult(norm, skipped)
+
+    def periodic_validation(self, update: int) -> dict[str, float]:
+        """Validation between training steps (stage 0/1: ``ckpts.val_list`` every ``ckpts.val_every``)."""
+        if self.val_items is not None and update % self.cfg.ckpts.val_every == 0:
+            return self.run_validation(update)
+        return {}
+
     def _finish(self, summary: TrainSummary, bar, update: int, t0: float) -> TrainSummary:
         """End of a training loop (all trainers): close the bar and logger, sync processes."""
         bar.close()
         summary.updates = update
+        summary.skipped_updates = self.skipped_updates
         summary.wall_seconds = time.perf_counter() - t0
         if self.logger is not None:
             self.logger.finish()
