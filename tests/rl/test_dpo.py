@@ -36,8 +36,17 @@ def test_policy_equal_reference_gives_log2_and_antisymmetric_gradients():
     e_l = torch.tensor([0.9, 0.2], requires_grad=True)
     out = preference_loss(e_w, e_l, e_w.detach(), e_l.detach(), beta=5.0)
     assert out.loss.item() == pytest.approx(math.log(2))
+    assert out.metrics["dpo/accuracy"].item() == 0.5  # every pair ties: a tie counts half (chance)
     out.loss.backward()
     assert torch.allclose(e_w.grad, -e_l.grad) and (e_w.grad > 0).all()  # lowering e_w lowers the loss
+
+
+def test_accuracy_counts_wins_ties_and_losses_by_hand():
+    # gaps Δ = -½[(e_w - e_w_ref) - (e_l - e_l_ref)]: +0.05 (win), 0 (tie), -0.05 (loss)
+    e_w, e_l = torch.tensor([0.1, 0.2, 0.3]), torch.tensor([0.2, 0.2, 0.2])
+    ref = torch.tensor([0.2, 0.2, 0.2])
+    out = preference_loss(e_w, e_l, ref, ref, beta=1.0)
+    assert out.metrics["dpo/accuracy"].item() == pytest.approx((1 + 0.5 + 0) / 3)
 
 
 def test_swapping_chosen_and_rejected_flips_the_margin():

@@ -19,8 +19,14 @@ def test_shipped_base_model_speaks_and_sounds_like_the_prompt(base_report):
     pytest: CER 0.332 (median 0.308), 20/24, SIM 0.835. An unintelligible model scores CER ≈ 0.85 with
     transcripts matching their own sentence no better than chance. Issue 8's CER < 0.30 is not met."""
     r = base_report
+    print(f"shipped base on 24 held-out items: CER {r.cer:.3f} (median {r.median_cer:.3f}), "
+          f"{r.closer_to_own_text}/24 closest to their own sentence, SIM {r.sim:.3f} "
+          f"(different speaker {r.different_speaker_sim:.3f})")
     assert r.items == 24
-    assert r.cer < 0.5 and r.median_cer < 0.45, r.cer
+    # a regression guard, not the target: the measured 0.332 (median 0.308) plus a margin of 0.07;
+    # the target CER < 0.30 of issue 8 is not met
+    measured_cer, measured_median, margin = 0.332, 0.308, 0.07
+    assert r.cer < measured_cer + margin and r.median_cer < measured_median + margin, r.cer
     assert r.closer_to_own_text >= 18  # it says its own sentence, not just English-sounding noise
     assert r.sim > r.different_speaker_sim + 0.15  # the prompt's voice, not another one
 
@@ -72,7 +78,7 @@ def test_dpo_from_the_shipped_base_raises_held_out_accuracy_and_keeps_the_reward
     little in every setting tried: the pairs are ranked by CER first."""
     d, h = dpo_round, dpo_round["held_out"]
     assert d["pairs"]["train"] >= 50 and d["pairs"]["val"] >= 35, d["pairs"]  # pairs from real rewards
-    assert d["acc_before"] == 0.0  # policy == reference: every margin is exactly 0
+    assert d["acc_before"] == 0.5  # policy == reference: every margin is exactly 0, a tie counts half
     assert d["acc_after"] > 0.5, d
     assert h["n"] == 4 * HELD_OUT_GROUPS
     assert h["change"] >= 0.0, h  # paired by seed; its standard error is in h["change_se"]

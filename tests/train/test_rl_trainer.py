@@ -109,8 +109,6 @@ def test_two_processes_share_groups_like_one(tmp_path, demo_corpus):
     import sys
     from pathlib import Path
 
-    from f5rl.rl.grpo import group_advantages
-
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     script = Path(__file__).with_name("dist_advantages.py")
     out = tmp_path / "adv.json"
@@ -119,11 +117,13 @@ def test_two_processes_share_groups_like_one(tmp_path, demo_corpus):
                            str(tmp_path / "run"), str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
-    rewards = torch.tensor(res["rewards"])  # process 0 then process 1
-    # group = prompt: local rollouts (0,1) and (2,3) of each process, same prompts on both processes
-    ids = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1])
-    expected = group_advantages(rewards, ids).adv
-    assert torch.allclose(torch.tensor(res["adv"]), expected, atol=1e-6)
+    assert res["rewards"] == [1.0, 2.0, 5.0, 9.0, 11.0, 12.0, 15.0, 19.0]  # process 0 then process 1
+    # group = prompt: local rollouts (0,1) and (2,3) of each process, same prompts on both processes:
+    # group 0 = {1, 2, 11, 12} (mean 6.5, population std 5.0249...), group 1 = {5, 9, 15, 19} (mean 12,
+    # population std sqrt(29) = 5.3852...); A = (r - mean) / (std + 1e-4)
+    s0, s1 = math.sqrt(101 / 4), math.sqrt(29)
+    expected = [(r - m) / (s + 1e-4) for r, m, s in zip(res["rewards"], [6.5, 6.5, 12, 12] * 2, [s0, s0, s1, s1] * 2)]
+    assert res["adv"] == pytest.approx(expected, abs=1e-6)
     b0, b1 = res["batches"][:2], res["batches"][2:]
     assert b0 == b1  # both processes rolled out the same prompts
     assert res["updates"] == 1
@@ -171,10 +171,15 @@ def test_inner_epochs_move_off_policy_and_samples_are_written(tmp_path, demo_cor
     t = _trainer(tiny_rl_config(tmp_path / "ie", demo_corpus, "optim.max_updates=1", "rl.inner_epochs=3",
                                 "optim.learning_rate=5e-3", "ckpts.log_samples=true", "ckpts.save_per_updates=1",
                                 "rl.train_steps_mode=all"))
+    epochs = []
+    accumulate = t.accumulate_step_gradients
+    t.accumulate_step_gradients = lambda *a: epochs.append(accumulate(*a)) or epochs[-1]
     t.train()
     row = json.loads((tmp_path / "ie" / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["stats/kept_steps"] == 5  # rl.steps=6 points -> 5 Euler steps, all trained
-    assert abs(row["stats/ratio_mean"] - 1.0) > 1e-6 or row["stats/approx_kl"] > 0  # third epoch is off-policy
+    assert len(epochs) == 3
+    assert epochs[0]["stats/ratio_mean"] == pytest.approx(1.0, abs=1e-6)  # on-policy: the rollout's own network
+    assert abs(epochs[2]["stats/ratio_mean"] - 1.0) > 1e-5 and epochs[2]["stats/approx_kl"] > 1e-9  # off-policy
     assert (tmp_path / "ie" / "samples" / "update_1_gen.wav").is_file()
 
 

@@ -97,10 +97,6 @@ class RLTrainer(Trainer):
             return None
         return self.build_reference(rl.ref_model_ckpt)
 
-    @property
-    def policy(self) -> DiT:
-        return self.accelerator.unwrap_model(self.model).transformer
-
     # ------------------------------------------------------------------ rollouts
     @property
     def copies(self) -> int:

@@ -103,6 +103,7 @@ class Trainer:
         cfg = self.cfg
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.precision = resolve_precision(cfg.optim.mixed_precision, device)
+        _allow_new_precision(self.precision)
         self.accelerator = Accelerator(mixed_precision=self.precision, cpu=device.type == "cpu")
         self.device = self.accelerator.device
         set_seed(cfg.optim.seed)
@@ -154,6 +155,11 @@ class Trainer:
         self._vocoder = self._build_vocoder() if cfg.ckpts.log_samples and self.accelerator.is_main_process else None
         self._setup_validation()
         self._write_config()
+
+    @property
+    def policy(self):
+        """The trained velocity network (the DiT inside the CFM, unwrapped from DDP)."""
+        return self.accelerator.unwrap_model(self.model).transformer
 
     def _setup_validation(self) -> None:
         """Stage 0/1 validation on a small test list with the reward models' metrics (val/cer, ...)."""
@@ -392,7 +398,7 @@ class Trainer:
         if not self.accelerator.is_main_process:
             return
         bar.update(1)
-        bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}",
+        bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4f}", lr=f"{metrics['lr']:.2e}",
                         ups=f"{metrics['updates_per_s']:.2f}")
         if update % self.cfg.ckpts.log_every == 0 or update == self.stop_update:
             self.logger.log(metrics, step=update)
@@ -448,6 +454,17 @@ class Trainer:
         paths = [save_audio(folder / f"update_{update}_gen.wav", self._vocoder(gen)[0]),
                  save_audio(folder / f"update_{update}_ref.wav", self._vocoder(ref.transpose(1, 2).cpu())[0])]
         return [str(p) for p in paths]
+
+
+def _allow_new_precision(precision: str) -> None:
+    """accelerate keeps one precision per process; a process that trains twice (a benchmark of
+    several settings, iterated DPO rounds, a demo) may change it between runs. Only the precision
+    state is dropped; the process group (``PartialState``) stays."""
+    from accelerate.state import AcceleratorState
+
+    shared = AcceleratorState._shared_state
+    if shared and shared.get("_mixed_precision", precision) != precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
 
 
 def _flat_config(cfg: TrainConfig) -> dict:
