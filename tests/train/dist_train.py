@@ -7,7 +7,7 @@ a few updates in one process group and writes, per mode, what the test checks:
   chosen steps and the averaged gradient, so the test can redo that update in one process on the
   concatenated batch.
 
-    dist_train.py DATA_DIR OUT_DIR TINY_CKPT MODE [MODE ...]     (modes: grpo f5r online_dpo repeat dpo dpo_anchor)
+    dist_train.py DATA_DIR OUT_DIR TINY_CKPT MODE [MODE ...]     (modes: grpo f5r online_dpo lora repeat dpo dpo_anchor)
 """
 
 import json
@@ -29,6 +29,7 @@ MODES = {
     "grpo": ("F5TTS_RL_tiny", ["optim.max_updates=3", "rl.kl_weight=0.5"]),
     "f5r": ("F5TTS_RL_tiny", ["optim.max_updates=3", "rl.loss=f5r", "rl.skip_grad_prob=0.5"]),
     "online_dpo": ("F5TTS_RL_tiny", ["optim.max_updates=3", "rl.loss=online_dpo", "rl.group_size=3"]),
+    "lora": ("F5TTS_RL_tiny", ["optim.max_updates=3", "model.lora.enabled=true", "model.lora.rank=4"]),
     # one group spans both processes; every member draws the split of its prompt
     "repeat": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.repeat_count=2", "rl.prompt_length_mode=per_sample"]),
 }
