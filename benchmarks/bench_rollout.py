@@ -22,7 +22,7 @@ CONFIGS = {
 WORKER = r"""
 import json, resource, sys, time, torch
 from f5rl.model.dit import DiT, DiTConfig
-from f5rl.rl.stage2 import grpo_step_loss
+from f5rl.rollout.evaluate import grpo_step_loss
 from f5rl.rollout.gaussian import gaussian_rollout
 cfg, steps, grad_steps, rollouts, frames, precision = json.loads(sys.argv[1])
 torch.manual_seed(0)

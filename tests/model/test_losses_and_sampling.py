@@ -14,7 +14,8 @@ from f5rl.model.sampling import (
     sway,
     time_grid,
 )
-from f5rl.rl.gaussian_nll import gaussian_nll_elementwise, masked_mean
+from f5rl.rl.gaussian_nll import gaussian_nll_elementwise
+from f5rl.rl.masked import masked_mean
 
 
 def test_gaussian_nll_two_elements_by_hand():
@@ -27,7 +28,7 @@ def test_gaussian_nll_two_elements_by_hand():
     e2 = 4 / (8 + 1e-6) + 1.25 * math.log(2)
     out = gaussian_nll_elementwise(mu, ln_sig, u, t, t_weight=1.0)
     assert torch.allclose(out, torch.tensor([[[e1, e2]]]), atol=1e-6)
-    assert masked_mean(out, torch.tensor([[True]])).item() == pytest.approx((e1 + e2) / 2, abs=1e-6)
+    assert masked_mean(out, torch.tensor([[True]]).unsqueeze(-1)).item() == pytest.approx((e1 + e2) / 2, abs=1e-6)
     # the t² term scales with its weight
     no_t = gaussian_nll_elementwise(mu, ln_sig, u, t, t_weight=0.0)
     assert no_t[0, 0, 1].item() == pytest.approx(4 / (8 + 1e-6) + math.log(2), abs=1e-6)
@@ -35,7 +36,7 @@ def test_gaussian_nll_two_elements_by_hand():
 
 def test_masked_mean_ignores_unmasked_frames():
     x = torch.arange(12.0).view(1, 3, 4)
-    assert masked_mean(x, torch.tensor([[False, True, False]])).item() == pytest.approx(5.5)
+    assert masked_mean(x, torch.tensor([[False, True, False]]).unsqueeze(-1)).item() == pytest.approx(5.5)
 
 
 def test_cfg_combination():

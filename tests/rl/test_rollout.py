@@ -2,9 +2,10 @@ import pytest
 import torch
 
 from f5rl.model import DiT
-from f5rl.rl.stage2 import grpo_step_loss
-from f5rl.rollout.gaussian import gaussian_rollout, time_points
+from f5rl.rollout.evaluate import grpo_step_loss
+from f5rl.rollout.gaussian import gaussian_rollout
 from f5rl.rollout.prompts import prompt_lengths
+from f5rl.rollout.record import time_points
 from tests.conftest import tiny_config
 
 

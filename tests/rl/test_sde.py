@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from f5rl.rollout.sde import sde_step_gaussian
+from f5rl.rl.sde import sde_step_gaussian
 
 
 def _velocity(x, t, m, s):

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from f5rl.rl.gaussian import cfg_gaussian, f5r_density, f5r_kl, gaussian_kl, gaussian_log_prob
-from f5rl.rl.grpo import f5r_policy_loss, group_advantages, ppo_clip_loss
-from f5rl.rl.stage2 import choose_train_steps
+from f5rl.rl.grpo import choose_train_steps, f5r_policy_loss, group_advantages, ppo_clip_loss
 
 
 def test_f5r_density_by_hand():

@@ -57,7 +57,7 @@ def test_two_process_grpo_update_equals_one_process_update_on_the_concatenated_b
     term over rollouts, the KL per rollout then over rollouts), so with equal local batches the
     averaged gradient is the gradient of the concatenated batch computed in one process."""
     from f5rl.rl.grpo import Advantages
-    from f5rl.rollout.gaussian import cat_rollouts
+    from f5rl.rollout.record import cat_rollouts
     from f5rl.train.rl_trainer import RLTrainer
 
     parts = [torch.load(two_process_run / f"grpo_rank{r}.pt", weights_only=False) for r in (0, 1)]

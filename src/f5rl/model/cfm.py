@@ -24,7 +24,8 @@ from f5rl.model.sampling import (
     span_mask,
     time_grid,
 )
-from f5rl.rl.gaussian_nll import gaussian_nll_elementwise, masked_mean
+from f5rl.rl.gaussian_nll import gaussian_nll_elementwise
+from f5rl.rl.masked import masked_mean
 from f5rl.utils.precision import autocast
 
 OBJECTIVES = ("mse", "gaussian_nll")
@@ -122,36 +123,22 @@ class CFM(nn.Module):
             xt, cond, text, time, mask=mask, drop_audio_cond=drop_audio_cond, drop_text=drop_text
         )
         mu = out.mu.float()
-        mse = masked_mean(F.mse_loss(mu, target, reduction="none"), span)
+        mse = masked_mean(F.mse_loss(mu, target, reduction="none"), span.unsqueeze(-1))
         metrics = {"loss/mse": mse.detach()}
         if self.config.objective == "mse":
             loss = mse
         else:
             ln_sig = out.ln_sig.float()
             nll = gaussian_nll_elementwise(mu, ln_sig, target, time, self.config.nll_t_weight)
-            loss = masked_mean(nll, span)
+            loss = masked_mean(nll, span.unsqueeze(-1))
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"gaussian_nll loss is {loss.item()} (ln σ range {ln_sig.min().item():.3g}.."
                     f"{ln_sig.max().item():.3g}); lower the learning rate or raise model.ln_sig_init"
                 )
             metrics["loss/nll"] = loss.detach()
-            metrics["stats/sigma_mean"] = masked_mean(ln_sig.exp(), span).detach()
+            metrics["stats/sigma_mean"] = masked_mean(ln_sig.exp(), span.unsqueeze(-1)).detach()
         return LossOutput(loss, metrics, mu, span)
-
-    def flow_errors(self, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mask: Tensor, span: Tensor,
-                    network=None) -> Tensor:
-        """Per-sample flow-matching error ``mean((v − u)²)`` over span elements: ``(b,)``
-        (the quantity flow-matching DPO compares between chosen and rejected). ``network`` is any
-        velocity network with the DiT's call signature (a reference model, a LoRA base view);
-        default this model's own."""
-        t = time.view(-1, 1, 1)
-        xt = (1 - t) * x0 + t * x1
-        cond = torch.where(span.unsqueeze(-1), torch.zeros_like(x1), x1)
-        net = self.transformer if network is None else network
-        mu = net(xt, cond, text, time, mask=mask).mu.float()
-        err = (mu - (x1 - x0)).square() * span.unsqueeze(-1)
-        return err.sum(dim=(1, 2)) / (span.sum(dim=1) * x1.shape[-1]).clamp_min(1)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()

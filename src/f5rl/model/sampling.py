@@ -5,11 +5,12 @@ Time convention: t=0 noise, t=1 data.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
+
+from f5rl.utils.timegrid import sway
 
 # Empirically Pruned Step Sampling (F5-TTS v1): hand-picked grids in units of 1/32 for low NFE.
 EPSS_GRIDS: dict[int, tuple[int, ...]] = {
@@ -26,13 +27,6 @@ def epss_timesteps(steps: int) -> Tensor | None:
     """The EPSS grid of ``steps`` intervals, or None when there is none for that count."""
     grid = EPSS_GRIDS.get(steps)
     return None if grid is None else torch.tensor(grid, dtype=torch.float32) / 32
-
-
-def sway(t: Tensor, coef: float | None) -> Tensor:
-    """Sway sampling: ``t + s·(cos(πt/2) − 1 + t)``; s < 0 packs steps near t=0."""
-    if coef is None or coef == 0:
-        return t
-    return t + coef * (torch.cos(math.pi / 2 * t) - 1 + t)
 
 
 def time_grid(steps: int, sway_coef: float | None = -1.0, use_epss: bool = True) -> Tensor:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from f5rl.rl.grpo import PolicyLoss
+from f5rl.utils.timegrid import sway
 
 LOSS_TYPES = ("dpo", "ipo", "rpo")
 
@@ -36,8 +37,6 @@ LOSS_TYPES = ("dpo", "ipo", "rpo")
 def preference_times(u: Tensor, time_range: Sequence[float] = (0.0, 1.0), sway_coef: float = 0.0) -> Tensor:
     """``t = lo + (hi − lo)·sway(u, s)`` for ``u`` in [0, 1] (any shape): uniform over the window
     when ``s = 0``, packed towards its noise end when ``s < 0`` (F5-TTS's inference sway)."""
-    from f5rl.model.sampling import sway
-
     lo, hi = time_range
     return lo + (hi - lo) * sway(u, sway_coef)
 

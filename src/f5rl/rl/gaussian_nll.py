@@ -20,9 +20,3 @@ def gaussian_nll_elementwise(mu: Tensor, ln_sig: Tensor, target: Tensor, t: Tens
     t = t.reshape(-1, *([1] * (mu.ndim - 1))).to(mu.dtype)
     var2 = 2.0 * torch.exp(2.0 * ln_sig)
     return (mu - target).square() / (var2 + 1e-6) + ln_sig + t_weight * t.square() * ln_sig
-
-
-def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
-    """Mean of ``x (b, n, m)`` over positions where ``mask (b, n)`` is true (all bins)."""
-    m = mask.unsqueeze(-1).expand_as(x)
-    return x[m].mean()

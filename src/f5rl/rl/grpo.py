@@ -5,12 +5,14 @@ Legend: ``b`` rollouts, ``k`` kept (gradient-carrying) ODE steps, ``n`` frames, 
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from f5rl.rl.gaussian import f5r_density, f5r_kl
+from f5rl.rl.masked import masked_mean
 
 
 @dataclass
@@ -48,12 +50,6 @@ def group_advantages(rewards: Tensor, group_ids: Tensor, eps: float = 1e-4, clip
 class PolicyLoss:
     loss: Tensor
     metrics: dict[str, Tensor]
-
-
-def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
-    """Mean of ``x`` over true entries of a broadcastable ``mask``."""
-    mask = mask.expand_as(x).to(x.dtype)
-    return (x * mask).sum() / mask.sum().clamp_min(1)
 
 
 def ppo_clip_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, clip_eps: float, valid: Tensor | None = None
@@ -94,5 +90,18 @@ def f5r_policy_loss(f: Tensor, mu_c: Tensor, ln_sig_c: Tensor, adv: Tensor, fram
     return PolicyLoss(loss, metrics)
 
 
-__all__ = ["Advantages", "PolicyLoss", "f5r_kl", "f5r_policy_loss", "group_advantages", "masked_mean",
+def choose_train_steps(steps: int, mode: str, k: int, rng: random.Random, loss: str = "grpo",
+                       skip_grad_prob: float = 0.95) -> list[int]:
+    """``grpo``: ``k`` random steps, the first ``k`` (``window``) or all; ``f5r``: each step kept
+    with probability ``1 − skip_grad_prob``, the first two always (as F5R-TTS does)."""
+    if loss == "f5r":
+        return [i for i in range(steps) if i < 2 or rng.random() >= skip_grad_prob]
+    if mode == "all" or k >= steps:
+        return list(range(steps))
+    if mode == "window":
+        return list(range(k))
+    return sorted(rng.sample(range(steps), k))
+
+
+__all__ = ["Advantages", "PolicyLoss", "choose_train_steps", "f5r_kl", "f5r_policy_loss", "group_advantages",
            "ppo_clip_loss"]

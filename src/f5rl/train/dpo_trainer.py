@@ -19,6 +19,7 @@ from f5rl.model.cfm import LossOutput
 from f5rl.model.sampling import lens_to_mask
 from f5rl.prefs.dataset import PairBatch, PairCollate, PairDataset
 from f5rl.rl.dpo import preference_loss, preference_times
+from f5rl.rollout.evaluate import flow_errors
 from f5rl.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -94,9 +95,8 @@ class DPOTrainer(Trainer):
         """Flow times for u ~ U(0, 1): ``dpo.time_range`` and ``dpo.time_sway`` (f5rl.rl.dpo)."""
         return preference_times(u, self.cfg.dpo.time_range, self.cfg.dpo.time_sway)
 
-    def pair_errors(self, batch: PairBatch, model_transformer, draws=None):
+    def pair_errors(self, batch: PairBatch, network, draws=None):
         """Flow errors of chosen and rejected under one network, with shared draws."""
-        cfm = self.accelerator.unwrap_model(self.model)
         b, n, _ = batch.mel.shape
         mask = lens_to_mask(batch.mel_lengths, n)
         span = mask & ~lens_to_mask(batch.prompt_lens, n)
@@ -104,8 +104,8 @@ class DPOTrainer(Trainer):
             t = self.times(torch.rand(b, device=batch.mel.device))
             draws = (torch.randn_like(batch.mel), t)
         x0, t = draws
-        e_w = cfm.flow_errors(batch.mel, x0, t, batch.text, mask, span, network=model_transformer)
-        e_l = cfm.flow_errors(batch.rejected, x0, t, batch.text, mask, span, network=model_transformer)
+        e_w = flow_errors(network, batch.mel, x0, t, batch.text, mask, span)
+        e_l = flow_errors(network, batch.rejected, x0, t, batch.text, mask, span)
         return e_w, e_l, draws
 
     def compute_loss(self, batch: PairBatch) -> LossOutput:

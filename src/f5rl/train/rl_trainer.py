@@ -34,10 +34,11 @@ from f5rl.data.collate import Batch
 from f5rl.model.dit import DiT
 from f5rl.rewards.base import RewardBatch
 from f5rl.rewards.combine import CombinedReward, RewardSet
-from f5rl.rl.grpo import Advantages, group_advantages
-from f5rl.rl.stage2 import choose_train_steps, f5r_step_loss, grpo_step_loss
-from f5rl.rollout.gaussian import Rollout, gaussian_rollout
+from f5rl.rl.grpo import Advantages, choose_train_steps, group_advantages
+from f5rl.rollout.evaluate import f5r_step_loss, flow_errors, grpo_step_loss
+from f5rl.rollout.gaussian import gaussian_rollout
 from f5rl.rollout.prompts import prompt_lengths
+from f5rl.rollout.record import Rollout
 from f5rl.train.trainer import Trainer, TrainSummary
 
 log = logging.getLogger(__name__)
@@ -285,7 +286,6 @@ class RLTrainer(Trainer):
         best, worst = best_and_worst(rewards, self.group_ids(len(rewards)))
         if not best:
             return {"stats/dpo_pairs": 0.0}
-        cfm = acc.unwrap_model(self.model)
         bi, wi = torch.tensor(best), torch.tensor(worst)
         x_w, x_l = ro.mel[bi].float(), ro.mel[wi].float()
         n = x_w.shape[1]
@@ -298,11 +298,11 @@ class RLTrainer(Trainer):
             x0, t = torch.randn_like(x_w), torch.rand(len(best), device=x_w.device)
             self.optimizer.zero_grad(set_to_none=True)
             with acc.autocast():
-                e_w = cfm.flow_errors(x_w, x0, t, text, mask, span, network=self.policy)
-                e_l = cfm.flow_errors(x_l, x0, t, text, mask, span, network=self.policy)
+                e_w = flow_errors(self.policy, x_w, x0, t, text, mask, span)
+                e_l = flow_errors(self.policy, x_l, x0, t, text, mask, span)
                 with torch.no_grad():
-                    r_w = cfm.flow_errors(x_w, x0, t, text, mask, span, network=self.ref)
-                    r_l = cfm.flow_errors(x_l, x0, t, text, mask, span, network=self.ref)
+                    r_w = flow_errors(self.ref, x_w, x0, t, text, mask, span)
+                    r_l = flow_errors(self.ref, x_l, x0, t, text, mask, span)
             out = preference_loss(e_w, e_l, r_w, r_l, rl.dpo_beta, rl.dpo_loss_type, reward_gap=gap)
             acc.backward(out.loss)
             out_metrics.update(self.optimizer_step().metrics())

@@ -1,0 +1,110 @@
+"""Evaluate a network on recorded data: the only place stage 2 and DPO call the DiT.
+
+* :func:`velocity_gaussian` / :func:`step_gaussian`: the distribution of one Euler step's sampled
+  velocity (CFG packing; the σ head's Gaussian, or Flow-GRPO's SDE step of a deterministic model);
+* :func:`grpo_step_loss` (principled): log-prob of the stored velocity under the current
+  CFG-combined Gaussian, PPO ratio against the rollout's log-prob, clipped surrogate; closed-form
+  Gaussian KL to the reference model evaluated on the **policy's own stored state**;
+* :func:`f5r_step_loss` (parity with F5R-TTS): density term of the conditional branch and the F5R
+  KL against the reference model's outputs on the reference's **own** rollout;
+* :func:`flow_errors`: a sample's flow-matching error under given noise, time and span (DPO).
+
+Every function takes the network to evaluate as an argument (the policy, a frozen reference, a
+LoRA base view): nothing is swapped into a model's attributes. The math is in ``f5rl.rl``.
+
+Legend: ``b`` rollouts, ``n`` frames, ``m`` mel bins, ``t`` text tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from f5rl.model.dit import DiT, VelocityOutput
+from f5rl.rl.gaussian import cfg_gaussian, f5r_kl, gaussian_kl, gaussian_log_prob
+from f5rl.rl.grpo import PolicyLoss, f5r_policy_loss, ppo_clip_loss
+from f5rl.rl.masked import masked_mean
+from f5rl.rl.sde import sde_step_gaussian
+from f5rl.rollout.record import Rollout, StepKind
+
+
+def step_gaussian(model: DiT, x: Tensor, cond: Tensor, text: Tensor, t: Tensor, dt: Tensor, mask: Tensor | None,
+                  cfg_strength: float, kind: StepKind) -> tuple[Tensor, Tensor]:
+    """Mean and log-std of the sampled Euler velocity of one step, for either rollout kind."""
+    if kind.mode == "gaussian":
+        mu, ln_sig, _ = velocity_gaussian(model, x, cond, text, t, mask, cfg_strength)
+        return mu, ln_sig
+    if cfg_strength > 0:
+        out = model(x, cond, text, t, mask=mask, cfg_infer=True)
+        v_c, v_u = out.mu.float().chunk(2, dim=0)
+        v = v_c + cfg_strength * (v_c - v_u)
+    else:
+        v = model(x, cond, text, t, mask=mask).mu.float()
+    return sde_step_gaussian(v, x.float(), t.view(-1, 1, 1).float(), dt.float(), kind.sde_noise, kind.t_floor)
+
+
+def velocity_gaussian(model: DiT, x: Tensor, cond: Tensor, text: Tensor, t: Tensor, mask: Tensor | None,
+                      cfg_strength: float) -> tuple[Tensor, Tensor, VelocityOutput]:
+    """Mean and log-std of the policy's (CFG-combined) velocity at ``x``; float32."""
+    if cfg_strength > 0:
+        out = model(x, cond, text, t, mask=mask, cfg_infer=True)
+        mu_c, mu_u = out.mu.float().chunk(2, dim=0)
+        ls_c, ls_u = out.ln_sig.float().chunk(2, dim=0)
+        mu, ln_sig = cfg_gaussian(mu_c, ls_c, mu_u, ls_u, cfg_strength)
+    else:
+        out = model(x, cond, text, t, mask=mask)
+        mu, ln_sig = out.mu.float(), out.ln_sig.float()
+    return mu, ln_sig, out
+
+
+
+
+def grpo_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, step: int, adv: Tensor, valid: Tensor,
+                   clip_eps: float, kl_weight: float) -> PolicyLoss:
+    """Clipped-ratio loss (+ β·KL) of one recorded step; gradients flow into ``policy``."""
+    x, f, t = ro.states[step], ro.samples[step], ro.times[step].expand(x_batch(ro))
+    dt = ro.times[step + 1] - ro.times[step]
+    mu, ln_sig = step_gaussian(policy, x, ro.cond, ro.text, t, dt, ro.mask, ro.cfg_strength, ro.kind)
+    logp = masked_mean(gaussian_log_prob(f, mu, ln_sig), ro.target.unsqueeze(-1), dim=(1, 2))
+    out = ppo_clip_loss(logp.unsqueeze(0), ro.old_logp[step].unsqueeze(0), adv, clip_eps, valid)
+    loss, metrics = out.loss, dict(out.metrics)
+    metrics["loss/policy"] = out.loss.detach()
+    if ref is not None and kl_weight > 0:
+        with torch.no_grad():
+            mu_r, ln_sig_r = step_gaussian(ref, x, ro.cond, ro.text, t, dt, ro.mask, ro.cfg_strength, ro.kind)
+        # per rollout over its target elements, then over rollouts (as the policy term): a mean of
+        # per-rollout terms, so the processes' average gradient is that of their concatenated batch
+        kl = masked_mean(gaussian_kl(mu, ln_sig, mu_r, ln_sig_r), ro.target.unsqueeze(-1), dim=(1, 2)).mean()
+        loss = loss + kl_weight * kl
+        metrics["loss/kl"] = kl.detach()
+    return PolicyLoss(loss, metrics)
+
+
+def f5r_step_loss(policy: DiT, ref_rollout: Rollout | None, ref: DiT | None, ro: Rollout, step: int, adv: Tensor,
+                  kl_weight: float) -> PolicyLoss:
+    """F5R-TTS's objective on one recorded step (conditional branch density, F5R KL)."""
+    x, f, t = ro.states[step], ro.samples[step], ro.times[step].expand(x_batch(ro))
+    out = policy(x, ro.cond, ro.text, t, mask=ro.mask, cfg_infer=ro.cfg_strength > 0)
+    b = x.shape[0]
+    mu_c, ln_sig_c = out.mu.float()[:b], out.ln_sig.float()[:b]
+    kl = None
+    if ref is not None and ref_rollout is not None and kl_weight > 0:
+        with torch.no_grad():
+            r = ref(ref_rollout.states[step], ref_rollout.cond, ref_rollout.text, t, mask=ref_rollout.mask)
+        kl = f5r_kl(mu_c, ln_sig_c, r.mu.float(), r.ln_sig.float()).unsqueeze(0)
+    return f5r_policy_loss(f.unsqueeze(0), mu_c.unsqueeze(0), ln_sig_c.unsqueeze(0), adv, ro.target, kl, kl_weight)
+
+
+def flow_errors(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mask: Tensor, span: Tensor) -> Tensor:
+    """Per-sample flow-matching error ``mean((v − u)²)`` over span elements ``(b,)`` of ``network``
+    on ``x_t = (1−t)·x0 + t·x1`` with the span zeroed in the condition: the quantity flow-matching
+    DPO compares between chosen and rejected (with the same ``x0``, ``time`` and ``span``)."""
+    t = time.view(-1, 1, 1)
+    xt = (1 - t) * x0 + t * x1
+    cond = torch.where(span.unsqueeze(-1), torch.zeros_like(x1), x1)
+    mu = network(xt, cond, text, time, mask=mask).mu.float()
+    return masked_mean((mu - (x1 - x0)).square(), span.unsqueeze(-1), dim=(1, 2))
+
+
+def x_batch(ro: Rollout) -> int:
+    return ro.states.shape[1]
