@@ -142,7 +142,7 @@ def test_one_dpo_round_end_to_end(tmp_path, demo_corpus, tiny_ckpt):
     # pairs train on the generated mels themselves, not on mels re-analysed from the vocoded wavs
     import numpy as np
 
-    from f5rl.prefs.dataset import PairDataset
+    from f5rl.data.pairs import PairDataset
 
     pairs_file = tmp_path / "work" / "iter_0" / "pairs" / "train.jsonl"
     pair = json.loads(pairs_file.read_text().splitlines()[0])

@@ -22,6 +22,11 @@ from f5rl.audio.io import load_audio
 from f5rl.audio.mel import MelConfig, MelSpectrogram
 
 
+def resolve_dataset_dir(datasets, model) -> Path:
+    """The dataset folder of a config's ``datasets`` and ``model`` sections."""
+    return dataset_dir(datasets.name, model.tokenizer, datasets.data_root, datasets.path)
+
+
 def dataset_dir(name: str, tokenizer: str, data_root: str | os.PathLike = "data", path: str | None = None) -> Path:
     """``path`` when given, else ``<data_root>/<name>_<tokenizer>``; raises if it is not a dataset."""
     folder = Path(path) if path else Path(data_root) / f"{name}_{tokenizer}"

@@ -165,7 +165,7 @@ def build(out_dir: str | Path = "data/demo_char", sentences: int = 420, test_fra
         "train_items": len(train_rows), "test_items": len(test_rows),
         "train_hours": round(sum(r.duration for r in train_rows) / 3600, 3), "synthesis_seconds": round(synth_s, 1),
     }
-    from f5rl.eval.test_lists import demo_test_lists
+    from f5rl.data.test_lists import demo_test_lists
 
     demo_test_lists(out_dir, seed, prompt_pool=len(train_rows) - extra_train_sentences)
     if report_similarity:

@@ -62,9 +62,10 @@ class TTS:
         F5 checkpoint without one, name a shipped config (``model_cfg="F5TTS_v1_Base"``) and its
         ``vocab`` (the released vocab.txt)."""
         from f5rl.audio.vocoder import build_vocoder
+        from f5rl.data.dataset import resolve_dataset_dir
+        from f5rl.model.build import build_cfm, mel_config, tokenizer_for
         from f5rl.model.checkpoint import dit_state_from, load_dit_state, read_weights_file
         from f5rl.model.lora import merge_lora_state
-        from f5rl.train.build import build_cfm, mel_config, resolve_dataset_dir, tokenizer_for
         from f5rl.utils.precision import resolve_precision
 
         ckpt = Path(ckpt)

@@ -7,15 +7,20 @@
   ``save_per_updates``;
 * ``keep_last_n_checkpoints``: −1 keep all, 0 no ``model_<update>.pt`` at all, N keep the newest
   N (``pretrained_*`` and ``model_last.pt`` are never deleted);
-* every write is atomic (temp file + rename), so a crash mid-save leaves the previous file.
+* every write is atomic (temp file + rename), so a crash mid-save leaves the previous file;
+* checkpoints carry the RNG states (:func:`rng_state`), so a resumed run equals an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from f5rl.model.checkpoint import atomic_save
 
@@ -83,3 +88,19 @@ class CheckpointManager:
             p.unlink()
             log.info("removed old checkpoint %s", p.name)
         return removed
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+             "numpy": [int(x) for x in np.random.get_state()[1]]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), None))
+    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), 624, 0, 0.0))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

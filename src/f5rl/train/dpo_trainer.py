@@ -15,9 +15,9 @@ import logging
 import torch
 
 from f5rl.config.schema import DPOTrainConfig
+from f5rl.data.pairs import PairBatch, PairCollate, PairDataset
 from f5rl.model.cfm import LossOutput
 from f5rl.model.sampling import lens_to_mask
-from f5rl.prefs.dataset import PairBatch, PairCollate, PairDataset
 from f5rl.rl.dpo import preference_loss, preference_times
 from f5rl.rollout.evaluate import flow_errors
 from f5rl.train.trainer import Trainer
@@ -29,6 +29,7 @@ class DPOTrainer(Trainer):
     cfg: DPOTrainConfig
     explicit_grad_sync = True  # the losses call the networks directly, not through DDP
     dropout_in_training = False  # policy and reference errors come from the same (dropout-free) function
+    progress_label = "dpo"
 
     def build_dataset(self, data_dir):
         return PairDataset(self.cfg.dpo.train_manifest, self.mel_config), PairCollate(self.tokenizer)
@@ -64,8 +65,8 @@ class DPOTrainer(Trainer):
             return
         from torch.utils.data import DataLoader
 
+        from f5rl.data.dataset import resolve_dataset_dir
         from f5rl.data.sampler import DynamicBatchSampler
-        from f5rl.train.build import resolve_dataset_dir
 
         data_dir = resolve_dataset_dir(self.cfg.datasets, self.cfg.model)
         ds, collate = Trainer.build_dataset(self, data_dir)
@@ -86,10 +87,9 @@ class DPOTrainer(Trainer):
                 micro += 1
                 yield batch
 
-    def train(self):
+    def on_train_start(self) -> None:
         if self.anchor_loader is not None:
             self._anchor_batches = self._anchor_stream(self.start_update * self.cfg.optim.grad_accumulation_steps)
-        return super().train()
 
     def times(self, u: torch.Tensor) -> torch.Tensor:
         """Flow times for u ~ U(0, 1): ``dpo.time_range`` and ``dpo.time_sway`` (f5rl.rl.dpo)."""

@@ -39,7 +39,7 @@ from f5rl.rollout.evaluate import f5r_step_loss, flow_errors, grpo_step_loss
 from f5rl.rollout.gaussian import gaussian_rollout
 from f5rl.rollout.prompts import prompt_lengths
 from f5rl.rollout.record import Rollout
-from f5rl.train.trainer import Trainer, TrainSummary
+from f5rl.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 class RLTrainer(Trainer):
     cfg: RLTrainConfig
     explicit_grad_sync = True  # the step losses call the policy network directly, not through DDP
+    progress_label = "grpo"
 
     def data_shard(self) -> tuple[int, int]:
         """With ``rl.repeat_count`` = R, processes come in blocks of R that see the same prompts
@@ -324,63 +325,24 @@ class RLTrainer(Trainer):
         return out
 
     def periodic_validation(self, update: int) -> dict[str, float]:
-        rl, c = self.cfg.rl, self.cfg.ckpts
-        if self.val_batch is None or update % rl.val_every != 0:
+        """``rl.val_every``: mean reward on the held-out prompts; ``model_best.pt`` by ``ckpts.keep_best_by``."""
+        if self.val_batch is None or update % self.cfg.rl.val_every != 0:
             return {}
         metrics = self.validate()
-        key = c.keep_best_by
-        mode = self.cfg.ckpts.keep_best_mode
-        improved = key in metrics and (self.best is None or (metrics[key] > self.best if mode == "max"
-                                                             else metrics[key] < self.best)) if key else False
-        if improved and self.accelerator.is_main_process and update > 0:
-            from f5rl.model.checkpoint import atomic_save
-
-            self.best = metrics[key]
-            atomic_save(self.checkpoint_state(update), self.save_dir / "model_best.pt")
-            log.info("new best %s=%.4f at update %d -> model_best.pt", key, self.best, update)
+        if self.accelerator.is_main_process:
+            self.keep_best.offer(metrics, update, lambda: self.checkpoint_state(update))
         return metrics
 
-    # ------------------------------------------------------------------ loop
-    def train(self) -> TrainSummary:
-        from f5rl.train.loggers import build_logger
-        from f5rl.train.trainer import _flat_config
-
-        cfg, acc = self.cfg, self.accelerator
-        if acc.is_main_process:
-            self.logger = build_logger(cfg.ckpts.logger, cfg.ckpts.project, cfg.ckpts.run_name, _flat_config(cfg),
-                                       self.save_dir)
-        update = self.start_update
-        summary = TrainSummary(update, self.start_update, None, 0.0, str(self.save_dir), precision=self.precision)
-        t0 = time.perf_counter()
-        from tqdm import tqdm
-
-        bar = tqdm(total=self.stop_update, initial=update, desc="grpo", unit="upd", disable=not acc.is_main_process,
-                   dynamic_ncols=True)
-        if update == 0 and self.val_batch is not None and acc.is_main_process:
+    # ------------------------------------------------------------------ loop hooks
+    def on_train_start(self) -> None:
+        """Held-out validation of the starting policy (update 0), the baseline of every curve."""
+        if self.start_update == 0 and self.val_batch is not None and self.accelerator.is_main_process:
             start = self.validate()
             self.logger.log(start, step=0)
             self.metrics_file.log(start, 0)
-        while update < self.stop_update:
-            epoch, skip = divmod(update, self.micro_per_epoch)
-            self.sampler.set_epoch(epoch, skip)
-            for batch in self.loader:
-                batch = batch.to(self.device)
-                self.update_index = update
-                lr = self.scheduler.get_last_lr()[0]  # the rate this update used
-                metrics = self.rl_update(batch)
-                self.scheduler.step()
-                update += 1
-                if self.ema is not None:
-                    self.ema.update(acc.unwrap_model(self.model))
-                metrics["lr"] = lr
-                metrics["updates_per_s"] = (update - self.start_update) / (time.perf_counter() - t0)
-                metrics.update(self.periodic_validation(update))
-                summary.final_loss = metrics.get("loss")
-                self._log(metrics, update, bar)
-                self._maybe_save(update, batch, summary, final=update >= self.stop_update)
-                if update >= self.stop_update:
-                    break
-        return self._finish(summary, bar, update, t0)
+
+    def update_step(self, batches: list[Batch]) -> dict[str, float]:
+        return self.rl_update(batches[0])  # stage 2 takes one rollout batch per update
 
     def log_samples(self, update: int, batch: Batch) -> list[str]:
         """The first rollout of the last update: ``update_<N>_gen.wav`` and its ground truth."""

@@ -1,86 +1,47 @@
-"""Stage 0/1 trainer: orchestration only (the loss lives in ``model/cfm.py``).
+"""The training loop of every stage: orchestration only (losses live in ``model``/``rl``/``rollout``).
+
+:meth:`Trainer.train` owns the loop for stages 0/1, stage 2 and DPO. Per update it takes
+``optim.grad_accumulation_steps`` micro-batches and hands them to :meth:`Trainer.update_step`
+(stage 0/1 and DPO: backward of :meth:`compute_loss` per micro-batch, then :meth:`optimizer_step`;
+stage 2 overrides it with one GRPO update), then steps the schedule and the EMA, validates
+(:meth:`periodic_validation`), logs and saves. Hooks: :meth:`on_train_start`, :meth:`update_step`,
+:meth:`compute_loss`, :meth:`periodic_validation`, :meth:`build_dataset`, :meth:`data_shard`.
 
 Exact resume: batches come from a sampler that is deterministic per epoch, the global RNG state
 is saved with every checkpoint and restored after set-up, the data loader draws from its own
-generator, and gradient accumulation counts micro-batches across epoch boundaries, so training
-N updates straight equals training N/2, stopping and resuming.
+generator, and micro-batches are counted across epoch boundaries, so training N updates straight
+equals training N/2, stopping and resuming.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import random
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from f5rl.config.schema import TrainConfig
 from f5rl.data.collate import Batch, Collate
-from f5rl.data.dataset import TTSDataset
+from f5rl.data.dataset import TTSDataset, resolve_dataset_dir
 from f5rl.data.sampler import DynamicBatchSampler
-from f5rl.model.checkpoint import atomic_save, dit_state_from, load_dit_state, read_weights_file
-from f5rl.train.build import build_cfm, mel_config, resolve_dataset_dir, tokenizer_for
-from f5rl.train.checkpointing import CheckpointManager
+from f5rl.model.build import build_cfm, mel_config, tokenizer_for
+from f5rl.model.checkpoint import dit_state_from, load_dit_state, read_weights_file
+from f5rl.train.checkpointing import CheckpointManager, rng_state, set_rng_state
 from f5rl.train.ema import EMA
 from f5rl.train.loggers import MetricsFile, build_logger
 from f5rl.train.optim import build_optimizer, build_scheduler
+from f5rl.train.summary import StepResult, TrainSummary
+from f5rl.train.validation import KeepBest, TestListValidation
 from f5rl.utils.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class TrainSummary:
-    updates: int
-    start_update: int
-    final_loss: float | None
-    wall_seconds: float
-    save_dir: str
-    checkpoints: list[str] = field(default_factory=list)
-    samples: list[str] = field(default_factory=list)
-    precision: str = "no"
-    skipped_updates: int = 0  # optimiser steps skipped for a non-finite gradient
-
-    def render(self) -> str:
-        lines = [
-            f"trained updates {self.start_update} -> {self.updates} in {self.wall_seconds:.0f} s ({self.precision})",
-            f"final loss: {self.final_loss:.4f}" if self.final_loss is not None else "final loss: n/a",
-            f"save dir: {self.save_dir}",
-            *([f"skipped updates (non-finite gradient): {self.skipped_updates}"] if self.skipped_updates else []),
-            *[f"  checkpoint {c}" for c in sorted(set(self.checkpoints))[-3:]],
-            *[f"  sample {s}" for s in self.samples[-2:]],
-        ]
-        return "\n".join(lines)
-
-
-@dataclass
-class StepResult:
-    grad_norm: float  # before clipping; NaN or inf when the step was skipped
-    skipped: bool
-
-    def metrics(self) -> dict[str, float]:
-        return {"grad_norm": self.grad_norm, "stats/skipped_step": float(self.skipped)}
-
-
-def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-             "numpy": [int(x) for x in np.random.get_state()[1]]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate((3, tuple(state["python"]), None))
-    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), 624, 0, 0.0))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+__all__ = ["StepResult", "TrainSummary", "Trainer"]
 
 
 class Trainer:
@@ -90,10 +51,12 @@ class Trainer:
     # Stage 0/1 train with the architecture's dropout; stage 2 and DPO compare the policy with
     # itself (PPO ratio) or with a dropout-free reference, so they evaluate it without dropout.
     dropout_in_training = True
+    progress_label = "train"
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         self.skipped_updates = 0  # optimiser steps skipped for a non-finite gradient
+        self.update_index = 0  # the update being computed (0-based)
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
@@ -137,14 +100,15 @@ class Trainer:
 
         model = build_cfm(cfg.model, self.tokenizer.vocab_size)
         o = cfg.optim
-        point = self._load_initial_weights(model)
+        self.resume_point = self._load_initial_weights(model)
         self.adapt_model(model)
         self.ema = EMA(model, beta=o.ema_beta, update_after_step=o.ema_update_after_step,
                        update_every=o.ema_update_every) if self.accelerator.is_main_process else None
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = build_optimizer(trainable, o.learning_rate, o.weight_decay, o.bnb_optimizer, self.device)
         self.scheduler = build_scheduler(optimizer, o.num_warmup_updates, self.total_updates)
-        self.start_update = self._resume(model, optimizer, point)
+        self.keep_best = KeepBest(cfg.ckpts.keep_best_by, cfg.ckpts.keep_best_mode, self.save_dir)
+        self.start_update = self._resume(model, optimizer, self.resume_point)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         if self.ema is not None:
             self.ema.to(self.device)
@@ -161,41 +125,25 @@ class Trainer:
         """The trained velocity network (the DiT inside the CFM, unwrapped from DDP)."""
         return self.accelerator.unwrap_model(self.model).transformer
 
+    @property
+    def best(self) -> float | None:
+        """The ``keep_best_by`` value of ``model_best.pt`` (None before any)."""
+        return self.keep_best.best
+
     def _setup_validation(self) -> None:
         """Stage 0/1 validation on a small test list with the reward models' metrics (val/cer, ...)."""
         c = self.cfg.ckpts
-        # a resumed run keeps the best value it had: model_best.pt is replaced only by a better model
-        self.val_items, self.best = None, getattr(self, "_resumed_best", None)
-        if not c.val_list or c.val_every <= 0 or not self.accelerator.is_main_process:
-            return
-        from f5rl.eval.evaluate import read_test_list
-        from f5rl.rewards.registry import build_provider
-
-        self.val_items = read_test_list(c.val_list)[: c.val_size]
-        self.val_providers = {"asr": build_provider("whisper_asr"), "sim": build_provider("resemblyzer_sim")}
-        for p in self.val_providers.values():
-            p.ensure_setup(str(self.device))
-        if self._vocoder is None:
-            self._vocoder = self._build_vocoder()
+        self.test_list_validation = None
+        if c.val_list and c.val_every > 0 and self.accelerator.is_main_process:
+            self.test_list_validation = TestListValidation(c.val_list, c.val_size, c.val_nfe, str(self.device))
+            if self._vocoder is None:
+                self._vocoder = self._build_vocoder()
 
     def run_validation(self, update: int) -> dict[str, float]:
         """Evaluate the EMA model between training steps; keep ``model_best.pt`` by ``keep_best_by``."""
-        from f5rl.eval.evaluate import evaluate_tts
-        from f5rl.infer.tts import TTS
-
-        c = self.cfg.ckpts
-        tts = TTS(self.ema.ema_model, self.tokenizer, self.mel_config, self._vocoder, str(self.device), self.precision)
-        metrics = evaluate_tts(tts, self.val_items, self.val_providers, nfe=c.val_nfe)
-        for p in self.val_providers.values():
-            p.release()  # idle Whisper threads would slow the training steps that follow
-        key = c.keep_best_by
-        if key and key in metrics:
-            value = metrics[key]
-            better = self.best is None or (value > self.best if c.keep_best_mode == "max" else value < self.best)
-            if better:
-                self.best = value
-                atomic_save(self.checkpoint_state(update), self.save_dir / "model_best.pt")
-                log.info("new best %s=%.4f at update %d -> model_best.pt", key, value, update)
+        metrics = self.test_list_validation(self.ema.ema_model, self.tokenizer, self.mel_config, self._vocoder,
+                                            str(self.device), self.precision)
+        self.keep_best.offer(metrics, update, lambda: self.checkpoint_state(update))
         return metrics
 
     def _build_vocoder(self):
@@ -216,33 +164,12 @@ class Trainer:
         return self.model(batch.mel, batch.text, batch.mel_lengths)
 
     def build_reference(self, source: str | None):
-        """A frozen reference network: ``source`` (EMA weights), else the initial policy (the
-        ``init_from``/``pretrained_*`` weights when resuming); with LoRA, the policy itself with
-        its adapters disabled (no second copy)."""
-        import copy
+        """A frozen reference network (:func:`f5rl.train.reference.build_reference`)."""
+        from f5rl.train.reference import build_reference
 
-        from f5rl.model.dit import DiT
-
-        policy = self.accelerator.unwrap_model(self.model).transformer
-        if self.cfg.model.lora.enabled and source is None:
-            from f5rl.model.lora import BaseModelView
-
-            log.info("reference model: the policy with its LoRA adapters disabled (no second copy)")
-            return BaseModelView(policy)
-        ref = DiT(policy.config) if self.cfg.model.lora.enabled else copy.deepcopy(policy)
-        ref.to(self.device)
-        if source is None and self.ckpts.find_resume(self.cfg.ckpts.init_from).kind == "resume":
-            pre = self.cfg.ckpts.init_from or self.ckpts.pretrained()
-            if pre is None:
-                raise ValueError("resuming without a reference checkpoint, and the initial weights are gone: "
-                                 "set the reference checkpoint (rl.ref_model_ckpt / dpo.ref_model_ckpt)")
-            source = str(pre)
-        if source is not None:
-            load_dit_state(ref, dit_state_from(read_weights_file(source), use_ema=True))
-            log.info("reference model: %s (EMA weights)", source)
-        else:
-            log.info("reference model: frozen copy of the initial policy")
-        return ref.eval().requires_grad_(False)
+        return build_reference(self.policy, source, self.cfg.model.lora.enabled,
+                               self.cfg.ckpts.init_from or self.ckpts.pretrained(),
+                               self.resume_point.kind == "resume", self.device)
 
     def data_shard(self) -> tuple[int, int]:
         """(number of distinct data shards, this process's shard): one per process."""
@@ -280,14 +207,14 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler_state_dict"])
         if "rng_state" in ckpt:
             set_rng_state(ckpt["rng_state"])
-        self._resumed_best = ckpt.get("best_metric")
-        saved_on = ckpt.get("best_metric_on")
-        if self._resumed_best is not None and saved_on is not None and saved_on != self._best_measured_on():
+        best, saved_on = ckpt.get("best_metric"), ckpt.get("best_metric_on")
+        if best is not None and saved_on is not None and saved_on != self._best_measured_on():
             # a value measured on other items (or steps, or by another metric) is not comparable:
             # the first validation of this run sets model_best.pt afresh
             log.info("validation changed since the checkpoint (%s -> %s): best %s=%.4f is not carried over",
-                     saved_on, self._best_measured_on(), self.cfg.ckpts.keep_best_by, self._resumed_best)
-            self._resumed_best = None
+                     saved_on, self._best_measured_on(), self.cfg.ckpts.keep_best_by, best)
+            best = None
+        self.keep_best.best = best  # a resumed run replaces model_best.pt only by a better model
         return int(ckpt["update"])
 
     def _write_config(self) -> None:
@@ -300,58 +227,68 @@ class Trainer:
             tmp.replace(self.save_dir / "config.yaml")
 
     # ------------------------------------------------------------------ loop
+    def micro_batches(self, micro: int) -> Iterator[Batch]:
+        """Batches from micro-batch ``micro`` on, epoch after epoch, on the device."""
+        while True:
+            epoch, skip = divmod(micro, self.micro_per_epoch)
+            self.sampler.set_epoch(epoch, skip)
+            for batch in self.loader:
+                micro += 1
+                yield batch.to(self.device)
+
     def train(self) -> TrainSummary:
         cfg, acc = self.cfg, self.accelerator
         k = cfg.optim.grad_accumulation_steps
         if acc.is_main_process:
             self.logger = build_logger(cfg.ckpts.logger, cfg.ckpts.project, cfg.ckpts.run_name,
                                        _flat_config(cfg), self.save_dir)
-        update, micro = self.start_update, self.start_update * k
+        update = self.start_update
         summary = TrainSummary(update, self.start_update, None, 0.0, str(self.save_dir), precision=self.precision)
-        t0 = time.perf_counter()
         from tqdm import tqdm
 
-        bar = tqdm(total=self.stop_update, initial=update, desc="train", unit="upd",
+        bar = tqdm(total=self.stop_update, initial=update, desc=self.progress_label, unit="upd",
                    disable=not acc.is_main_process, dynamic_ncols=True)
-        acc_loss, acc_metrics = 0.0, {}
+        self.on_train_start()
+        t0 = time.perf_counter()
         self.model.train(self.dropout_in_training)
+        stream = self.micro_batches(self.start_update * k)
         while update < self.stop_update:
-            epoch, skip = divmod(micro, self.micro_per_epoch)
-            self.sampler.set_epoch(epoch, skip)
-            for batch in self.loader:
-                batch: Batch = batch.to(self.device)
-                last_micro = micro % k == k - 1
-                with acc.autocast():
-                    out = self.compute_loss(batch)
-                loss = out.loss / k
-                if last_micro:
-                    acc.backward(loss)
-                else:
-                    with acc.no_sync(self.model):
-                        acc.backward(loss)
-                acc_loss += loss.item()
-                for name, v in out.metrics.items():
-                    acc_metrics[name] = acc_metrics.get(name, 0.0) + v.item() / k
-                micro += 1
-                if not last_micro:
-                    continue
-                lr = self.scheduler.get_last_lr()[0]  # the rate this update used
-                step = self.optimizer_step()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                update += 1
-                if self.ema is not None:
-                    self.ema.update(acc.unwrap_model(self.model))
-                metrics = {"loss": acc_loss, **acc_metrics, "lr": lr, **step.metrics()}
-                metrics["updates_per_s"] = (update - self.start_update) / (time.perf_counter() - t0)
-                summary.final_loss = acc_loss
-                acc_loss, acc_metrics = 0.0, {}
-                metrics.update(self.periodic_validation(update))
-                self._log(metrics, update, bar)
-                self._maybe_save(update, batch, summary, final=update >= self.stop_update)
-                if update >= self.stop_update:
-                    break
+            batches = [next(stream) for _ in range(k)]
+            self.update_index = update
+            lr = self.scheduler.get_last_lr()[0]  # the rate this update used
+            metrics = self.update_step(batches)
+            self.scheduler.step()
+            update += 1
+            if self.ema is not None:
+                self.ema.update(acc.unwrap_model(self.model))
+            metrics["lr"] = lr
+            metrics["updates_per_s"] = (update - self.start_update) / (time.perf_counter() - t0)
+            metrics.update(self.periodic_validation(update))
+            summary.final_loss = metrics.get("loss")
+            self._log(metrics, update, bar)
+            self._maybe_save(update, batches[-1], summary, final=update >= self.stop_update)
         return self._finish(summary, bar, update, t0)
+
+    def on_train_start(self) -> None:
+        """Called once before the first update of :meth:`train` (stage 2: validation at update 0)."""
+
+    def update_step(self, batches: list[Batch]) -> dict[str, float]:
+        """One update from its micro-batches: backward of each loss / k, then one optimiser step."""
+        acc, k = self.accelerator, len(batches)
+        loss_sum, sums = 0.0, {}
+        for i, batch in enumerate(batches):
+            with acc.autocast():
+                out = self.compute_loss(batch)
+            loss = out.loss / k
+            if i == k - 1:
+                acc.backward(loss)
+            else:
+                with acc.no_sync(self.model):
+                    acc.backward(loss)
+            loss_sum += loss.item()
+            for name, v in out.metrics.items():
+                sums[name] = sums.get(name, 0.0) + v.item() / k
+        return {"loss": loss_sum, **sums, **self.optimizer_step().metrics()}
 
     def optimizer_step(self) -> StepResult:
         """Average gradients over processes where DDP did not, measure their norm, clip, step.
@@ -371,7 +308,7 @@ class Trainer:
         if skipped:
             self.skipped_updates += 1
             log.warning("update %d: gradient norm is %s; optimiser step skipped (%d so far)",
-                        getattr(self, "update_index", -1) + 1, norm, self.skipped_updates)
+                        self.update_index + 1, norm, self.skipped_updates)
         if not skipped or self.precision == "fp16":
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -379,12 +316,12 @@ class Trainer:
 
     def periodic_validation(self, update: int) -> dict[str, float]:
         """Validation between training steps (stage 0/1: ``ckpts.val_list`` every ``ckpts.val_every``)."""
-        if self.val_items is not None and update % self.cfg.ckpts.val_every == 0:
+        if self.test_list_validation is not None and update % self.cfg.ckpts.val_every == 0:
             return self.run_validation(update)
         return {}
 
     def _finish(self, summary: TrainSummary, bar, update: int, t0: float) -> TrainSummary:
-        """End of a training loop (all trainers): close the bar and logger, sync processes."""
+        """End of the training loop: close the bar and logger, sync processes."""
         bar.close()
         summary.updates = update
         summary.skipped_updates = self.skipped_updates

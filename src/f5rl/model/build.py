@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from f5rl.audio.mel import MelConfig
-from f5rl.config.schema import DatasetsCfg, ModelCfg
-from f5rl.data.dataset import dataset_dir
+from f5rl.config.schema import ModelCfg
 from f5rl.model.cfm import CFM, CFMConfig
 from f5rl.model.dit import DiT, DiTConfig
 from f5rl.text.tokenizer import Tokenizer, build_tokenizer
@@ -16,10 +15,6 @@ def mel_config(model: ModelCfg) -> MelConfig:
     m = model.mel_spec
     return MelConfig(sample_rate=m.target_sample_rate, n_fft=m.n_fft, win_length=m.win_length,
                      hop_length=m.hop_length, n_mels=m.n_mel_channels, mel_type=m.mel_spec_type)
-
-
-def resolve_dataset_dir(datasets: DatasetsCfg, model: ModelCfg) -> Path:
-    return dataset_dir(datasets.name, model.tokenizer, datasets.data_root, datasets.path)
 
 
 def tokenizer_for(model: ModelCfg, data_dir: Path | None) -> Tokenizer:

@@ -1,7 +1,7 @@
 """Test lists from the demo corpus: each held-out utterance is the target, and another
 utterance of the same speaker (from the training split) is its prompt.
 
-    python -m f5rl.eval.test_lists --data data/demo_char
+    python -m f5rl.data.test_lists --data data/demo_char
 
 writes ``test.lst`` (Seed-TTS-eval format) and ``test_eval.jsonl`` (with ``target_wav`` for the
 ground-truth sanity row).
