@@ -236,13 +236,13 @@ def test_lora_dpo_runs_against_the_base_view(tmp_path, demo_corpus, tiny_ckpt):
 def test_rollouts_are_vocoded_in_batches_and_the_ground_truth_once_per_prompt(tmp_path, demo_corpus):
     t = _trainer(tiny_rl_config(tmp_path, demo_corpus, "optim.max_updates=1", "rl.rewards.vocoder_batch=3"))
     calls = []
-    vocoder = t._vocoder
+    vocoder = t.scorer.vocoder
 
     def spy(mel):
         calls.append(mel.shape[0])
         return vocoder(mel)
 
-    t._vocoder = spy
+    t.scorer.vocoder = spy
     t.train()
     # 2 prompts x 4 rollouts (each group shares its length): batches of <= 3 per length, then the
     # 2 ground truths (the 8 copies' speaker references come from 2 vocoder rows, not 8)

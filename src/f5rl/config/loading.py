@@ -71,3 +71,28 @@ def to_yaml(obj: Any) -> str:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_yaml(OmegaConf.structured(obj))
+
+
+def write_config(cfg: Any, path: Path) -> None:
+    """The resolved config as YAML, written atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(to_yaml(cfg))
+    tmp.replace(path)
+
+
+def flat_config(cfg: Any) -> dict:
+    """``{"a.b.c": value}`` of a config dataclass (what loggers record as hyper-parameters)."""
+    from dataclasses import asdict
+
+    out = {}
+
+    def walk(prefix: str, d: dict) -> None:
+        for key, v in d.items():
+            if isinstance(v, dict):
+                walk(f"{prefix}{key}.", v)
+            else:
+                out[f"{prefix}{key}"] = v
+
+    walk("", asdict(cfg))
+    return out

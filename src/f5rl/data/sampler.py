@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 
+import torch
 from torch.utils.data import Sampler
 
 
@@ -105,3 +106,18 @@ class DynamicBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self.epoch_batches(self.epoch)) * self.repeat_count
+
+
+def build_loader(dataset, collate, datasets, seed: int, num_replicas: int = 1, rank: int = 0):
+    """The sampler (deterministic per epoch, sharded over ``num_replicas``) and the data loader of a
+    dataset, from the config's ``datasets`` section. The loader draws from its own generator, so
+    loading never touches the global RNG."""
+    from torch.utils.data import DataLoader
+
+    sampler = DynamicBatchSampler(dataset.frame_lens, datasets.batch_size_per_gpu, datasets.batch_size_type,
+                                  datasets.max_samples, seed=seed, num_replicas=num_replicas, rank=rank)
+    if len(sampler) == 0:
+        raise ValueError("the batch sampler yields no batch: lower datasets.batch_size_per_gpu or add data")
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=datasets.num_workers,
+                        generator=torch.Generator())
+    return sampler, loader

@@ -104,3 +104,30 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), 624, 0, 0.0))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_initial_weights(model, point: ResumePoint, save_dir: Path) -> ResumePoint:
+    """Weights-only start (``ckpts.init_from`` / ``pretrained_*``: EMA weights when present)."""
+    from f5rl.model.checkpoint import dit_state_from, load_dit_state, read_weights_file
+
+    if point.kind == "scratch":
+        log.info("training from scratch in %s", save_dir)
+    elif point.kind == "init":
+        log.info("initialising weights from %s (fresh optimiser, update 0)", point.path)
+        load_dit_state(model.transformer, dit_state_from(read_weights_file(point.path), use_ema=True))
+    return point
+
+
+def restore(path: Path, model, ema, optimizer, scheduler) -> tuple[int, float | None, dict | None]:
+    """Load a full training checkpoint into its parts (and the RNG states); returns the update, the
+    kept best value and what that value was measured on."""
+    log.info("resuming from %s", path)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(ckpt["model_state_dict"])
+    if ema is not None:
+        ema.load_ema_state(ckpt["ema_model_state_dict"])
+    optimizer.load_state_dict(ckpt["optimizer_state_dict"])
+    scheduler.load_state_dict(ckpt["scheduler_state_dict"])
+    if "rng_state" in ckpt:
+        set_rng_state(ckpt["rng_state"])
+    return int(ckpt["update"]), ckpt.get("best_metric"), ckpt.get("best_metric_on")

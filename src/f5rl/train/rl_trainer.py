@@ -32,13 +32,13 @@ import torch
 from f5rl.config.schema import RLTrainConfig
 from f5rl.data.collate import Batch
 from f5rl.model.dit import DiT
-from f5rl.rewards.base import RewardBatch
-from f5rl.rewards.combine import CombinedReward, RewardSet
+from f5rl.rewards.combine import RewardSet
 from f5rl.rl.grpo import Advantages, choose_train_steps, group_advantages
 from f5rl.rollout.evaluate import f5r_step_loss, flow_errors, grpo_step_loss
 from f5rl.rollout.gaussian import gaussian_rollout
 from f5rl.rollout.prompts import prompt_lengths
 from f5rl.rollout.record import Rollout
+from f5rl.train.rollout_scoring import RolloutScorer, UnscorableGuard, reward_metrics
 from f5rl.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -77,14 +77,15 @@ class RLTrainer(Trainer):
             raise ValueError(f"rl.repeat_count={rl.repeat_count} must divide the number of processes "
                              f"({self.accelerator.num_processes})")
         self.ref = self._build_reference()
-        self.rewards = RewardSet.from_config(
+        rewards = RewardSet.from_config(
             [{"name": p.name, "weight": p.weight, "config": dict(p.config), "label": p.label}
              for p in rl.rewards.providers],
             rl.rewards.mode, dict(rl.rewards.params))
-        self.rewards.setup(str(self.device))
+        rewards.setup(str(self.device))
         if self._vocoder is None:
             self._vocoder = self._build_vocoder()
-        self.unscorable_streak = 0
+        self.scorer = RolloutScorer(rewards, self._vocoder, rl.rewards.vocoder_batch)
+        self.unscorable = UnscorableGuard(rl.max_unscorable_updates, self.accelerator)
         self.val_batch = None
         if rl.val_manifest and rl.val_every > 0:
             from f5rl.data.manifest import manifest_batch, read_manifest
@@ -142,37 +143,6 @@ class RLTrainer(Trainer):
         policy.train(was_training)
         return ro
 
-    # ------------------------------------------------------------------ rewards
-    def vocode(self, mels: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Audio of each ``(frames, m)`` mel, vocoded ``rl.rewards.vocoder_batch`` at a time among
-        clips of equal length (no padding reaches the vocoder, so a clip's audio does not depend on
-        its batch)."""
-        n = self.cfg.rl.rewards.vocoder_batch
-        out: list[torch.Tensor | None] = [None] * len(mels)
-        by_len: dict[int, list[int]] = {}
-        for i, m in enumerate(mels):
-            by_len.setdefault(m.shape[0], []).append(i)
-        for idx in by_len.values():
-            for s in range(0, len(idx), n):
-                chunk = idx[s: s + n]
-                audio = self._vocoder(torch.stack([mels[i] for i in chunk]).transpose(1, 2).float().cpu())
-                for j, i in enumerate(chunk):
-                    out[i] = audio[j]
-        return out
-
-    @torch.no_grad()
-    def score(self, ro: Rollout, batch: Batch, copies: int) -> CombinedReward:
-        """Vocode full outputs (prompt + generation) and, once per prompt, the ground truth (the
-        speaker reference); run the reward set. ``copies``: consecutive rows sharing one prompt."""
-        outs = self.vocode([ro.mel[j, : int(ro.durations[j])] for j in range(len(batch))])
-        firsts = list(range(0, len(batch), copies))
-        gts = self.vocode([batch.mel[j, : int(batch.mel_lengths[j])] for j in firsts])
-        refs = [gts[j // copies] for j in range(len(batch))]
-        rb = RewardBatch(outs, list(batch.texts), ref_audio=refs,
-                         mel=[ro.generated(j).cpu() for j in range(len(batch))],
-                         metadata=[{"gt_audio": r} for r in refs])
-        return self.rewards(rb)
-
     def group_ids(self, b: int) -> torch.Tensor:
         """Group of each local rollout: consecutive copies of one prompt share a group."""
         return torch.arange(b) // self.copies
@@ -195,26 +165,6 @@ class RLTrainer(Trainer):
         out.group_mean, out.group_std = out.group_mean[sl], out.group_std[sl]
         return out
 
-    def scorable_everywhere(self, rewards: torch.Tensor) -> int:
-        """Scorable rewards of this update over all processes (the same number on each)."""
-        n = torch.tensor([int((~torch.isnan(rewards)).sum())], device=self.device)
-        return int(self.accelerator.reduce(n, "sum")) if self.accelerator.num_processes > 1 else int(n)
-
-    def unscorable_update(self, scored: CombinedReward) -> dict[str, float]:
-        """No reward of this update could be scored: train nothing (advantages would all be 0 and
-        only the KL term would move the policy), and stop after ``rl.max_unscorable_updates``."""
-        self.unscorable_streak += 1
-        reasons = sorted({r for label, out in scored.outputs.items() for r in (out.reasons or []) if r})
-        limit = self.cfg.rl.max_unscorable_updates
-        log.warning("update %d: no reward could be scored (%d in a row); skipped. Reasons: %s",
-                    self.update_index + 1, self.unscorable_streak, "; ".join(reasons[:3]) or "none given")
-        if self.unscorable_streak >= limit:
-            raise RuntimeError(
-                f"every reward of the last {limit} updates was unscorable (rl.max_unscorable_updates={limit}); "
-                f"reasons: {'; '.join(reasons[:3]) or 'none given'}. Check the reward providers "
-                "(rl.rewards.providers: model paths, the reward server) before training on")
-        return {"stats/unscorable_update": 1.0}
-
     # ------------------------------------------------------------------ one update
     def rl_update(self, batch: Batch) -> dict[str, float]:
         rl = self.cfg.rl
@@ -226,14 +176,13 @@ class RLTrainer(Trainer):
         if rl.loss == "f5r" and self.ref is not None and rl.kl_weight > 0:
             ref_ro = self.rollout(batch, self.ref, prompts, use_cfg)  # F5R: the reference's own rollout, same split
         t_roll = time.perf_counter() - t0
-        scored = self.score(ro, batch, self.copies)
+        scored = self.scorer(ro, batch, self.copies)
         t_reward = time.perf_counter() - t0 - t_roll
         adv = self.advantages(scored.reward)
         self.model.train(rl.rollout_dropout)  # the rollout's mode (see the module docstring)
-        if self.scorable_everywhere(scored.reward) == 0:
-            metrics = self.unscorable_update(scored)
+        if self.unscorable.nothing_scored(scored, self.update_index):
+            metrics = {"stats/unscorable_update": 1.0}  # train nothing: every advantage would be 0
         else:
-            self.unscorable_streak = 0
             metrics = LOSSES[rl.loss](self, ro, ref_ro, batch, adv, scored.reward)
         metrics.update(reward_metrics(scored, adv))
         metrics.update({"time/rollout_s": t_roll, "time/reward_s": t_reward,
@@ -318,7 +267,7 @@ class RLTrainer(Trainer):
         gen = torch.Generator(device="cpu").manual_seed(self.cfg.rl.val_seed)
         prompts, use_cfg = self.draw_split(batch, gen)
         ro = self.rollout(batch, self.policy, prompts, use_cfg, generator=gen)
-        scored = self.score(ro, batch, copies=1)
+        scored = self.scorer(ro, batch, copies=1)
         out = {"val/mean_reward": float(scored.reward.nanmean())}
         for name, v in scored.metrics.items():
             out["val/" + name.removeprefix("reward/")] = float(v.nanmean())
@@ -349,30 +298,10 @@ class RLTrainer(Trainer):
         from f5rl.audio.io import save_audio
 
         ro, b = self._last
-        gen, ref = self.vocode([ro.mel[0, : int(ro.durations[0])], b.mel[0, : int(b.mel_lengths[0])]])
+        gen, ref = self.scorer.vocode([ro.mel[0, : int(ro.durations[0])], b.mel[0, : int(b.mel_lengths[0])]])
         folder = self.save_dir / "samples"
         return [str(save_audio(folder / f"update_{update}_gen.wav", gen)),
                 str(save_audio(folder / f"update_{update}_ref.wav", ref))]
-
-
-def reward_metrics(scored: CombinedReward, adv: Advantages) -> dict[str, float]:
-    """Logged statistics of one update's rewards (NaN = unscorable, left out)."""
-    r = scored.reward
-    ok = ~torch.isnan(r)
-    nan = float("nan")
-    metrics = {
-        "reward/mean": float(r[ok].mean()) if ok.any() else nan,
-        "reward/std": float(r[ok].std(unbiased=False)) if ok.any() else nan,
-        "reward/min": float(r[ok].min()) if ok.any() else nan,
-        "reward/max": float(r[ok].max()) if ok.any() else nan,
-        "reward/nan_ratio": float((~ok).float().mean()),
-        "stats/zero_std_ratio": float(adv.zero_std_ratio),
-    }
-    for name, v in scored.metrics.items():
-        vals = v[~torch.isnan(v)]
-        if len(vals):
-            metrics[name] = float(vals.mean())
-    return metrics
 
 
 # rl.loss -> the update it runs on one batch of scored rollouts (one signature for all)

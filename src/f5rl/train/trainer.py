@@ -19,25 +19,23 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
+from f5rl.config.loading import flat_config, write_config
 from f5rl.config.schema import TrainConfig
 from f5rl.data.collate import Batch, Collate
 from f5rl.data.dataset import TTSDataset, resolve_dataset_dir
-from f5rl.data.sampler import DynamicBatchSampler
+from f5rl.data.sampler import build_loader
 from f5rl.model.build import build_cfm, mel_config, tokenizer_for
-from f5rl.model.checkpoint import dit_state_from, load_dit_state, read_weights_file
-from f5rl.train.checkpointing import CheckpointManager, rng_state, set_rng_state
+from f5rl.train.checkpointing import CheckpointManager, load_initial_weights, restore, rng_state
 from f5rl.train.ema import EMA
 from f5rl.train.loggers import MetricsFile, build_logger
 from f5rl.train.optim import build_optimizer, build_scheduler
 from f5rl.train.summary import StepResult, TrainSummary
 from f5rl.train.validation import KeepBest, TestListValidation
-from f5rl.utils.precision import resolve_precision
+from f5rl.utils.precision import allow_new_precision, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +64,7 @@ class Trainer:
         cfg = self.cfg
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.precision = resolve_precision(cfg.optim.mixed_precision, device)
-        _allow_new_precision(self.precision)
+        allow_new_precision(self.precision)
         self.accelerator = Accelerator(mixed_precision=self.precision, cpu=device.type == "cpu")
         self.device = self.accelerator.device
         set_seed(cfg.optim.seed)
@@ -77,17 +75,8 @@ class Trainer:
         self.tokenizer = tokenizer_for(cfg.model, data_dir)
         self.mel_config = mel_config(cfg.model)
         self.dataset, collate = self.build_dataset(data_dir)
-        replicas, rank = self.data_shard()
-        self.sampler = DynamicBatchSampler(
-            self.dataset.frame_lens, cfg.datasets.batch_size_per_gpu, cfg.datasets.batch_size_type,
-            cfg.datasets.max_samples, seed=cfg.optim.seed, num_replicas=replicas, rank=rank,
-        )
-        if len(self.sampler) == 0:
-            raise ValueError("the batch sampler yields no batch: lower datasets.batch_size_per_gpu or add data")
-        self.loader = DataLoader(
-            self.dataset, batch_sampler=self.sampler, collate_fn=collate,
-            num_workers=cfg.datasets.num_workers, generator=torch.Generator(),  # keep the global RNG untouched
-        )
+        self.sampler, self.loader = build_loader(self.dataset, collate, cfg.datasets, cfg.optim.seed,
+                                                 *self.data_shard())
         k = cfg.optim.grad_accumulation_steps
         self.micro_per_epoch = len(self.sampler)
         self.total_updates = cfg.optim.total_updates or self.micro_per_epoch * cfg.optim.epochs // k
@@ -100,7 +89,7 @@ class Trainer:
 
         model = build_cfm(cfg.model, self.tokenizer.vocab_size)
         o = cfg.optim
-        self.resume_point = self._load_initial_weights(model)
+        self.resume_point = load_initial_weights(model, self.ckpts.find_resume(cfg.ckpts.init_from), self.save_dir)
         self.adapt_model(model)
         self.ema = EMA(model, beta=o.ema_beta, update_after_step=o.ema_update_after_step,
                        update_every=o.ema_update_every) if self.accelerator.is_main_process else None
@@ -118,7 +107,8 @@ class Trainer:
             self.metrics_file.truncate_after(self.start_update)
         self._vocoder = self._build_vocoder() if cfg.ckpts.log_samples and self.accelerator.is_main_process else None
         self._setup_validation()
-        self._write_config()
+        if self.accelerator.is_main_process:
+            write_config(self.cfg, self.save_dir / "config.yaml")
 
     @property
     def policy(self):
@@ -175,16 +165,6 @@ class Trainer:
         """(number of distinct data shards, this process's shard): one per process."""
         return self.accelerator.num_processes, self.accelerator.process_index
 
-    def _load_initial_weights(self, model):
-        """Weights-only start (``ckpts.init_from`` / ``pretrained_*``); returns the resume point."""
-        point = self.ckpts.find_resume(self.cfg.ckpts.init_from)
-        if point.kind == "scratch":
-            log.info("training from scratch in %s", self.save_dir)
-        elif point.kind == "init":
-            log.info("initialising weights from %s (fresh optimiser, update 0)", point.path)
-            load_dit_state(model.transformer, dit_state_from(read_weights_file(point.path), use_ema=True))
-        return point
-
     def adapt_model(self, model) -> None:
         """Wrap layers with LoRA adapters when ``model.lora.enabled`` (after loading base weights)."""
         lc = self.cfg.model.lora
@@ -198,16 +178,7 @@ class Trainer:
     def _resume(self, model, optimizer, point) -> int:
         if point.kind != "resume":
             return 0
-        log.info("resuming from %s", point.path)
-        ckpt = torch.load(point.path, map_location="cpu", weights_only=True)
-        model.load_state_dict(ckpt["model_state_dict"])
-        if self.ema is not None:
-            self.ema.load_ema_state(ckpt["ema_model_state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer_state_dict"])
-        self.scheduler.load_state_dict(ckpt["scheduler_state_dict"])
-        if "rng_state" in ckpt:
-            set_rng_state(ckpt["rng_state"])
-        best, saved_on = ckpt.get("best_metric"), ckpt.get("best_metric_on")
+        update, best, saved_on = restore(point.path, model, self.ema, optimizer, self.scheduler)
         if best is not None and saved_on is not None and saved_on != self._best_measured_on():
             # a value measured on other items (or steps, or by another metric) is not comparable:
             # the first validation of this run sets model_best.pt afresh
@@ -215,16 +186,7 @@ class Trainer:
                      saved_on, self._best_measured_on(), self.cfg.ckpts.keep_best_by, best)
             best = None
         self.keep_best.best = best  # a resumed run replaces model_best.pt only by a better model
-        return int(ckpt["update"])
-
-    def _write_config(self) -> None:
-        if self.accelerator.is_main_process:
-            from f5rl.config.loading import to_yaml
-
-            self.save_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.save_dir / ".config.yaml.tmp"
-            tmp.write_text(to_yaml(self.cfg))
-            tmp.replace(self.save_dir / "config.yaml")
+        return update
 
     # ------------------------------------------------------------------ loop
     def micro_batches(self, micro: int) -> Iterator[Batch]:
@@ -241,7 +203,7 @@ class Trainer:
         k = cfg.optim.grad_accumulation_steps
         if acc.is_main_process:
             self.logger = build_logger(cfg.ckpts.logger, cfg.ckpts.project, cfg.ckpts.run_name,
-                                       _flat_config(cfg), self.save_dir)
+                                       flat_config(cfg), self.save_dir)
         update = self.start_update
         summary = TrainSummary(update, self.start_update, None, 0.0, str(self.save_dir), precision=self.precision)
         from tqdm import tqdm
@@ -391,28 +353,3 @@ class Trainer:
         paths = [save_audio(folder / f"update_{update}_gen.wav", self._vocoder(gen)[0]),
                  save_audio(folder / f"update_{update}_ref.wav", self._vocoder(ref.transpose(1, 2).cpu())[0])]
         return [str(p) for p in paths]
-
-
-def _allow_new_precision(precision: str) -> None:
-    """accelerate keeps one precision per process; a process that trains twice (a benchmark of
-    several settings, iterated DPO rounds, a demo) may change it between runs. Only the precision
-    state is dropped; the process group (``PartialState``) stays."""
-    from accelerate.state import AcceleratorState
-
-    shared = AcceleratorState._shared_state
-    if shared and shared.get("_mixed_precision", precision) != precision:
-        AcceleratorState._reset_state(reset_partial_state=False)
-
-
-def _flat_config(cfg: TrainConfig) -> dict:
-    out = {}
-
-    def walk(prefix: str, d: dict) -> None:
-        for key, v in d.items():
-            if isinstance(v, dict):
-                walk(f"{prefix}{key}.", v)
-            else:
-                out[f"{prefix}{key}"] = v
-
-    walk("", asdict(cfg))
-    return out

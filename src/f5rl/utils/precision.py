@@ -41,3 +41,14 @@ def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractC
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+def allow_new_precision(precision: str) -> None:
+    """accelerate keeps one precision per process; a process that trains twice (a benchmark of
+    several settings, iterated DPO rounds, a demo) may change it between runs. Only the precision
+    state is dropped; the process group (``PartialState``) stays."""
+    from accelerate.state import AcceleratorState
+
+    shared = AcceleratorState._shared_state
+    if shared and shared.get("_mixed_precision", precision) != precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
