@@ -80,3 +80,23 @@ def test_cli_typo_fails_fast_with_key_name(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert proc.returncode == 2 and "optim.epochs" in proc.stderr
     assert not (tmp_path / "data").exists()  # nothing heavy started
+
+
+def test_every_arch_key_reaches_the_dit_and_every_mel_key_the_front_end():
+    """model.arch is the DiT's config and model.mel_spec the mel front end's: no hand-copied field can
+    be forgotten (only qk_norm and attn_backend, which the schema restricts, stay behind)."""
+    from dataclasses import fields
+
+    from f5rl.config.schema import ModelCfg
+    from f5rl.model.build import dit_config, mel_config
+
+    m = ModelCfg()
+    m.arch.dim, m.arch.depth, m.arch.attn_mask_enabled, m.arch.dropout = 96, 3, False, 0.25
+    m.mel_spec.n_mel_channels, m.mel_spec.hop_length = 80, 240
+    d = dit_config(m, vocab_size=42)
+    for f in fields(m.arch):
+        if f.name not in ("qk_norm", "attn_backend"):
+            assert getattr(d, f.name) == getattr(m.arch, f.name), f.name
+    assert (d.mel_dim, d.text_num_embeds) == (80, 42)
+    mel = mel_config(m)
+    assert (mel.n_mels, mel.hop_length, mel.sample_rate, mel.mel_type) == (80, 240, 24000, "vocos")

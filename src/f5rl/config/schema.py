@@ -4,8 +4,23 @@ methods so errors name the key and say what to change."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+
+class Checked:
+    """A config node. ``check()`` checks each sub-node, then this node's own ``rules()``: the one
+    pattern of every section, so a new section is checked by declaring it."""
+
+    def check(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Checked):
+                value.check()
+        self.rules()
+
+    def rules(self) -> None:
+        """This node's own constraints (across its fields); raise ValueError naming the key."""
 
 
 def _one_of(key: str, value: object, allowed: tuple) -> None:
@@ -14,7 +29,7 @@ def _one_of(key: str, value: object, allowed: tuple) -> None:
 
 
 @dataclass
-class DatasetsCfg:
+class DatasetsCfg(Checked):
     name: str = "Emilia_ZH_EN"
     path: str | None = None  # f5rl: a dataset folder (raw/ + duration.json) instead of name
     data_root: str = "data"  # f5rl: where data/<name>_<tokenizer>/ lives (relative to the cwd)
@@ -25,7 +40,7 @@ class DatasetsCfg:
     min_duration: float = 0.3
     max_duration: float = 30.0
 
-    def check(self) -> None:
+    def rules(self) -> None:
         _one_of("datasets.batch_size_type", self.batch_size_type, ("frame", "sample"))
         if self.batch_size_per_gpu <= 0:
             raise ValueError(f"datasets.batch_size_per_gpu={self.batch_size_per_gpu} must be > 0")
@@ -36,7 +51,7 @@ class DatasetsCfg:
 
 
 @dataclass
-class OptimCfg:
+class OptimCfg(Checked):
     epochs: int = 11
     learning_rate: float = 7.5e-5
     num_warmup_updates: int = 20000
@@ -52,7 +67,7 @@ class OptimCfg:
     ema_update_after_step: int = 100
     ema_update_every: int = 10
 
-    def check(self) -> None:
+    def rules(self) -> None:
         _one_of("optim.mixed_precision", self.mixed_precision, ("auto", "no", "bf16", "fp16"))
         if self.learning_rate <= 0:
             raise ValueError(f"optim.learning_rate={self.learning_rate} must be > 0")
@@ -65,7 +80,7 @@ class OptimCfg:
 
 
 @dataclass
-class ArchCfg:
+class ArchCfg(Checked):
     dim: int = 1024
     depth: int = 22
     heads: int = 16
@@ -84,14 +99,14 @@ class ArchCfg:
     text_embedding_average_upsampling: bool = False
     dropout: float = 0.1
 
-    def check(self) -> None:
+    def rules(self) -> None:
         if self.qk_norm is not None:
             raise ValueError("model.arch.qk_norm is not supported by f5rl (released F5 models use null)")
         _one_of("model.arch.attn_backend", self.attn_backend, ("torch",))
 
 
 @dataclass
-class MelSpecCfg:
+class MelSpecCfg(Checked):
     target_sample_rate: int = 24000
     n_mel_channels: int = 100
     hop_length: int = 256
@@ -99,25 +114,25 @@ class MelSpecCfg:
     n_fft: int = 1024
     mel_spec_type: str = "vocos"
 
-    def check(self) -> None:
+    def rules(self) -> None:
         _one_of("model.mel_spec.mel_spec_type", self.mel_spec_type, ("vocos", "bigvgan"))
 
 
 @dataclass
-class VocoderCfg:
+class VocoderCfg(Checked):
     name: str = "griffin_lim"  # f5rl: griffin_lim (always available) | vocos
     is_local: bool = False
     local_path: str | None = None
     griffin_lim_iters: int = 32
 
-    def check(self) -> None:
+    def rules(self) -> None:
         _one_of("model.vocoder.name", self.name, ("griffin_lim", "vocos"))
         if self.is_local and not self.local_path:
             raise ValueError("model.vocoder.is_local=true needs model.vocoder.local_path=/path/to/vocos-mel-24khz")
 
 
 @dataclass
-class LoraCfg:
+class LoraCfg(Checked):
     enabled: bool = False  # f5rl: train low-rank adapters instead of all weights
     rank: int = 16
     alpha: float = 32.0
@@ -128,7 +143,7 @@ class LoraCfg:
 
 
 @dataclass
-class ModelCfg:
+class ModelCfg(Checked):
     name: str = "F5TTS_v1_Base"
     tokenizer: str = "pinyin"
     tokenizer_path: str | None = None
@@ -144,7 +159,7 @@ class ModelCfg:
     vocoder: VocoderCfg = field(default_factory=VocoderCfg)
     lora: LoraCfg = field(default_factory=LoraCfg)
 
-    def check(self) -> None:
+    def rules(self) -> None:
         _one_of("model.tokenizer", self.tokenizer, ("char", "pinyin", "custom", "byte", "phoneme"))
         _one_of("model.backbone", self.backbone, ("DiT",))
         _one_of("model.output_dist", self.output_dist, ("deterministic", "gaussian"))
@@ -156,12 +171,10 @@ class ModelCfg:
             raise ValueError("model.sample_from_dist=true needs model.use_rl_head=true")
         if self.ln_sig_init <= 0:
             raise ValueError(f"model.ln_sig_init={self.ln_sig_init} must be > 0 (it is σ0)")
-        for sub in (self.arch, self.mel_spec, self.vocoder):
-            sub.check()
 
 
 @dataclass
-class CkptsCfg:
+class CkptsCfg(Checked):
     logger: str | None = "trackio"  # trackio | wandb | tensorboard | null
     log_samples: bool = True
     save_per_updates: int = 50000
@@ -181,7 +194,7 @@ class CkptsCfg:
     val_size: int = 8
     val_nfe: int = 16
 
-    def check(self) -> None:
+    def rules(self) -> None:
         if self.logger is not None:
             _one_of("ckpts.logger", self.logger, ("trackio", "wandb", "tensorboard"))
         if self.keep_last_n_checkpoints < -1:
@@ -192,17 +205,13 @@ class CkptsCfg:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Checked):
     datasets: DatasetsCfg = field(default_factory=DatasetsCfg)
     optim: OptimCfg = field(default_factory=OptimCfg)
     model: ModelCfg = field(default_factory=ModelCfg)
     ckpts: CkptsCfg = field(default_factory=CkptsCfg)
 
-    def check(self) -> None:
-        self.datasets.check()
-        self.optim.check()
-        self.model.check()
-        self.ckpts.check()
+    def rules(self) -> None:
         if self.model.objective not in ("mse", "gaussian_nll"):
             raise ValueError(
                 f"model.objective={self.model.objective!r}: f5rl.train.train runs mse|gaussian_nll; "
@@ -217,7 +226,7 @@ class TrainConfig:
 
 
 @dataclass
-class ProviderCfg:
+class ProviderCfg(Checked):
     name: str = "duration"
     weight: float = 1.0
     config: dict[str, Any] = field(default_factory=dict)
@@ -225,13 +234,13 @@ class ProviderCfg:
 
 
 @dataclass
-class RewardsCfg:
+class RewardsCfg(Checked):
     mode: str = "sum"  # sum | normalized_sum | rank_shaping | harmonic
     params: dict[str, Any] = field(default_factory=dict)
     providers: list[ProviderCfg] = field(default_factory=lambda: [ProviderCfg()])
     vocoder_batch: int = 16  # f5rl: clips of equal length vocoded at once for scoring
 
-    def check(self) -> None:
+    def rules(self) -> None:
         if self.vocoder_batch < 1:
             raise ValueError(f"rl.rewards.vocoder_batch={self.vocoder_batch} must be >= 1")
         _one_of("rl.rewards.mode", self.mode, ("sum", "normalized_sum", "rank_shaping", "harmonic"))
@@ -240,7 +249,7 @@ class RewardsCfg:
 
 
 @dataclass
-class RLCfg:
+class RLCfg(Checked):
     steps: int = 30
     steps_plus_one: bool = False
     repeat_count: int = 1  # F5R: copies of a prompt across processes
@@ -277,7 +286,7 @@ class RLCfg:
     max_unscorable_updates: int = 3
     rewards: RewardsCfg = field(default_factory=RewardsCfg)
 
-    def check(self) -> None:
+    def rules(self) -> None:
         _one_of("rl.loss", self.loss, ("grpo", "f5r", "online_dpo"))
         _one_of("rl.dpo_loss_type", self.dpo_loss_type, ("dpo", "ipo", "rpo"))
         if self.loss == "online_dpo" and (self.reference_free or self.kl_weight == 0):
@@ -306,19 +315,13 @@ class RLCfg:
             raise ValueError(f"rl.cfg_prob={self.cfg_prob} must be in [0, 1]")
         if self.max_unscorable_updates < 1:
             raise ValueError(f"rl.max_unscorable_updates={self.max_unscorable_updates} must be >= 1")
-        self.rewards.check()
 
 
 @dataclass
 class RLTrainConfig(TrainConfig):
     rl: RLCfg = field(default_factory=RLCfg)
 
-    def check(self) -> None:
-        self.datasets.check()
-        self.optim.check()
-        self.model.check()
-        self.ckpts.check()
-        self.rl.check()
+    def rules(self) -> None:  # model.objective is grpo here: TrainConfig's rule does not apply
         if self.ckpts.val_list and self.ckpts.val_every > 0:
             raise ValueError("ckpts.val_list/ckpts.val_every are stage 0/1 validation; stage 2 validates on held-out "
                              "prompts with rl.val_manifest=test.jsonl rl.val_every=N (keep_best_by=val/mean_reward)")
@@ -332,7 +335,7 @@ class RLTrainConfig(TrainConfig):
 
 
 @dataclass
-class DPOCfg:
+class DPOCfg(Checked):
     train_manifest: str | None = None  # train.jsonl of f5rl.prefs.create_preference_pairs
     val_manifest: str | None = None
     loss_type: str = "dpo"  # dpo | ipo | rpo
@@ -358,7 +361,7 @@ class DPOCfg:
     time_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
     time_sway: float = 0.0
 
-    def check(self) -> None:
+    def rules(self) -> None:
         _one_of("dpo.loss_type", self.loss_type, ("dpo", "ipo", "rpo"))
         if self.val_draws < 1:
             raise ValueError(f"dpo.val_draws={self.val_draws} must be >= 1")
@@ -388,10 +391,3 @@ class DPOCfg:
 @dataclass
 class DPOTrainConfig(TrainConfig):
     dpo: DPOCfg = field(default_factory=DPOCfg)
-
-    def check(self) -> None:
-        self.datasets.check()
-        self.optim.check()
-        self.model.check()
-        self.ckpts.check()
-        self.dpo.check()

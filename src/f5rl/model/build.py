@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from f5rl.audio.mel import MelConfig
@@ -10,11 +11,13 @@ from f5rl.model.cfm import CFM, CFMConfig
 from f5rl.model.dit import DiT, DiTConfig
 from f5rl.text.tokenizer import Tokenizer, build_tokenizer
 
+# ``model.mel_spec`` keys (F5-TTS's names) that MelConfig spells differently
+_MEL_NAMES = {"target_sample_rate": "sample_rate", "n_mel_channels": "n_mels", "mel_spec_type": "mel_type"}
+
 
 def mel_config(model: ModelCfg) -> MelConfig:
     m = model.mel_spec
-    return MelConfig(sample_rate=m.target_sample_rate, n_fft=m.n_fft, win_length=m.win_length,
-                     hop_length=m.hop_length, n_mels=m.n_mel_channels, mel_type=m.mel_spec_type)
+    return MelConfig(**{_MEL_NAMES.get(f.name, f.name): getattr(m, f.name) for f in fields(m)})
 
 
 def tokenizer_for(model: ModelCfg, data_dir: Path | None) -> Tokenizer:
@@ -28,15 +31,12 @@ def tokenizer_for(model: ModelCfg, data_dir: Path | None) -> Tokenizer:
 
 
 def dit_config(model: ModelCfg, vocab_size: int) -> DiTConfig:
-    a = model.arch
-    return DiTConfig(
-        dim=a.dim, depth=a.depth, heads=a.heads, dim_head=a.dim_head, ff_mult=a.ff_mult, text_dim=a.text_dim,
-        conv_layers=a.conv_layers, text_mask_padding=a.text_mask_padding, pe_attn_head=a.pe_attn_head,
-        text_embedding_average_upsampling=a.text_embedding_average_upsampling, dropout=a.dropout,
-        checkpoint_activations=a.checkpoint_activations, attn_mask_enabled=a.attn_mask_enabled,
-        mel_dim=model.mel_spec.n_mel_channels,
-        text_num_embeds=vocab_size, use_rl_head=model.use_rl_head, ln_sig_init=model.ln_sig_init,
-    )
+    """``model.arch`` is the DiT's architecture: every key the DiT knows is passed as it is (the
+    schema rejects ``qk_norm`` and other ``attn_backend`` values the DiT does not implement)."""
+    known = {f.name for f in fields(DiTConfig)}
+    arch = {f.name: getattr(model.arch, f.name) for f in fields(model.arch) if f.name in known}
+    return DiTConfig(**arch, mel_dim=model.mel_spec.n_mel_channels, text_num_embeds=vocab_size,
+                     use_rl_head=model.use_rl_head, ln_sig_init=model.ln_sig_init)
 
 
 def build_cfm(model: ModelCfg, vocab_size: int, objective: str | None = None) -> CFM:
