@@ -40,10 +40,9 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
+    from f5rl.eval.base_model import SHIPPED, base_overrides
     from f5rl.prefs.create_text_context_pairs import demo_rows, write_jsonl
     from f5rl.prefs.iterate import run_round
-    from f5rl.scripts.demo import base_overrides
-    from f5rl.scripts.demo_base import SHIPPED
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,7 @@ def test_export_writes_a_loadable_model_folder_and_never_half_replaces_it(phonem
 
 
 def test_demo_refuses_a_missing_base_before_any_work(tmp_path):
-    from f5rl.scripts.demo import check_base
+    from f5rl.eval.base_model import check_base
 
     (tmp_path / "config.yaml").write_text("model: {}\n")
     with pytest.raises(FileNotFoundError, match="model.safetensors, vocab.txt.*make demo-base"):
@@ -77,8 +77,7 @@ def test_base_overrides_rebuild_the_shipped_network():
 
     from f5rl.config import compose, validate
     from f5rl.config.schema import RLTrainConfig
-    from f5rl.scripts.demo import base_overrides
-    from f5rl.scripts.demo_base import SHIPPED
+    from f5rl.eval.base_model import SHIPPED, base_overrides
 
     cfg = validate(compose("F5TTS_RL_tiny", base_overrides(SHIPPED)), RLTrainConfig)
     arch = OmegaConf.load(SHIPPED / "config.yaml").model.arch
@@ -115,3 +114,21 @@ def test_recipe_runs_its_stages_in_order_and_never_starts_one_from_an_unfinished
     assert f"path: {tmp_path / 'more'}" in cfg and f"val_list: {demo_corpus / 'test_eval.jsonl'}" in cfg
     assert run_recipe(demo_corpus, save, TINY, recipe, root=tmp_path) is True  # complete: nothing to do
     assert torch.load(save / "model_last.pt", weights_only=True)["update"] == 4
+
+
+def test_recipe_and_model_card_are_data_beside_the_shipped_model():
+    """recipe.yaml holds the stages; card.md is the card's template: filled from the shipped config and
+    metrics it gives back the shipped README exactly."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from f5rl.eval.base_model import SHIPPED
+    from f5rl.scripts.demo_base import RECIPE, model_card
+
+    assert [s.name for s in RECIPE] == ["templates", "more_text", "most_text"]
+    assert [s.total_updates for s in RECIPE] == [10500, 19500, 26500]
+    info = json.loads((SHIPPED / "metrics.json").read_text())
+    card = model_card(OmegaConf.load(SHIPPED / "config.yaml"), info)
+    assert card == (SHIPPED / "README.md").read_text()
+    assert f"{info['measured']['cer']:.3f}" in card

@@ -5,7 +5,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def base_report(standard_demo_corpus):
-    from f5rl.scripts.demo_base import SHIPPED, measure
+    from f5rl.eval.base_model import SHIPPED, measure
 
     report = measure(SHIPPED / "model.safetensors", standard_demo_corpus / "test_eval.jsonl", n_items=24, nfe=32)
     print({k: v for k, v in report.__dict__.items() if k != "per_item"})
@@ -47,9 +47,8 @@ def dpo_round(tmp_path_factory, standard_demo_corpus):
     import subprocess
     import sys
 
+    from f5rl.eval.base_model import SHIPPED, base_overrides
     from f5rl.prefs.create_text_context_pairs import demo_rows, write_jsonl
-    from f5rl.scripts.demo import base_overrides
-    from f5rl.scripts.demo_base import SHIPPED
 
     tmp = tmp_path_factory.mktemp("dpo")
     data = standard_demo_corpus

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from f5rl.eval.base_model import base_overrides, check_base
+
 
 @dataclass
 class DemoPlan:
@@ -49,29 +51,6 @@ def plan(out: str, data: str, quick: bool, base: Path | None = None) -> DemoPlan
                         quick=True, dpo_groups=3, dpo_held_out_groups=2, dpo_updates=2, base=base)
     return DemoPlan(Path(out), Path(data), sentences=1200, stage0_updates=600, stage1_updates=200, stage2_updates=16,
                     quick=False, base=base)
-
-
-def base_overrides(base: Path | None) -> list[str]:
-    """Config overrides that rebuild the base model's network and tokenizer in every stage: the
-    architecture and tokenizer are read from the shipped ``config.yaml``; the vocab is the shipped one."""
-    if base is None:
-        return []
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.load(base / "config.yaml").model
-    over = [f"model.tokenizer={cfg.tokenizer}", f"model.tokenizer_path={base / 'vocab.txt'}"]
-    for key, value in OmegaConf.to_container(cfg.arch).items():
-        over.append(f"model.arch.{key}={'null' if value is None else value}")
-    return over
-
-
-def check_base(base: Path) -> Path:
-    weights = base / "model.safetensors"
-    missing = [p.name for p in (weights, base / "config.yaml", base / "vocab.txt") if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"the base model folder {base} lacks {', '.join(missing)}; rebuild it with "
-                                "`make demo-base` or run the demo with --from-scratch")
-    return weights
 
 
 def stage_corpus(p: DemoPlan) -> None:
@@ -281,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--base and --from-scratch exclude each other")
     base = None
     if not args.from_scratch:
-        from f5rl.scripts.demo_base import SHIPPED
+        from f5rl.eval.base_model import SHIPPED
 
         base = args.base or SHIPPED
         check_base(base)  # before any work

