@@ -33,3 +33,19 @@ def test_quick_demo_runs_end_to_end_and_writes_what_it_promises(tmp_path):
     assert "(1 − CER) + SIM" in (out / "summary.md").read_text()
     assert any((out / "trackio").rglob("*"))
     assert "stage1" in (out / "summary.md").read_text()
+    # each stage printed the command it ran: the printed line parses back to that stage's run
+    import shlex
+
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import RLTrainConfig
+    from f5rl.prefs.iterate import parser
+
+    printed = {ln[1:ln.index("]")]: ln[ln.index("] ") + 2:] for ln in proc.stdout.splitlines()
+               if ln.startswith("[") and "] python -m f5rl." in ln}
+    assert {"stage1", "stage2", "dpo"} <= set(printed)
+    argv = shlex.split(printed["stage2"])
+    assert argv[:3] == ["python", "-m", "f5rl.train.train_rl"] and argv[3] == "-cn"
+    cfg = validate(compose(argv[4], argv[5:]), RLTrainConfig)
+    assert cfg.ckpts.save_dir == s2["save_dir"] and cfg.optim.total_updates == 2
+    args = parser().parse_args(shlex.split(printed["dpo"])[3:])
+    assert args.work_dir == str(out / "stage3_dpo") and "model.tokenizer=phoneme" in args.overrides

@@ -163,7 +163,7 @@ def iterate(manifest: str, init_ckpt: str, work_dir: str, rounds: int, group_siz
     return results
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--manifest", required=True)
     ap.add_argument("--init_ckpt", required=True)
@@ -177,10 +177,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val_manifest", default=None,
                     help="rows of held-out prompts: held-out pairs, and their fresh samples' reward before/after")
     ap.add_argument("overrides", nargs="*", help="config overrides for train_dpo (after --)")
-    args = ap.parse_args(argv)
-    iterate(args.manifest, args.init_ckpt, args.work_dir, args.rounds, args.group_size, args.config_name,
-            args.overrides, nfe=args.nfe, cer_threshold=args.cer_threshold, val_size=args.val_size,
-            val_manifest=args.val_manifest)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> list[RoundResult]:
+    args = parser().parse_args(argv)
+    return iterate(args.manifest, args.init_ckpt, args.work_dir, args.rounds, args.group_size, args.config_name,
+                   args.overrides, nfe=args.nfe, cer_threshold=args.cer_threshold, val_size=args.val_size,
+                   val_manifest=args.val_manifest)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@
    pair accuracy and the reward of fresh samples on held-out sentences before/after (same seeds);
 then a summary: loss curves (PNG), checkpoints, sample audio and the trackio project.
 
-Each stage is the same code path as its command line, which the demo prints. ``--quick`` runs a
+Each stage builds its command line once (:class:`Command`), prints it and runs it in-process from
+the same arguments. ``--quick`` runs a
 reduced version (small corpus, a few updates) for CI.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -71,14 +73,33 @@ def stage_corpus(p: DemoPlan) -> None:
     print(f"[corpus] {line}")
 
 
+@dataclass
+class Command:
+    """A stage's command line, built once: printed as a user would type it, and run in-process from
+    the very same arguments (so what the demo shows is what it does)."""
+
+    module: str  # python -m <module>
+    argv: list[str]
+
+    def line(self) -> str:
+        return "python -m " + shlex.join([self.module, *self.argv])
+
+    def config(self, schema):
+        """The validated config of a Hydra entry point's ``-cn NAME key=value ...``."""
+        from f5rl.config import compose, validate
+
+        if self.argv[:1] != ["-cn"]:
+            raise ValueError(f"{self.module}: expected -cn NAME first, got {self.argv[:2]}")
+        return validate(compose(self.argv[1], self.argv[2:]), schema)
+
+
 def _train(name: str, overrides: list[str]) -> dict:
-    from f5rl.config import compose, validate
     from f5rl.config.schema import TrainConfig
     from f5rl.train.trainer import Trainer
 
-    print(f"[{name}] python -m f5rl.train.train -cn F5TTS_tiny_demo " + " ".join(overrides))
-    cfg = validate(compose("F5TTS_tiny_demo", overrides), TrainConfig)
-    trainer = Trainer(cfg)
+    cmd = Command("f5rl.train.train", ["-cn", "F5TTS_tiny_demo", *overrides])
+    print(f"[{name}] {cmd.line()}")
+    trainer = Trainer(cmd.config(TrainConfig))
     trainer.setup()
     summary = trainer.train()
     print(summary.render())
@@ -115,7 +136,6 @@ def stage1(p: DemoPlan) -> None:
 def stage2(p: DemoPlan) -> None:
     """GRPO with the embedded offline rewards (Whisper tiny.en CER, resemblyzer similarity) on
     Griffin-Lim audio; held-out reward before and after with the same seeds."""
-    from f5rl.config import compose, validate
     from f5rl.config.schema import RLTrainConfig
     from f5rl.train.rl_trainer import RLTrainer
 
@@ -128,8 +148,9 @@ def stage2(p: DemoPlan) -> None:
     if p.quick:
         over += ["rl.steps=4", "rl.val_size=2", "rl.group_size=2", "ckpts.save_per_updates=2",
                  "model.vocoder.griffin_lim_iters=4"]
-    print("[stage2] python -m f5rl.train.train_rl -cn F5TTS_RL_tiny " + " ".join(over))
-    trainer = RLTrainer(validate(compose("F5TTS_RL_tiny", over), RLTrainConfig))
+    cmd = Command("f5rl.train.train_rl", ["-cn", "F5TTS_RL_tiny", *over])
+    print(f"[stage2] {cmd.line()}")
+    trainer = RLTrainer(cmd.config(RLTrainConfig))
     trainer.setup()
     before = trainer.validate()
     summary = trainer.train()
@@ -147,8 +168,8 @@ def stage3_dpo(p: DemoPlan) -> None:
     against worst, flow-matching DPO at the noise end of the flow (``dpo.time_range=[0,0.1]``) with
     the CFM term on the chosen; held-out sentences give the held-out pairs and fresh samples (same
     seeds) before and after."""
+    from f5rl.prefs import iterate
     from f5rl.prefs.create_text_context_pairs import demo_rows, write_jsonl
-    from f5rl.prefs.iterate import iterate
 
     work = p.out / "stage3_dpo"
     policy = p.out / "stage2_grpo" / "model_last.pt"
@@ -157,12 +178,14 @@ def stage3_dpo(p: DemoPlan) -> None:
     held_out = write_jsonl(demo_rows(p.data, groups=p.dpo_held_out_groups, nsamples=4, seed=99),
                            work / "held_out_manifest.jsonl")
     nfe = 4 if p.quick else 16
-    over = [f"datasets.path={p.data}", f"optim.max_updates={p.dpo_updates}"]
-    print(f"[dpo] python -m f5rl.prefs.iterate --manifest {manifest} --val_manifest {held_out} --init_ckpt {policy} "
-          f"--work_dir {work} --rounds 1 --group_size 4 --nfe {nfe} -- {' '.join(over)}")
+    over = [*base_overrides(p.base), f"datasets.path={p.data}", f"optim.max_updates={p.dpo_updates}",
+            "ckpts.run_name=stage3_dpo"]
+    cmd = Command("f5rl.prefs.iterate", ["--manifest", str(manifest), "--val_manifest", str(held_out), "--init_ckpt",
+                                         str(policy), "--work_dir", str(work), "--rounds", "1", "--group_size", "4",
+                                         "--nfe", str(nfe), "--", *over])
+    print(f"[dpo] {cmd.line()}")
     t0 = time.perf_counter()
-    r = iterate(str(manifest), str(policy), str(work), rounds=1, group_size=4, nfe=nfe, val_manifest=str(held_out),
-                overrides=[*base_overrides(p.base), *over, "ckpts.run_name=stage3_dpo"])[0]
+    r = iterate.main(cmd.argv)[0]
     h = r.held_out
     p.results["stage3_dpo"] = {
         "save_dir": str(work / "iter_0" / "train"), "updates": r.train["updates"], "final_loss": r.train["final_loss"],
