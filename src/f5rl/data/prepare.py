@@ -104,12 +104,10 @@ def tokens_for_vocab(texts: list[str], tokenizer: str) -> list[str]:
             toks.update(to_pinyin_tokens(t))
         toks.discard(" ")
         return [" ", *sorted(toks)]
-    if tokenizer == "phoneme":
-        from f5rl.text.phonemes import phonemize
+    if tokenizer == "phoneme":  # coverage by construction: every token the G2P can emit
+        from f5rl.text.inventory import inventory
 
-        toks = {tok for t in texts for tok in phonemize(t)}
-        toks.discard(" ")
-        return [" ", *sorted(toks)]
+        return list(inventory())
     return build_char_vocab(texts)
 
 

@@ -105,13 +105,19 @@ def trim_and_normalize(audio: np.ndarray, sr: int, top_db: float = 40.0, pad_s: 
 
 def build(out_dir: str | Path = "data/demo_char", sentences: int = 420, test_fraction: float = 0.1,
           seed: int = 1234, speakers: list[str] | None = None, report_similarity: bool = True,
-          progress: Callable[[int, int], None] | None = None, extra_train_sentences: int = 0) -> dict:
+          progress: Callable[[int, int], None] | None = None, extra_train_sentences: int = 0,
+          coverage_min: int = 0, free_text: bool = True) -> dict:
     """Synthesise the corpus; returns the summary written to ``speakers.json``.
 
     ``extra_train_sentences`` more sentences go to train only. The first ``sentences`` sentences, the
     held-out split and the test lists are exactly those of the corpus without them (the grammar draws
     sentences in sequence and the split samples from ``range(sentences)``), so a model trained on the
     larger corpus is still measured on text it never saw.
+
+    ``coverage_min`` > 0 adds train-only sentences (after all others) until every phoneme token that
+    English words contain occurs that often (``f5rl.data.coverage``). ``free_text`` also writes the
+    free-text test list (``test_free_eval.jsonl``: 111 ordinary sentences, none from the grammar, read
+    in the voices of held-out utterances, which are their prompts).
     """
     from f5rl.audio.io import resample, save_audio
     from f5rl.data.prepare import Row, tokens_for_vocab, write_dataset
@@ -125,6 +131,13 @@ def build(out_dir: str | Path = "data/demo_char", sentences: int = 420, test_fra
     if extra_train_sentences < 0:
         raise ValueError(f"extra_train_sentences must be >= 0, got {extra_train_sentences}")
     texts = make_sentences(sentences + extra_train_sentences, seed)
+    coverage = None
+    if coverage_min > 0:
+        from f5rl.data.coverage import coverage_sentences, token_counts
+
+        extra, uncovered = coverage_sentences(token_counts(texts), coverage_min, seed)
+        texts += extra
+        coverage = {"sentences": len(extra), "uncovered": uncovered}
     n_test = max(len(speakers), int(round(sentences * test_fraction)))
     test_idx = set(rng.sample(range(sentences), n_test))
     piper = PiperEngine() if "joe" in speakers else None
@@ -154,8 +167,13 @@ def build(out_dir: str | Path = "data/demo_char", sentences: int = 420, test_fra
     from f5rl.text.vocab import build_char_vocab, write_vocab
 
     write_vocab(out_dir / "vocab.txt", build_char_vocab(texts))
-    # the phoneme vocab of the demo base model (model.tokenizer=phoneme, F5TTS_demo_base)
+    # the phoneme vocab of the demo base model (model.tokenizer=phoneme, F5TTS_demo_base): the whole
+    # inventory, with the train split's counts beside it (rows of unseen tokens fall back when read)
+    from f5rl.data.coverage import coverage_report, token_counts, write_counts
+
     write_vocab(out_dir / "vocab_phoneme.txt", tokens_for_vocab(texts, "phoneme"))
+    counts = token_counts([r.text for r in train_rows])
+    write_counts(counts, out_dir / "token_counts.json", f"train split of {out_dir.name} (prepare_demo seed {seed})")
     with open(out_dir / "test.jsonl", "w", encoding="utf-8") as f:
         for row in test_rows:
             f.write(json.dumps(row) + "\n")
@@ -164,14 +182,39 @@ def build(out_dir: str | Path = "data/demo_char", sentences: int = 420, test_fra
         "speakers": {s: (SPEAKERS[s].__dict__ if SPEAKERS[s] else "piper:joe") for s in speakers},
         "train_items": len(train_rows), "test_items": len(test_rows),
         "train_hours": round(sum(r.duration for r in train_rows) / 3600, 3), "synthesis_seconds": round(synth_s, 1),
+        "phoneme_coverage": {**coverage_report(counts, max(coverage_min, 1)), "coverage_pass": coverage},
     }
     from f5rl.data.test_lists import demo_test_lists
 
-    demo_test_lists(out_dir, seed, prompt_pool=len(train_rows) - extra_train_sentences)
+    # prompts from the train rows of the first `sentences` sentences (the same lists with or without extras)
+    demo_test_lists(out_dir, seed, prompt_pool=len(train_rows) - (len(texts) - sentences))
+    if free_text:
+        free_text_list(out_dir, test_rows, seed, piper, espeak)
     if report_similarity:
         summary["similarity"] = speaker_similarity(out_dir, train_rows, train_spk)
     (out_dir / "speakers.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def free_text_list(out_dir: Path, test_rows: list[dict], seed: int, piper, espeak) -> Path:
+    """``test_free_eval.jsonl``: each free-text sentence read by the speaker of a held-out utterance
+    (its prompt), so CER, SIM and the ground-truth row are measured as on the template list."""
+    from f5rl.audio.io import resample, save_audio
+    from f5rl.data.coverage import free_text_sentences
+
+    rows = []
+    for i, text in enumerate(free_text_sentences()):
+        prompt = test_rows[i % len(test_rows)]
+        voice = SPEAKERS[prompt["speaker"]]
+        audio, sr = piper.synthesize(text) if voice is None else espeak.synthesize(text, voice, seed + 100_000 + i)
+        rel = f"free_wavs/{prompt['speaker']}_free{i:03d}.wav"
+        save_audio(out_dir / rel, resample(trim_and_normalize(audio, sr), sr, 24000))
+        rows.append({"utt": f"free{i:03d}", "prompt_text": prompt["text"],
+                     "prompt_wav": prompt["audio_path"], "target_text": text,  # relative to the list's folder
+                     "target_wav": rel, "speaker": prompt["speaker"]})
+    path = out_dir / "test_free_eval.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
 
 
 def speaker_similarity(out_dir: Path, rows: list, spk: list[str], per_speaker: int = 6) -> dict | str:
@@ -208,15 +251,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--speakers", default=",".join(SPEAKERS))
     ap.add_argument("--extra_train_sentences", type=int, default=0,
                     help="more train-only sentences; the held-out split stays that of --sentences")
-    ap.add_argument("--no_similarity", action="store_true")
+    ap.add_argument("--coverage_min", type=int, default=20,
+                    help="add train-only sentences until every phoneme token occurs this often (0: none)")
+    ap.add_argument("--no_free_text", action="store_true", help="skip the free-text test list (test_free_eval.jsonl)")
+    ap.add_argument("--no_similarity", action="store_true", help="skip the same/different-speaker similarity report")
     args = ap.parse_args(argv)
     from tqdm import tqdm
 
     bar = tqdm(total=args.sentences + args.extra_train_sentences, desc="synthesising", unit="utt")
     summary = build(args.out, args.sentences, args.test_fraction, args.seed, args.speakers.split(","),
                     not args.no_similarity, progress=lambda i, n: bar.update(1),
-                    extra_train_sentences=args.extra_train_sentences)
+                    extra_train_sentences=args.extra_train_sentences, coverage_min=args.coverage_min,
+                    free_text=not args.no_free_text)
     bar.close()
+    cov = summary["phoneme_coverage"]
+    print(f"phoneme coverage: {cov['seen']}/{cov['tokens']} tokens in the train split; below {cov['min_count']}: "
+          f"{cov['below_min'] or 'none'}")
     sim = summary.get("similarity")
     print(f"demo corpus in {args.out}: {summary['train_items']} train / {summary['test_items']} test utterances, "
           f"{summary['train_hours']} h, synthesis {summary['synthesis_seconds']} s")

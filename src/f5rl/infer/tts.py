@@ -104,6 +104,15 @@ class TTS:
         """Empty text or characters outside the model's vocabulary are errors, not silent spaces."""
         if not text.strip():
             raise ValueError("text to synthesise is empty")
+        if self.tokenizer.kind == "phoneme":
+            if not any(t.strip(" ,.?!;:") for t in self.tokenizer.tokenize(text)):
+                raise ValueError(f"espeak-ng reads no sounds in {text!r}; write it in English words")
+            unknown = self.tokenizer.unknown(text)
+            if unknown:  # only when nothing near these phonemes was ever trained (f5rl.text.inventory)
+                raise ValueError(f"phonemes {unknown} have no trained row or trained neighbour in this model; "
+                                 "extend its vocabulary (python -m f5rl.scripts.extend_vocab) and train on text "
+                                 "that contains them")
+            return
         unknown = self.tokenizer.unknown(text)
         if unknown:
             raise ValueError(f"characters not in the model's vocabulary: {''.join(unknown)!r}; "

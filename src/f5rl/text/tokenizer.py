@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
+from f5rl.text.inventory import Fallback, read_counts
 from f5rl.text.vocab import read_vocab
 
 TOKENIZERS = ("char", "pinyin", "custom", "byte", "phoneme")
@@ -68,6 +69,8 @@ class Tokenizer:
     kind: str
     vocab: dict[str, int] | None = None
     path: Path | None = None
+    # phoneme models: a token without a trained row is read as its nearest trained variant
+    fallback: Fallback | None = None
 
     @property
     def vocab_size(self) -> int:
@@ -98,12 +101,17 @@ class Tokenizer:
     def ids(self, text: str) -> list[int]:
         if self.vocab is None:
             return list(text.encode("utf-8"))
+        if self.fallback is not None:
+            return [i if (i := self.fallback.id(tok)) is not None else 0 for tok in self.tokenize(text)]
         return [self.vocab.get(tok, 0) for tok in self.tokenize(text)]
 
     def unknown(self, text: str) -> list[str]:
-        """Tokens of ``text`` missing from the vocab (they would be read as a space)."""
+        """Tokens of ``text`` the model cannot read (they would be read as a space): missing from the
+        vocab, or for phoneme models with no trained variant near them either."""
         if self.vocab is None:
             return []
+        if self.fallback is not None:
+            return sorted({tok for tok in self.tokenize(text) if self.fallback.resolve(tok) is None})
         return sorted({tok for tok in self.tokenize(text) if tok not in self.vocab})
 
     def encode(self, texts: list[str]) -> Tensor:
@@ -121,4 +129,7 @@ def build_tokenizer(kind: str, path: str | os.PathLike | None = None) -> Tokeniz
     if path is None:
         hint = "model.tokenizer_path" if kind == "custom" else "data/<name>_<tokenizer>/vocab.txt"
         raise ValueError(f"tokenizer {kind!r} needs a vocab.txt path ({hint})")
-    return Tokenizer(kind, read_vocab(path), Path(path))
+    vocab = read_vocab(path)
+    if kind == "phoneme":
+        return Tokenizer(kind, vocab, Path(path), Fallback(vocab, read_counts(Path(path))))
+    return Tokenizer(kind, vocab, Path(path))

@@ -1,0 +1,93 @@
+"""Any English sentence: the phoneme inventory covers what espeak-ng emits, and a token whose row was
+never trained is read as its nearest trained variant, never refused."""
+
+import logging
+import unicodedata
+
+import pytest
+import torch
+
+from f5rl.data.coverage import free_text_sentences
+from f5rl.eval.base_model import SHIPPED
+from f5rl.text.inventory import Fallback, candidates, inventory, read_counts
+from f5rl.text.tokenizer import build_tokenizer
+
+QUOTED = ["The train to the coast was late by almost an hour.", "A gentle breeze carried the smell of cut grass.",
+          "Two owls called to each other from the tall pines."]
+
+
+def nfd(s: str) -> str:
+    return unicodedata.normalize("NFD", s)
+
+
+def test_inventory_is_closed_under_stress_and_starts_with_space():
+    inv = inventory()
+    assert inv[0] == " " and len(inv) == len(set(inv)) == 105
+    assert all(t == nfd(t) for t in inv)
+    stressed = {t[1:] for t in inv if t[0] in "ˈˌ"}
+    for base in stressed:  # every stressable symbol has all three variants
+        assert {base, "ˈ" + base, "ˌ" + base} <= set(inv), base
+    assert {"ʌ", "ˈʌ", "ˌʌ", nfd("n̩"), "ʔ", "ˌa", "ˈi"} <= set(inv)  # the tokens the old vocab refused
+
+
+def test_fallback_by_hand(caplog):
+    vocab = {t: i for i, t in enumerate([" ", "ˈʌ", "ʌ", "n", nfd("n̩"), "t", "ʔ", "ˌa", "a", "ˈi", "i",
+                                         nfd("ɔ̃"), "ɔ", ".", "!"])}
+    counts = {" ": 9, "ˈʌ": 5, "ʌ": 0, "n": 3, nfd("n̩"): 0, "t": 4, "ʔ": 0, "ˌa": 0, "a": 2, "ˈi": 0, "i": 1,
+              nfd("ɔ̃"): 0, "ɔ": 0, ".": 7, "!": 0}
+    fb = Fallback(vocab, counts)
+    expected = {
+        "ʌ": "ˈʌ",  # unstressed -> the same vowel stressed
+        "ˌʌ": "ˈʌ",  # not in the vocab at all -> the trained stress variant
+        nfd("n̩"): "n",  # syllabic n -> n
+        "ʔ": "t",  # glottal stop -> the /t/ it replaces
+        "ˌa": "a", "ˈi": "i",  # stress variants
+        "!": ".",  # punctuation -> the pause it makes
+        "n": "n", "ˈʌ": "ˈʌ",  # trained tokens read as themselves
+    }
+    with caplog.at_level(logging.WARNING, logger="f5rl.text.inventory"):
+        for token, target in expected.items():
+            assert fb.resolve(token) == target, token
+            assert fb.id(token) == vocab[target]
+            fb.id(token)  # a second use does not warn again
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 7 and any("'ʔ' has a row never trained in this model: read as 't'" in w for w in warned)
+    assert fb.resolve(nfd("ɔ̃")) is None  # nothing near it trained (ɔ untrained, ɔː absent): refused
+    assert candidates("ˈiː")[:3] == ["ˈiː", "iː", "ˌiː"] and "ˈi" in candidates("ˈiː")
+
+
+def test_free_text_list_is_covered_by_the_shipped_vocabulary_and_its_counts():
+    sentences = free_text_sentences()
+    assert len(sentences) >= 100 and len(set(sentences)) == len(sentences)
+    tok = build_tokenizer("phoneme", SHIPPED / "vocab.txt")
+    counts = read_counts(SHIPPED / "vocab.txt")
+    used = {t for s in sentences for t in tok.tokenize(s)}
+    assert used <= set(tok.vocab), used - set(tok.vocab)
+    fallen = {t: tok.fallback.resolve(t) for t in used if counts[t] == 0}
+    print(f"{len(used)} tokens in the free-text list; read through a fallback: {fallen}")
+    assert all(target is not None and counts[target] > 0 for target in fallen.values())
+    assert tok.unknown(" ".join(sentences)) == []
+
+
+def test_template_text_reads_exactly_as_before_the_inventory():
+    """Tokens the shipped model trained keep their ids: the old 60 rows are the first 60 of its vocab."""
+    from f5rl.data.prepare_demo import make_sentences
+
+    tok = build_tokenizer("phoneme", SHIPPED / "vocab.txt")
+    for s in make_sentences(50, 1234):
+        assert tok.ids(s) == [tok.vocab[t] for t in tok.tokenize(s)]
+        assert max(tok.ids(s)) < 60
+
+
+def test_the_shipped_model_says_every_free_text_sentence():
+    from f5rl.infer.tts import TTS
+
+    tts = TTS.from_checkpoint(SHIPPED / "model.safetensors", device="cpu")
+    prompt = torch.randn(24000) * 0.05
+    for s in free_text_sentences():
+        tts.check_text(s)  # nothing refused
+    for s in QUOTED:
+        out = tts.synthesize(prompt, "The old dog is near the market.", s, nfe=4)
+        assert out.audio.numel() > 24000 and torch.isfinite(out.audio).all()
+    with pytest.raises(ValueError, match="no sounds"):
+        tts.check_text("(( — ))")  # espeak-ng reads nothing here
