@@ -131,3 +131,19 @@ def test_released_format_checkpoint_with_a_shipped_config(ckpt, prompt, tmp_path
                 "--text", "Tom will fix the lamp.", "--out", tmp_path / "o.wav", "--nfe", "2")
     # the tiny test checkpoint has a smaller architecture than F5TTS_tiny_demo: a clear mismatch error
     assert proc.returncode == 2 and "model.arch" in proc.stderr
+
+
+@pytest.mark.slow
+def test_evaluate_reports_each_of_several_test_lists(ckpt, demo_corpus, tmp_path):
+    """`evaluate --test_list A --test_list B` (the template and the free-text list) reports each list."""
+    from f5rl.eval.evaluate import main
+
+    rows = (demo_corpus / "test_eval.jsonl").read_text().splitlines()
+    (tmp_path / "first.jsonl").write_text("\n".join(rows[:2]) + "\n")
+    (tmp_path / "second.jsonl").write_text("\n".join(rows[2:3]) + "\n")
+    main(["--ckpt", str(ckpt), "--name", "tiny", "--test_list", str(tmp_path / "first.jsonl"), "--test_list",
+          str(tmp_path / "second.jsonl"), "--out_dir", str(tmp_path / "ev"), "--nfe", "2", "--mos", ""])
+    for name, n in (("first", 2), ("second", 1)):
+        summary = json.loads((tmp_path / "ev" / name / "summary.json").read_text())
+        assert summary["tiny"]["n"] == n
+    assert (demo_corpus / "test_free_eval.jsonl").is_file()  # the corpus ships the free-text list too

@@ -76,9 +76,9 @@ def _different_speaker_items(items, pool):
 
 
 def measure(ckpt: str | Path, test_list: str | Path, n_items: int = 24, nfe: int = 32, seed: int = 0,
-            config: str | Path | None = None, start: int = 0) -> BaseModelReport:
+            config: str | Path | None = None, start: int = 0, asr_model: str = "embedded:tiny.en") -> BaseModelReport:
     """Synthesise ``n_items`` held-out sentences (from item ``start``) with prompts from other
-    utterances and score them with Whisper tiny.en (CER/WER) and resemblyzer (SIM to the prompt)."""
+    utterances and score them with Whisper (``asr_model``, CER/WER) and resemblyzer (SIM to the prompt)."""
     from f5rl.audio.io import load_audio
     from f5rl.eval.evaluate import read_test_list, score, synthesize_items
     from f5rl.infer.tts import TTS
@@ -91,7 +91,7 @@ def measure(ckpt: str | Path, test_list: str | Path, n_items: int = 24, nfe: int
         raise ValueError(f"{test_list} has {len(pool)} items, {start}+{n_items} asked for")
     items = pool[start:start + n_items]
     others = _different_speaker_items(items, pool)  # checked before any synthesis
-    providers = {"asr": build_provider("whisper_asr"), "sim": build_provider("resemblyzer_sim")}
+    providers = {"asr": build_provider("whisper_asr", {"model": asr_model}), "sim": build_provider("resemblyzer_sim")}
     for p in providers.values():
         p.setup()
     t0 = time.perf_counter()

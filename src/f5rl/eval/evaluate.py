@@ -217,7 +217,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", action="append", default=[])
     ap.add_argument("--name", action="append", default=None, help="display name per --ckpt")
-    ap.add_argument("--test_list", required=True)
+    ap.add_argument("--test_list", action="append", required=True,
+                    help="Seed-TTS .lst or JSONL test list; repeat it (e.g. test_eval.jsonl and test_free_eval.jsonl) "
+                         "to report each list in its own subfolder of --out_dir")
     ap.add_argument("--out_dir", required=True)
     ap.add_argument("--ground_truth", action="store_true")
     ap.add_argument("--nfe", type=int, default=16)
@@ -227,14 +229,17 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if not args.ckpt and not args.ground_truth:
         ap.error("give at least one --ckpt or --ground_truth")
-    try:
-        summary = evaluate(args.ckpt, args.test_list, args.out_dir, args.ground_truth, args.nfe, args.asr, args.sim,
-                           args.mos or None, args.name)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    print((Path(args.out_dir) / "report.md").read_text())
-    del summary
+    several = len(args.test_list) > 1
+    for test_list in args.test_list:
+        out_dir = Path(args.out_dir) / Path(test_list).stem if several else Path(args.out_dir)
+        try:
+            evaluate(args.ckpt, test_list, str(out_dir), args.ground_truth, args.nfe, args.asr, args.sim,
+                     args.mos or None, args.name)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        print(f"## {test_list}\n" if several else "", end="")
+        print((out_dir / "report.md").read_text())
 
 
 if __name__ == "__main__":
