@@ -289,3 +289,25 @@ def test_dpo_val_every_validates_between_steps(tmp_path, demo_corpus, tiny_ckpt)
     with pytest.raises(ConfigError, match="dpo.val_manifest"):
         validate(compose("F5TTS_DPO_tiny", [f"dpo.train_manifest={cfg.dpo.train_manifest}", "dpo.val_every=2"]),
                  DPOTrainConfig)
+
+
+def test_a_resumed_lora_run_keeps_the_initial_reference(tmp_path, demo_corpus):
+    """The σ head (model.lora.train_also) moves during training; a resumed run's reference must still be
+    the initial model, read from the start file, not the moved head."""
+    from f5rl.model.checkpoint import save_released_format
+
+    start = _trainer(tiny_rl_config(tmp_path / "init", demo_corpus, "optim.max_updates=1"))
+    run = tmp_path / "lora"
+    run.mkdir()
+    save_released_format(start.policy.state_dict(), run / "pretrained_start.safetensors")
+    lora = ("model.lora.enabled=true", "model.lora.rank=4", "optim.learning_rate=1e-2", "ckpts.last_per_updates=1")
+    first = _trainer(tiny_rl_config(run, demo_corpus, "optim.max_updates=2", *lora))
+    torch.manual_seed(3)
+    x, text, time = torch.randn(2, 12, 100), torch.randint(0, 20, (2, 5)), torch.tensor([0.2, 0.7])
+    before = first.ref(x, x, text, time)
+    first.train()
+    resumed = _trainer(tiny_rl_config(run, demo_corpus, "optim.max_updates=4", *lora))
+    assert resumed.start_update == 2
+    assert not torch.equal(resumed.policy.proj_out_ln_sig.weight, first.ref.frozen["proj_out_ln_sig.weight"])
+    after = resumed.ref(x, x, text, time)
+    assert torch.equal(before.mu, after.mu) and torch.equal(before.ln_sig, after.ln_sig)

@@ -21,7 +21,16 @@ def build_reference(policy, source: str | None, lora: bool, initial_weights: str
         from f5rl.model.lora import BaseModelView
 
         log.info("reference model: the policy with its LoRA adapters disabled (no second copy)")
-        return BaseModelView(policy)
+        view = BaseModelView(policy)
+        if resuming:  # the layers trained in full have moved: their initial values come from the start file
+            if initial_weights is None:
+                raise ValueError("resuming a LoRA run whose initial weights are gone: set rl.ref_model_ckpt / "
+                                 "dpo.ref_model_ckpt, or keep the pretrained_* file in the save dir")
+            start = dit_state_from(read_weights_file(initial_weights), use_ema=True)
+            for name in view.frozen:
+                if name in start:
+                    view.frozen[name] = start[name].to(view.frozen[name])
+        return view
     ref = DiT(policy.config) if lora else copy.deepcopy(policy)
     ref.to(device)
     if source is None and resuming:
