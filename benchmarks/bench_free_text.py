@@ -28,15 +28,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
     tok = build_tokenizer("phoneme", Path(args.ckpt).with_name("vocab.txt"))
+    judges = args.judges.split(",")
     results = {}
     for name, lst, n in (("template", "test_eval.jsonl", args.template_items),
                          ("free text", "test_free_eval.jsonl", args.free_items)):
-        for judge in args.judges.split(","):
-            r = measure(args.ckpt, args.data / lst, n_items=n, nfe=args.nfe, asr_model=judge)
-            results[f"{name} | {judge}"] = {k: v for k, v in r.__dict__.items() if k != "per_item"}
-            print(f"{name} / {judge}: CER {r.cer:.3f} (median {r.median_cer:.3f}), WER {r.wer:.3f}, SIM {r.sim:.3f}, "
-                  f"ground truth CER {r.ground_truth_cer:.3f}", flush=True)
-    print("\n| list | judge | items | CER | median CER | WER | SIM | ground-truth CER | own-text |")
+        r = measure(args.ckpt, args.data / lst, n_items=n, nfe=args.nfe, asr_model=judges[0],
+                    second_judges=tuple(judges[1:]))  # one synthesis, every judge
+        results[f"{name} | {judges[0]}"] = {k: v for k, v in r.__dict__.items() if k not in ("per_item", "judges")}
+        for judge, j in r.judges.items():
+            results[f"{name} | {judge}"] = {**results[f"{name} | {judges[0]}"], **j}
+        print(f"{name}: done in {r.seconds} s", flush=True)
+    print("\n| list | judge | items | CER | median CER | WER | SIM | ground-truth CER | own-text (first judge) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for key, r in results.items():
         lst, judge = key.split(" | ")

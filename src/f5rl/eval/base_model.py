@@ -59,6 +59,7 @@ class BaseModelReport:
     seconds: float
     median_cer: float = math.nan
     per_item: list[dict] = field(default_factory=list)  # utt, text, transcript, cer, sim
+    judges: dict[str, dict] = field(default_factory=dict)  # second Whisper judges of the same audio
 
 
 def _different_speaker_items(items, pool):
@@ -76,9 +77,11 @@ def _different_speaker_items(items, pool):
 
 
 def measure(ckpt: str | Path, test_list: str | Path, n_items: int = 24, nfe: int = 32, seed: int = 0,
-            config: str | Path | None = None, start: int = 0, asr_model: str = "embedded:tiny.en") -> BaseModelReport:
+            config: str | Path | None = None, start: int = 0, asr_model: str = "embedded:tiny.en",
+            second_judges: tuple[str, ...] = ()) -> BaseModelReport:
     """Synthesise ``n_items`` held-out sentences (from item ``start``) with prompts from other
-    utterances and score them with Whisper (``asr_model``, CER/WER) and resemblyzer (SIM to the prompt)."""
+    utterances and score them with Whisper (``asr_model``, CER/WER) and resemblyzer (SIM to the prompt);
+    ``second_judges`` (other Whisper models) transcribe the same audio too (``BaseModelReport.judges``)."""
     from f5rl.audio.io import load_audio
     from f5rl.eval.evaluate import read_test_list, score, synthesize_items
     from f5rl.infer.tts import TTS
@@ -110,7 +113,13 @@ def measure(ckpt: str | Path, test_list: str | Path, n_items: int = 24, nfe: int
     def mean(key: str, rs: list[dict]) -> float:
         return round(sum(r[key] for r in rs) / len(rs), 4)
 
-    return BaseModelReport(items=len(items), nfe=nfe, cer=mean("cer", rows), wer=mean("wer", rows),
+    judges = {}
+    for judge in second_judges:
+        asr = {"asr": build_provider("whisper_asr", {"model": judge}), "sim": providers["sim"]}
+        rs, gt = score(items, audios, asr), score(items, [load_audio(it.target_wav) for it in items], asr)
+        judges[judge] = {"cer": mean("cer", rs), "wer": mean("wer", rs), "ground_truth_cer": mean("cer", gt),
+                         "median_cer": round(float(sorted(r["cer"] for r in rs)[len(rs) // 2]), 4)}
+    return BaseModelReport(items=len(items), nfe=nfe, cer=mean("cer", rows), wer=mean("wer", rows), judges=judges,
                            sim=mean("sim", rows), different_speaker_sim=round(float(diff.mean()), 4),
                            ground_truth_cer=mean("cer", truth), ground_truth_sim=mean("sim", truth),
                            closer_to_own_text=int(closer), seconds=round(time.perf_counter() - t0, 1),
