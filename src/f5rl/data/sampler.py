@@ -121,3 +121,15 @@ def build_loader(dataset, collate, datasets, seed: int, num_replicas: int = 1, r
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=datasets.num_workers,
                         generator=torch.Generator())
     return sampler, loader
+
+
+def endless_batches(loader, sampler: DynamicBatchSampler, micro: int, device):
+    """Batches from micro-batch ``micro`` on, epoch after epoch, on ``device``: where a resumed run
+    continues (the sampler is deterministic per epoch and skips the batches already seen)."""
+    n = len(sampler)
+    while True:
+        epoch, skip = divmod(micro, n)
+        sampler.set_epoch(epoch, skip)
+        for batch in loader:
+            micro += 1
+            yield batch.to(device)

@@ -12,12 +12,15 @@ F5-format weights.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TARGETS = ("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "ff.ff.0.0", "ff.ff.2")
 
@@ -57,6 +60,8 @@ def apply_lora(model: nn.Module, rank: int = 16, alpha: float = 32.0, dropout: f
         setattr(parent, child, LoRALinear(getattr(parent, child), rank, alpha, dropout))
     for n, p in model.named_parameters():
         p.requires_grad = "lora_" in n or any(n.startswith(t + ".") for t in train_also)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("LoRA rank %d on %d layers: %.2fM trainable parameters", rank, len(names), trainable / 1e6)
     return len(names)
 
 

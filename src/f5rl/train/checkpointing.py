@@ -118,9 +118,10 @@ def load_initial_weights(model, point: ResumePoint, save_dir: Path) -> ResumePoi
     return point
 
 
-def restore(path: Path, model, ema, optimizer, scheduler) -> tuple[int, float | None, dict | None]:
-    """Load a full training checkpoint into its parts (and the RNG states); returns the update, the
-    kept best value and what that value was measured on."""
+def restore(path: Path, model, ema, optimizer, scheduler, measured_on: dict) -> tuple[int, float | None]:
+    """Load a full training checkpoint into its parts (and the RNG states); returns the update and the
+    best kept value, when it was measured as this run measures (``measured_on``): a resumed run
+    replaces ``model_best.pt`` only by a better model, compared like with like."""
     log.info("resuming from %s", path)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(ckpt["model_state_dict"])
@@ -130,4 +131,11 @@ def restore(path: Path, model, ema, optimizer, scheduler) -> tuple[int, float | 
     scheduler.load_state_dict(ckpt["scheduler_state_dict"])
     if "rng_state" in ckpt:
         set_rng_state(ckpt["rng_state"])
-    return int(ckpt["update"]), ckpt.get("best_metric"), ckpt.get("best_metric_on")
+    best, saved_on = ckpt.get("best_metric"), ckpt.get("best_metric_on")
+    if best is not None and saved_on is not None and saved_on != measured_on:
+        # a value measured on other items (or steps, or by another metric) is not comparable:
+        # the first validation of this run sets model_best.pt afresh
+        log.info("validation changed since the checkpoint (%s -> %s): best %s is not carried over",
+                 saved_on, measured_on, best)
+        best = None
+    return int(ckpt["update"]), best

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -27,7 +26,7 @@ from f5rl.config.loading import flat_config, write_config
 from f5rl.config.schema import TrainConfig
 from f5rl.data.collate import Batch, Collate
 from f5rl.data.dataset import TTSDataset, resolve_dataset_dir
-from f5rl.data.sampler import build_loader
+from f5rl.data.sampler import build_loader, endless_batches
 from f5rl.model.build import build_cfm, mel_config, tokenizer_for
 from f5rl.train.checkpointing import CheckpointManager, load_initial_weights, restore, rng_state
 from f5rl.train.ema import EMA
@@ -171,33 +170,16 @@ class Trainer:
         if lc.enabled:
             from f5rl.model.lora import apply_lora
 
-            n = apply_lora(model.transformer, lc.rank, lc.alpha, lc.dropout, tuple(lc.targets), tuple(lc.train_also))
-            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-            log.info("LoRA rank %d on %d layers: %.2fM trainable parameters", lc.rank, n, trainable / 1e6)
+            apply_lora(model.transformer, lc.rank, lc.alpha, lc.dropout, tuple(lc.targets), tuple(lc.train_also))
 
     def _resume(self, model, optimizer, point) -> int:
         if point.kind != "resume":
             return 0
-        update, best, saved_on = restore(point.path, model, self.ema, optimizer, self.scheduler)
-        if best is not None and saved_on is not None and saved_on != self._best_measured_on():
-            # a value measured on other items (or steps, or by another metric) is not comparable:
-            # the first validation of this run sets model_best.pt afresh
-            log.info("validation changed since the checkpoint (%s -> %s): best %s=%.4f is not carried over",
-                     saved_on, self._best_measured_on(), self.cfg.ckpts.keep_best_by, best)
-            best = None
-        self.keep_best.best = best  # a resumed run replaces model_best.pt only by a better model
+        update, self.keep_best.best = restore(point.path, model, self.ema, optimizer, self.scheduler,
+                                              self._best_measured_on())
         return update
 
     # ------------------------------------------------------------------ loop
-    def micro_batches(self, micro: int) -> Iterator[Batch]:
-        """Batches from micro-batch ``micro`` on, epoch after epoch, on the device."""
-        while True:
-            epoch, skip = divmod(micro, self.micro_per_epoch)
-            self.sampler.set_epoch(epoch, skip)
-            for batch in self.loader:
-                micro += 1
-                yield batch.to(self.device)
-
     def train(self) -> TrainSummary:
         cfg, acc = self.cfg, self.accelerator
         k = cfg.optim.grad_accumulation_steps
@@ -213,7 +195,7 @@ class Trainer:
         self.on_train_start()
         t0 = time.perf_counter()
         self.model.train(self.dropout_in_training)
-        stream = self.micro_batches(self.start_update * k)
+        stream = endless_batches(self.loader, self.sampler, self.start_update * k, self.device)
         while update < self.stop_update:
             batches = [next(stream) for _ in range(k)]
             self.update_index = update
@@ -335,21 +317,11 @@ class Trainer:
         if c.log_samples and (numbered or final):
             summary.samples.extend(self.log_samples(update, batch))
 
-    @torch.no_grad()
     def log_samples(self, update: int, batch: Batch) -> list[str]:
-        """Re-synthesise the batch's first utterance with itself as the prompt (F5's check):
-        ``update_<N>_gen.wav`` (generated half) and ``update_<N>_ref.wav`` (vocoded reference)."""
-        from f5rl.audio.io import save_audio
+        """``update_<N>_gen.wav`` and ``update_<N>_ref.wav`` (:func:`f5rl.train.samples.prompted_sample`)."""
+        from f5rl.train.samples import prompted_sample
 
-        model = self.accelerator.unwrap_model(self.model)
-        n = int(batch.mel_lengths[0])
-        ref = batch.mel[:1, :n].float()
-        text = self.tokenizer.encode([batch.texts[0] + " " + batch.texts[0]]).to(self.device)
-        out = model.sample(ref, text, 2 * n, steps=self.cfg.ckpts.sample_steps,
-                           cfg_strength=self.cfg.ckpts.sample_cfg_strength, seed=update,
-                           sample_from_dist=self.cfg.model.sample_from_dist, precision=self.precision)
-        gen = out.generated(0).T.unsqueeze(0).cpu()  # (1, m, frames)
-        folder = self.save_dir / "samples"
-        paths = [save_audio(folder / f"update_{update}_gen.wav", self._vocoder(gen)[0]),
-                 save_audio(folder / f"update_{update}_ref.wav", self._vocoder(ref.transpose(1, 2).cpu())[0])]
-        return [str(p) for p in paths]
+        c = self.cfg
+        return prompted_sample(self.accelerator.unwrap_model(self.model), batch, self.tokenizer, self._vocoder,
+                               self.save_dir / "samples", update, c.ckpts.sample_steps, c.ckpts.sample_cfg_strength,
+                               c.model.sample_from_dist, self.precision, self.device)
