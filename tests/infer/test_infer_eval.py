@@ -138,11 +138,11 @@ def test_evaluate_reports_each_of_several_test_lists(ckpt, demo_corpus, tmp_path
     """`evaluate --test_list A --test_list B` (the template and the free-text list) reports each list."""
     from f5rl.eval.evaluate import main
 
-    rows = (demo_corpus / "test_eval.jsonl").read_text().splitlines()
-    (tmp_path / "first.jsonl").write_text("\n".join(rows[:2]) + "\n")
-    (tmp_path / "second.jsonl").write_text("\n".join(rows[2:3]) + "\n")
-    main(["--ckpt", str(ckpt), "--name", "tiny", "--test_list", str(tmp_path / "first.jsonl"), "--test_list",
-          str(tmp_path / "second.jsonl"), "--out_dir", str(tmp_path / "ev"), "--nfe", "2", "--mos", ""])
+    rows = (demo_corpus / "test_eval.jsonl").read_text().splitlines()  # paths relative to the corpus folder
+    (demo_corpus / "first.jsonl").write_text("\n".join(rows[:2]) + "\n")
+    (demo_corpus / "second.jsonl").write_text("\n".join(rows[2:3]) + "\n")
+    main(["--ckpt", str(ckpt), "--name", "tiny", "--test_list", str(demo_corpus / "first.jsonl"), "--test_list",
+          str(demo_corpus / "second.jsonl"), "--out_dir", str(tmp_path / "ev"), "--nfe", "2", "--mos", ""])
     for name, n in (("first", 2), ("second", 1)):
         summary = json.loads((tmp_path / "ev" / name / "summary.json").read_text())
         assert summary["tiny"]["n"] == n

@@ -251,8 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--speakers", default=",".join(SPEAKERS))
     ap.add_argument("--extra_train_sentences", type=int, default=0,
                     help="more train-only sentences; the held-out split stays that of --sentences")
-    ap.add_argument("--coverage_min", type=int, default=20,
-                    help="add train-only sentences until every phoneme token occurs this often (0: none)")
+    ap.add_argument("--coverage_min", type=int, default=0,
+                    help="add train-only sentences until every phoneme token occurs this often (default 0: none; "
+                         "e.g. 20 for a corpus that trains every row)")
     ap.add_argument("--no_free_text", action="store_true", help="skip the free-text test list (test_free_eval.jsonl)")
     ap.add_argument("--no_similarity", action="store_true", help="skip the same/different-speaker similarity report")
     args = ap.parse_args(argv)
