@@ -4,6 +4,15 @@ are not included). Each configuration runs in a fresh subprocess so peak memory 
 Prints a table; ``--json`` writes the rows. Never asserts.
 
     python benchmarks/bench_rollout.py --configs tiny,mid --steps 8,16,30 --grad_steps 1,4 --json out.json
+
+``--updates`` instead times whole GRPO updates as users run them: ``python -m f5rl.train.train_rl``
+from the shipped demo base (8 rollouts × 16 steps, Whisper tiny.en + resemblyzer on Griffin-Lim
+audio), once per named ``--variant`` (overrides; alternating, ``--rounds`` times), reporting the
+median wall time of an update and its split (rollout, scoring, loss/optimiser), rollout frames/s
+and scoring clips/s, over all updates but the first of each run:
+
+    python benchmarks/bench_rollout.py --updates 8 --data data/demo_char \
+        --variant before rl.rewards.process=inline --variant after rl.rewards.process=server
 """
 
 from __future__ import annotations
@@ -57,16 +66,66 @@ print(json.dumps({"rollout_s": t_roll, "rollout_frames_per_s": gen_frames / t_ro
 """
 
 
+def time_updates(args) -> None:
+    """Whole GRPO updates through the CLI, per variant (see the module docstring)."""
+    import statistics
+    import tempfile
+
+    from f5rl.eval.base_model import SHIPPED
+    from f5rl.scripts.grpo_recipe import grpo_argv, run_cli, warmup_argv
+
+    work = Path(tempfile.mkdtemp(prefix="bench_rollout_"))
+    init = Path(args.init) if args.init else work / "stage1" / "model_last.pt"
+    if not init.is_file():
+        run_cli("f5rl.train.train", warmup_argv(SHIPPED, Path(args.data), init.parent, 20), work / "stage1.log")
+    variants = args.variant or [["recipe"]]
+    rows: dict[str, list[dict]] = {v[0]: [] for v in variants}
+    for r in range(args.rounds):
+        for name, *over in variants:
+            run = work / f"{name}_{r}"
+            run_cli("f5rl.train.train_rl", grpo_argv(SHIPPED, Path(args.data), init, run, [
+                f"optim.total_updates={args.updates}", "ckpts.logger=null", "ckpts.log_samples=false",
+                "ckpts.save_per_updates=100000", "ckpts.last_per_updates=100000", *over]), run / "bench.log")
+            lines = (run / "metrics.jsonl").read_text().splitlines()
+            ms = [json.loads(line) for line in lines][1:]  # the first update warms up
+            rows[name] += ms
+    table = []
+    print("| variant | updates | update s | rollout s | scoring s | loss+step s | rollout frames/s | clips/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, ms in rows.items():
+        med = {k: statistics.median(m[k] for m in ms) for k in ("time/rollout_s", "time/reward_s", "time/update_s")}
+        total = statistics.median(m["time/rollout_s"] + m["time/reward_s"] + m["time/update_s"] for m in ms)
+        frames = statistics.median(m["stats/rollout_frames"] / m["time/rollout_s"] for m in ms)
+        clips = statistics.median(m["stats/rollouts"] / m["time/reward_s"] for m in ms)
+        table.append({"variant": name, "updates": len(ms), "update_s": total, **med, "rollout_frames_per_s": frames,
+                      "scoring_clips_per_s": clips})
+        print(f"| {name} | {len(ms)} | {total:.2f} | {med['time/rollout_s']:.2f} | {med['time/reward_s']:.2f} | "
+              f"{med['time/update_s']:.2f} | {frames:.0f} | {clips:.2f} |", flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"updates": table}, indent=2))
+        print(f"wrote {args.json}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default="tiny,mid")
-    ap.add_argument("--steps", default="8,16,30")
-    ap.add_argument("--grad_steps", default="1,4")
+    ap.add_argument("--configs", default="tiny,mid", help="DiT sizes: tiny, mid (comma-separated)")
+    ap.add_argument("--steps", default="8,16,30", help="rollout ODE steps to try (comma-separated)")
+    ap.add_argument("--grad_steps", default="1,4", help="gradient-carrying steps to try (comma-separated)")
     ap.add_argument("--rollouts", type=int, default=8, help="rollouts per update (prompts x group size)")
-    ap.add_argument("--frames", type=int, default=250)
-    ap.add_argument("--precision", default="bf16", choices=("bf16", "no"))
-    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--frames", type=int, default=250, help="frames per rollout")
+    ap.add_argument("--precision", default="bf16", choices=("bf16", "no"), help="autocast precision")
+    ap.add_argument("--json", type=Path, default=None, help="write the rows here")
+    ap.add_argument("--updates", type=int, default=0, help="time this many whole GRPO updates per run instead")
+    ap.add_argument("--data", default="data/demo_char", help="demo corpus (--updates)")
+    ap.add_argument("--init", default=None, help="stage-1 checkpoint to start from (--updates; default: warm up)")
+    ap.add_argument("--variant", nargs="+", action="append", metavar=("NAME", "OVERRIDE"),
+                    help="--updates: a named set of train_rl overrides (repeatable)")
+    ap.add_argument("--rounds", type=int, default=2, help="--updates: runs per variant, alternating")
     args = ap.parse_args()
+    if args.updates:
+        time_updates(args)
+        return
     rows = []
     print(f"{'config':>6} {'steps':>5} {'grad':>4} | rollout frames/s | rollout s | update s | peak RSS MB")
     for name in args.configs.split(","):

@@ -67,3 +67,34 @@ def test_killed_server_gives_nan_and_a_log_line(caplog):
         out = p(_batch())
     assert out.scores.shape == (2,) and all(math.isnan(v) for v in out.scores.tolist())
     assert "unreachable" in caplog.text
+
+
+def test_bad_requests_get_400_at_once(server):
+    import http.client
+
+    host, port = "127.0.0.1", server.server_address[1]
+    zero_rate = b'{"audio": [], "texts": [], "sample_rate": 0}'
+    cases = [({"Content-Length": "-5"}, b""), ({"Content-Length": "abc"}, b""),
+             ({"Content-Length": "5"}, b"[1,2]"), ({"Content-Length": str(len(zero_rate))}, zero_rate)]
+    for headers, body in cases:
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        conn.putrequest("POST", "/score/duration")
+        conn.putheader("Authorization", "Bearer s3cret")
+        for k, v in headers.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        if body:
+            conn.send(body)
+        resp = conn.getresponse()
+        assert resp.status == 400, (headers, resp.status, resp.read())
+        conn.close()
+
+
+def test_serve_refuses_bad_flags_in_one_line(capsys):
+    from f5rl.rewards.serve import main
+
+    with pytest.raises(SystemExit) as err:
+        main(["--providers", "duration", "--max_mb", "0"])
+    assert err.value.code == 2 and "--max_mb" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="unknown reward provider 'nope'"):
+        main(["--providers", "nope", "--port", "0"])

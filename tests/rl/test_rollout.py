@@ -43,3 +43,20 @@ def test_rollout_records_and_on_policy_ratio_is_one():
     assert out.metrics["stats/ratio_mean"].item() == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError, match="rl.rollout=sde"):
         gaussian_rollout(DiT(tiny_config()), cond, text, lens, prompts, steps=3)
+
+
+@pytest.mark.parametrize("mode", ["gaussian", "sde"])
+def test_a_group_can_share_its_start_noise_and_still_differ(mode):
+    torch.manual_seed(0)
+    model = DiT(tiny_config(use_rl_head=True)).eval()
+    cond = torch.randn(1, 20, 100).repeat(4, 1, 1)
+    text = torch.randint(0, 30, (1, 6)).repeat(4, 1)
+    lens, prompts = torch.full((4,), 20), torch.full((4,), 4)
+    ro = gaussian_rollout(model, cond, text, lens, prompts, steps=4, mode=mode, shared_start=2)
+    x0 = ro.states[0]
+    assert torch.equal(x0[0], x0[1]) and torch.equal(x0[2], x0[3]) and not torch.equal(x0[0], x0[2])
+    assert not torch.equal(ro.mel[0], ro.mel[1])  # the sampled velocities still differ
+    independent = gaussian_rollout(model, cond, text, lens, prompts, steps=4, mode=mode)
+    assert not torch.equal(independent.states[0][0], independent.states[0][1])
+    with pytest.raises(ValueError, match="blocks of 3"):
+        gaussian_rollout(model, cond, text, lens, prompts, steps=4, mode=mode, shared_start=3)

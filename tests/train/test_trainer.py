@@ -217,3 +217,17 @@ def test_periodic_validation_logs_val_metrics_and_keeps_best(tmp_path, demo_corp
     t3.train()
     best = torch.load(tmp_path / "val" / "model_best.pt", weights_only=True)
     assert best["update"] == 6 and best["best_metric_on"]["val_size"] == 3
+
+
+def test_max_minutes_stops_after_the_update_that_spends_it_and_saves(tmp_path, demo_corpus, monkeypatch):
+    import f5rl.train.trainer as trainer_module
+
+    clock = iter(range(0, 10_000, 25))  # each reading of the clock: 25 s later
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: float(next(clock)))
+    t = _trainer(tiny_train_config(tmp_path, demo_corpus, "optim.total_updates=50", "optim.max_minutes=1"))
+    summary = t.train()
+    assert summary.stopped_by_time and 1 < summary.updates < 50
+    assert torch.load(tmp_path / "model_last.pt", weights_only=False)["update"] == summary.updates
+    assert "stopped by optim.max_minutes" in summary.render()
+    with pytest.raises(ValueError, match="optim.max_minutes"):
+        tiny_train_config(tmp_path, demo_corpus, "optim.max_minutes=0")

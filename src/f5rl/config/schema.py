@@ -62,6 +62,7 @@ class OptimCfg(Checked):
     weight_decay: float = 0.01
     max_updates: int | None = None  # f5rl: stop after this many updates (demos, smoke runs)
     total_updates: int | None = None  # f5rl: length of the LR schedule and run instead of epochs
+    max_minutes: float | None = None  # f5rl: stop (and save) after this much training wall time
     seed: int = 666
     ema_beta: float = 0.9999  # f5rl: EMA settings (F5-TTS's fixed values by default)
     ema_update_after_step: int = 100
@@ -77,6 +78,8 @@ class OptimCfg(Checked):
             raise ValueError(f"optim.epochs={self.epochs} must be >= 1")
         if self.num_warmup_updates < 0:
             raise ValueError(f"optim.num_warmup_updates={self.num_warmup_updates} must be >= 0")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"optim.max_minutes={self.max_minutes} must be > 0 (or null: no time limit)")
 
 
 @dataclass
@@ -239,10 +242,25 @@ class RewardsCfg(Checked):
     params: dict[str, Any] = field(default_factory=dict)
     providers: list[ProviderCfg] = field(default_factory=lambda: [ProviderCfg()])
     vocoder_batch: int = 16  # f5rl: clips of equal length vocoded at once for scoring
+    # f5rl: where reward models run: inline (the training process) | server (a reward server process
+    # the trainer starts on loopback and stops; its CPU threads do not slow the trainer's)
+    process: str = "inline"
+    server_threads: int = 1  # f5rl: CPU threads of the reward server (process=server)
+    # f5rl: roll out the update's prompts in this many chunks, scoring one while the next rolls out
+    score_chunks: int = 1
 
     def rules(self) -> None:
         if self.vocoder_batch < 1:
             raise ValueError(f"rl.rewards.vocoder_batch={self.vocoder_batch} must be >= 1")
+        _one_of("rl.rewards.process", self.process, ("inline", "server"))
+        if self.server_threads < 0:
+            raise ValueError(f"rl.rewards.server_threads={self.server_threads} must be >= 0 "
+                             "(0: the libraries' default)")
+        if self.score_chunks < 1:
+            raise ValueError(f"rl.rewards.score_chunks={self.score_chunks} must be >= 1")
+        if self.score_chunks > 1 and self.process != "server":
+            raise ValueError("rl.rewards.score_chunks>1 overlaps scoring with rollouts, which needs the reward models "
+                             "in their own process: set rl.rewards.process=server")
         _one_of("rl.rewards.mode", self.mode, ("sum", "normalized_sum", "rank_shaping", "harmonic"))
         if not self.providers:
             raise ValueError("rl.rewards.providers is empty; configure at least one reward provider")
@@ -268,6 +286,9 @@ class RLCfg(Checked):
     dpo_loss_type: str = "dpo"  # online_dpo: dpo | ipo | rpo
     rollout: str = "gaussian"  # gaussian (σ head) | sde (Flow-GRPO noise on a deterministic model)
     sde_noise: float = 0.7  # a of σ_t = a·sqrt((1−t)/t)
+    # f5rl: the members of a group start from one initial noise, so their rewards differ only
+    # through the noise sampled along the rollout (what the log-probs see); DanceGRPO
+    shared_start_noise: bool = False
     train_steps: int = 4  # grpo: ODE steps that carry gradient per update
     train_steps_mode: str = "random"  # random | window (the first train_steps steps, MixGRPO-style) | all
     skip_grad_prob: float = 0.95  # f5r: each step keeps its gradient with probability 1 − p (plus the first two)

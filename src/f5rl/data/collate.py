@@ -26,6 +26,12 @@ class Batch:
     def __len__(self) -> int:
         return self.mel.shape[0]
 
+    def rows(self, idx: Tensor | slice) -> Batch:
+        """The batch of the rows ``idx`` (a slice, or an index tensor that may repeat rows)."""
+        keep = range(len(self))[idx] if isinstance(idx, slice) else idx.tolist()
+        return Batch(self.mel[idx], self.mel_lengths[idx], self.text[idx], [self.texts[i] for i in keep],
+                     [self.audio_paths[i] for i in keep])
+
 
 def pad_frames(mels: list[Tensor]) -> tuple[Tensor, Tensor]:
     """``(b, n, m)`` zero-padded stack of ``(n_i, m)`` mels and their lengths ``(b,)``."""

@@ -116,7 +116,28 @@ class RewardSet:
             p.ensure_setup(device)
 
     def __call__(self, batch: RewardBatch) -> CombinedReward:
-        outputs = {label: p(batch) for label, p in zip(self.labels, self.providers)}
+        return self.combine(self.score(batch))
+
+    def score(self, batch: RewardBatch) -> dict[str, RewardOutput]:
+        """Every provider's output on ``batch``, by label (not yet combined)."""
+        return {label: p(batch) for label, p in zip(self.labels, self.providers)}
+
+    @staticmethod
+    def concat(parts: list[dict[str, RewardOutput]]) -> dict[str, RewardOutput]:
+        """Provider outputs of consecutive chunks of one batch, joined (each chunk scored the same providers)."""
+        out = {}
+        for label in parts[0]:
+            outs = [p[label] for p in parts]
+            names = {c for o in outs for c in o.components}
+            out[label] = RewardOutput(
+                torch.cat([o.scores for o in outs]),
+                {c: torch.cat([o.components.get(c, torch.full_like(o.scores, math.nan)) for o in outs]) for c in names},
+                [r for o in outs for r in (o.reasons or [None] * len(o.scores))])
+        return out
+
+    def combine(self, outputs: dict[str, RewardOutput]) -> CombinedReward:
+        """One reward per sample from the providers' outputs of one whole batch (the ``normalized_sum``
+        and ``rank_shaping`` modes look at the batch as a whole)."""
         scores = torch.stack([outputs[lb].scores for lb in self.labels])  # (k, b)
         weights = torch.tensor([s.weight for s in self.specs], dtype=torch.float32)
         if self.mode == "sum":

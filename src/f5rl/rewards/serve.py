@@ -1,7 +1,11 @@
 """Serve registered reward providers over HTTP, so reward models can live on another GPU or host.
 
     python -m f5rl.rewards.serve --providers whisper_asr,resemblyzer_sim --host 127.0.0.1 --port 8001 \
-        [--provider_config 'whisper_asr={"model": "embedded:base"}'] [--token SECRET] [--max_mb 64]
+        [--provider_config 'whisper_asr={"model": "embedded:base"}'] [--token SECRET] [--max_mb 64] [--threads 1]
+
+A provider may be served under its own key (``--providers asr=whisper_asr``; its config is then
+``--provider_config 'asr={...}'``), so two configurations of one provider can be served at once.
+``--port 0`` picks a free port; the first line printed names the address.
 
 Endpoints: ``GET /health`` → ``{"status": "ok", "providers": [...]}``; ``POST /score/<provider>``
 with a JSON reward batch (see ``f5rl.rewards.wire``) → scores, components and NaN reasons.
@@ -67,7 +71,14 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorised():
             self._send(HTTPStatus.UNAUTHORIZED, {"error": "missing or wrong bearer token"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            self._send(HTTPStatus.BAD_REQUEST, {"error": f"bad Content-Length {self.headers.get('Content-Length')!r}"})
+            return
         if length > self.server.max_bytes:
             # drain (without keeping) a moderately oversized body so the client reads the 413
             # instead of a broken pipe; far larger bodies just get the answer and a closed socket
@@ -100,31 +111,49 @@ class _Handler(BaseHTTPRequestHandler):
 
 def make_server(names: list[str], configs: dict[str, dict] | None = None, host: str = "127.0.0.1", port: int = 8001,
                 token: str | None = None, max_bytes: int = 64 << 20, device: str = "cpu") -> RewardServer:
+    """Build and set up the providers (``name`` or ``key=name`` each; configs by key), then bind."""
     providers = {}
-    for name in names:
-        p = build_provider(name, (configs or {}).get(name))
+    for entry in names:
+        key, _, name = entry.partition("=")
+        name = name or key
+        if key in providers:
+            raise ValueError(f"--providers names {key!r} twice; serve the second under another key (KEY=NAME)")
+        p = build_provider(name, (configs or {}).get(key))
         p.ensure_setup(device)  # load models before accepting requests
-        providers[name] = p
+        providers[key] = p
     return RewardServer((host, port), providers, token, max_bytes)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--providers", required=True, help="comma-separated provider names")
-    ap.add_argument("--provider_config", action="append", default=[], help="NAME=JSON config, repeatable")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8001)
+    ap.add_argument("--providers", required=True,
+                    help="comma-separated provider names, each optionally served under a key (KEY=NAME)")
+    ap.add_argument("--provider_config", action="append", default=[], help="KEY=JSON config, repeatable")
+    ap.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    ap.add_argument("--port", type=int, default=8001, help="port (0: any free port; default 8001)")
     ap.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN'")
-    ap.add_argument("--max_mb", type=float, default=64)
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--max_mb", type=float, default=64, help="largest request body in MB (default 64)")
+    ap.add_argument("--device", default="cpu", help="device the reward models run on (default cpu)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="CPU threads of the reward models (torch and CTranslate2); 0: their defaults")
     args = ap.parse_args(argv)
+    if args.max_mb <= 0:
+        ap.error(f"--max_mb {args.max_mb}: the request size limit must be > 0 MB")
     logging.basicConfig(level=logging.INFO)
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     configs = {}
     for item in args.provider_config:
         name, _, js = item.partition("=")
         configs[name] = json.loads(js)
-    server = make_server(args.providers.split(","), configs, args.host, args.port, args.token,
-                         int(args.max_mb * (1 << 20)), args.device)
+    try:
+        server = make_server(args.providers.split(","), configs, args.host, args.port, args.token,
+                             int(args.max_mb * (1 << 20)), args.device)
+    except (KeyError, ValueError, ImportError, OSError) as err:  # a bad provider, config or port: one line
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        raise SystemExit(f"f5rl.rewards.serve: error: {message}") from None
     print(f"serving {sorted(server.providers)} on http://{args.host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

@@ -48,9 +48,14 @@ def gaussian_rollout(
     generator: torch.Generator | None = None,
     mode: str = "gaussian",
     sde_noise: float = 0.7,
+    shared_start: int = 1,
 ) -> Rollout:
     """Roll out ``b`` samples with sampled velocities (model in its current mode): from the σ
-    head (``mode=gaussian``) or Flow-GRPO SDE noise on a deterministic model (``mode=sde``)."""
+    head (``mode=gaussian``) or Flow-GRPO SDE noise on a deterministic model (``mode=sde``).
+
+    ``shared_start`` = g > 1: each block of g consecutive rows (a GRPO group) starts from the same
+    initial noise, so the members differ only by the noise sampled along the way, which is what the
+    log-probs (and so the gradient) see (DanceGRPO's shared initial noise, Xue et al., 2025)."""
     if mode == "gaussian" and not model.has_sigma_head:
         raise ValueError("Gaussian rollouts need the σ head: model.use_rl_head=true (then warm it up, stage 1), "
                          "or use rl.rollout=sde for a deterministic model")
@@ -65,7 +70,9 @@ def gaussian_rollout(
     target = valid & ~prompt_mask
     times = time_points(steps, steps_plus_one, sway_sampling_coef).to(device)
     kind = StepKind(mode, sde_noise, float(times[1]))
-    x = randn((b, total, m), generator, device)
+    if b % shared_start:
+        raise ValueError(f"{b} rollouts do not split into blocks of {shared_start} sharing their start noise")
+    x = randn((b // shared_start, total, m), generator, device).repeat_interleave(shared_start, dim=0)
     x = x * valid.unsqueeze(-1)
     states, samples, logps = [], [], []
     with model.cached_text(), autocast(device, precision):

@@ -42,6 +42,8 @@ class DemoPlan:
     dpo_groups: int = 48  # train sentences, 4 samples each
     dpo_held_out_groups: int = 24  # held-out sentences, 4 samples each, before and after
     dpo_updates: int = 120
+    held_out_items: int = 24  # GRPO's before/after table: half template, half free-text sentences
+    judge: str = "embedded:base"  # Whisper model judging held-out CER (the reward uses tiny.en)
     base: Path | None = None  # shipped base model folder; None: train stage 0
     timings: dict[str, float] = field(default_factory=dict)
     results: dict[str, dict] = field(default_factory=dict)
@@ -50,7 +52,8 @@ class DemoPlan:
 def plan(out: str, data: str, quick: bool, base: Path | None = None) -> DemoPlan:
     if quick:
         return DemoPlan(Path(out), Path(data), sentences=60, stage0_updates=12, stage1_updates=6, stage2_updates=2,
-                        quick=True, dpo_groups=3, dpo_held_out_groups=2, dpo_updates=2, base=base)
+                        quick=True, dpo_groups=3, dpo_held_out_groups=2, dpo_updates=2, base=base,
+                        held_out_items=4, judge="embedded:tiny.en")
     return DemoPlan(Path(out), Path(data), sentences=1200, stage0_updates=600, stage1_updates=200, stage2_updates=16,
                     quick=False, base=base)
 
@@ -121,45 +124,72 @@ def stage0(p: DemoPlan) -> None:
 
 
 def stage1(p: DemoPlan) -> None:
+    from f5rl.scripts.grpo_recipe import warmup_argv
+
     init = check_base(p.base) if p.base is not None else p.out / "stage0_mse" / "model_last.pt"
-    over = [*base_overrides(p.base), f"datasets.path={p.data}", f"ckpts.save_dir={p.out / 'stage1_gaussian_nll'}",
-            f"ckpts.init_from={init}",
-            f"optim.total_updates={p.stage1_updates}", "model.objective=gaussian_nll", "model.output_dist=gaussian",
-            "model.use_rl_head=true", "optim.learning_rate=3e-4", "optim.num_warmup_updates=20",
-            "ckpts.run_name=stage1_gaussian_nll"]
+    argv = warmup_argv(p.base, p.data, p.out / "stage1_gaussian_nll", p.stage1_updates, init)
     if p.quick:
-        over += ["ckpts.save_per_updates=3", "ckpts.last_per_updates=3", "ckpts.sample_steps=4",
+        argv += ["ckpts.save_per_updates=3", "ckpts.last_per_updates=3", "ckpts.sample_steps=4",
                  "optim.num_warmup_updates=1"]
-    p.results["stage1"] = _train("stage1", over)
+    p.results["stage1"] = _train("stage1", argv[2:])  # _train adds -cn F5TTS_tiny_demo
 
 
 def stage2(p: DemoPlan) -> None:
     """GRPO with the embedded offline rewards (Whisper tiny.en CER, resemblyzer similarity) on
-    Griffin-Lim audio; held-out reward before and after with the same seeds."""
+    Griffin-Lim audio, the ``F5TTS_RL_tiny`` recipe; then held-out sentences (template and free text)
+    synthesised before and after with the same seeds and judged by Whisper base (not the reward's ASR)."""
     from f5rl.config.schema import RLTrainConfig
+    from f5rl.scripts.grpo_recipe import grpo_argv
     from f5rl.train.rl_trainer import RLTrainer
 
     init = p.out / "stage1_gaussian_nll" / "model_last.pt"
-    over = [*base_overrides(p.base), f"datasets.path={p.data}", f"ckpts.save_dir={p.out / 'stage2_grpo'}",
-            f"ckpts.init_from={init}",
-            f"optim.total_updates={p.stage2_updates}", f"rl.val_manifest={p.data / 'test.jsonl'}",
-            f"rl.val_every={max(p.stage2_updates // 3, 1)}", "ckpts.keep_best_by=val/mean_reward",
-            "ckpts.run_name=stage2_grpo", f"rl.ref_model_ckpt={init}"]
+    extra = [f"optim.total_updates={p.stage2_updates}", f"rl.val_manifest={p.data / 'test.jsonl'}",
+             f"rl.val_every={max(p.stage2_updates // 3, 1)}", "ckpts.keep_best_by=val/mean_reward",
+             "ckpts.run_name=stage2_grpo"]
     if p.quick:
-        over += ["rl.steps=4", "rl.val_size=2", "rl.group_size=2", "ckpts.save_per_updates=2",
-                 "model.vocoder.griffin_lim_iters=4"]
-    cmd = Command("f5rl.train.train_rl", ["-cn", "F5TTS_RL_tiny", *over])
+        extra += ["rl.steps=4", "rl.val_size=2", "rl.group_size=2", "ckpts.save_per_updates=2",
+                  "model.vocoder.griffin_lim_iters=4"]
+    cmd = Command("f5rl.train.train_rl", grpo_argv(p.base, p.data, init, p.out / "stage2_grpo", extra))
     print(f"[stage2] {cmd.line()}")
     trainer = RLTrainer(cmd.config(RLTrainConfig))
-    trainer.setup()
-    before = trainer.validate()
-    summary = trainer.train()
-    after = trainer.validate()
+    try:
+        trainer.setup()
+        before = trainer.validate()
+        summary = trainer.train()
+        after = trainer.validate()
+    finally:
+        trainer.close()
     print(summary.render())
     p.results["stage2"] = {"save_dir": summary.save_dir, "updates": summary.updates, "final_loss": summary.final_loss,
                            "checkpoints": sorted(set(summary.checkpoints)), "samples": summary.samples,
                            "seconds": round(summary.wall_seconds, 1), "precision": summary.precision,
-                           "val_before": before, "val_after": after}
+                           "val_before": before, "val_after": after,
+                           "held_out": held_out_table(p, init, p.out / "stage2_grpo" / "model_last.pt")}
+
+
+def held_out_table(p: DemoPlan, before: Path, after: Path) -> dict:
+    """CER (Whisper base, per item clipped at 1) and SIM of fresh samples on held-out sentences of
+    both test lists, before and after, paired by item."""
+    from f5rl.eval.evaluate import read_test_list
+    from f5rl.eval.held_out import HeldOutJudge, compare
+
+    n = p.held_out_items // 2
+    items = [*read_test_list(p.data / "test_eval.jsonl")[:n], *read_test_list(p.data / "test_free_eval.jsonl")[:n]]
+    judge = HeldOutJudge((p.judge,), nfe=4 if p.quick else 16)
+    rows_b, rows_a = judge.measure(before, items), judge.measure(after, items)
+    out = {"items": len(items), "judge": p.judge,
+           "cer": compare(rows_b, rows_a, f"cer1@{p.judge}").__dict__, "sim": compare(rows_b, rows_a, "sim").__dict__}
+    print("\n".join(held_out_lines(out)))
+    return out
+
+
+def held_out_lines(h: dict) -> list[str]:
+    c, s = h["cer"], h["sim"]
+    return [f"| GRPO, {h['items']} held-out sentences (half template, half free text; same seeds) "
+            "| before | after | change ± SE |", "|---|---|---|---|",
+            f"| CER (Whisper {h['judge']}, per item clipped at 1) | {c['before']:.4f} | {c['after']:.4f} "
+            f"| {c['change']:+.4f} ± {c['se']:.4f} |",
+            f"| SIM (resemblyzer) | {s['before']:.4f} | {s['after']:.4f} | {s['change']:+.4f} ± {s['se']:.4f} |"]
 
 
 def stage3_dpo(p: DemoPlan) -> None:
@@ -248,7 +278,8 @@ def write_summary(p: DemoPlan, plot: Path) -> Path:
         loss = f"{r['final_loss']:.4f}" if r["final_loss"] is not None else "n/a"
         lines.append(f"| {name} | {r['updates']} | {loss} | {r['seconds']} | {r['precision']} |")
     if "stage2" in p.results:
-        lines += ["", *reward_table(p.results["stage2"]["val_before"], p.results["stage2"]["val_after"])]
+        lines += ["", *reward_table(p.results["stage2"]["val_before"], p.results["stage2"]["val_after"]),
+                  "", *held_out_lines(p.results["stage2"]["held_out"])]
     if "stage3_dpo" in p.results:
         d = p.results["stage3_dpo"]
         acc_b = d["val_before"].get("val/dpo/accuracy", float("nan"))

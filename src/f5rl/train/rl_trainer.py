@@ -22,22 +22,24 @@ Correctness rules that the losses rely on:
 
 from __future__ import annotations
 
+import atexit
 import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
 from f5rl.config.schema import RLTrainConfig
 from f5rl.data.collate import Batch
 from f5rl.model.dit import DiT
-from f5rl.rewards.combine import RewardSet
+from f5rl.rewards.combine import CombinedReward, RewardSet
 from f5rl.rl.grpo import Advantages, choose_train_steps, group_advantages
 from f5rl.rollout.evaluate import f5r_step_loss, flow_errors, grpo_step_loss
 from f5rl.rollout.gaussian import gaussian_rollout
 from f5rl.rollout.prompts import prompt_lengths
-from f5rl.rollout.record import Rollout
+from f5rl.rollout.record import Rollout, cat_rollouts
 from f5rl.train.rollout_scoring import RolloutScorer, UnscorableGuard, reward_metrics
 from f5rl.train.trainer import Trainer
 
@@ -77,14 +79,22 @@ class RLTrainer(Trainer):
             raise ValueError(f"rl.repeat_count={rl.repeat_count} must divide the number of processes "
                              f"({self.accelerator.num_processes})")
         self.ref = self._build_reference()
-        rewards = RewardSet.from_config(
-            [{"name": p.name, "weight": p.weight, "config": dict(p.config), "label": p.label}
-             for p in rl.rewards.providers],
-            rl.rewards.mode, dict(rl.rewards.params))
+        providers = [{"name": p.name, "weight": p.weight, "config": dict(p.config), "label": p.label}
+                     for p in rl.rewards.providers]
+        self.reward_server = None
+        if rl.rewards.process == "server":
+            from f5rl.train.reward_process import RewardServerProcess
+
+            self.reward_server = RewardServerProcess(providers, rl.rewards.server_threads, str(self.device))
+            self.reward_server.start()
+            atexit.register(self.reward_server.stop)  # also when training raises
+            providers = self.reward_server.remote_specs()
+        rewards = RewardSet.from_config(providers, rl.rewards.mode, dict(rl.rewards.params))
         rewards.setup(str(self.device))
         if self._vocoder is None:
             self._vocoder = self._build_vocoder()
         self.scorer = RolloutScorer(rewards, self._vocoder, rl.rewards.vocoder_batch)
+        self._score_pool = ThreadPoolExecutor(1, thread_name_prefix="reward")  # waits on the reward server
         self.unscorable = UnscorableGuard(rl.max_unscorable_updates, self.accelerator)
         self.val_batch = None
         if rl.val_manifest and rl.val_every > 0:
@@ -106,6 +116,11 @@ class RLTrainer(Trainer):
         """Rollouts of one prompt within a process."""
         return self.cfg.rl.group_size * self.cfg.rl.mini_repeat_count
 
+    @property
+    def shared_start(self) -> int:
+        """Rollouts per block sharing their initial noise (``rl.shared_start_noise``: a group)."""
+        return self.copies if self.cfg.rl.shared_start_noise else 1
+
     def split_generator(self) -> torch.Generator:
         """The stream of this update's prompt splits: the same on every process of a repeat block
         (they hold the same prompts), different across blocks and updates."""
@@ -124,12 +139,11 @@ class RLTrainer(Trainer):
 
     def _expand(self, batch: Batch) -> Batch:
         """Repeat every utterance ``group_size × mini_repeat_count`` times (consecutively)."""
-        idx = torch.arange(len(batch), device=batch.mel.device).repeat_interleave(self.copies)
-        return Batch(batch.mel[idx], batch.mel_lengths[idx], batch.text[idx],
-                     [batch.texts[i] for i in idx.tolist()], [batch.audio_paths[i] for i in idx.tolist()])
+        return batch.rows(torch.arange(len(batch), device=batch.mel.device).repeat_interleave(self.copies))
 
     def rollout(self, batch: Batch, policy, prompts: torch.Tensor, use_cfg: bool,
-                generator: torch.Generator | None = None) -> Rollout:
+                generator: torch.Generator | None = None, shared_start: int = 1) -> Rollout:
+        """Roll out ``batch`` from ``policy``; ``shared_start``: consecutive rows sharing the initial noise."""
         rl = self.cfg.rl
         lens = batch.mel_lengths.clamp(max=rl.max_duration)
         was_training = policy.training
@@ -139,6 +153,7 @@ class RLTrainer(Trainer):
             steps_plus_one=rl.steps_plus_one, cfg_strength=rl.cfg_strength if use_cfg else 0.0,
             sway_sampling_coef=rl.sway_sampling_coef, precision=self.precision, generator=generator,
             mode=rl.rollout, sde_noise=rl.sde_noise,
+            shared_start=shared_start,
         )
         policy.train(was_training)
         return ro
@@ -166,18 +181,45 @@ class RLTrainer(Trainer):
         return out
 
     # ------------------------------------------------------------------ one update
+    def rollout_and_score(self, batch: Batch, prompts: torch.Tensor, use_cfg: bool
+                          ) -> tuple[Rollout, CombinedReward, dict[str, float]]:
+        """Roll out the (expanded) batch and score it. With ``rl.rewards.score_chunks`` = C > 1 the
+        prompts are rolled out in C chunks of whole groups, each chunk's scoring (in the reward
+        server) running while the next chunk rolls out; rewards are combined over the whole batch."""
+        chunks = min(self.cfg.rl.rewards.score_chunks, len(batch) // self.copies)
+        t0 = time.perf_counter()
+        if chunks <= 1:
+            ro = self.rollout(batch, self.policy, prompts, use_cfg, shared_start=self.shared_start)
+            t_roll = time.perf_counter() - t0
+            scored = self.scorer(ro, batch, self.copies)
+            return ro, scored, {"time/rollout_s": t_roll, "time/reward_s": time.perf_counter() - t0 - t_roll}
+        groups = len(batch) // self.copies
+        bounds = [round(groups * i / chunks) * self.copies for i in range(chunks + 1)]
+        parts, pending, t_roll = [], [], 0.0
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            t1 = time.perf_counter()
+            sub = batch.rows(slice(a, b))
+            parts.append(self.rollout(sub, self.policy, prompts[a:b], use_cfg, shared_start=self.shared_start))
+            t_roll += time.perf_counter() - t1
+            rb = self.scorer.reward_batch(parts[-1], sub, self.copies)  # vocoding stays in this process
+            pending.append(self._score_pool.submit(self.scorer.rewards.score, rb))
+        t1 = time.perf_counter()
+        outputs = RewardSet.concat([f.result() for f in pending])
+        wait = time.perf_counter() - t1
+        return cat_rollouts(parts), self.scorer.rewards.combine(outputs), {
+            "time/rollout_s": t_roll, "time/reward_s": time.perf_counter() - t0 - t_roll,
+            "time/reward_wait_s": wait}
+
     def rl_update(self, batch: Batch) -> dict[str, float]:
         rl = self.cfg.rl
         t0 = time.perf_counter()
         prompts, use_cfg = self.draw_split(batch, self.split_generator())
         batch, prompts = self._expand(batch), prompts.repeat_interleave(self.copies)
-        ro = self.rollout(batch, self.policy, prompts, use_cfg)
+        ro, scored, timing = self.rollout_and_score(batch, prompts, use_cfg)
         ref_ro = None
         if rl.loss == "f5r" and self.ref is not None and rl.kl_weight > 0:
             ref_ro = self.rollout(batch, self.ref, prompts, use_cfg)  # F5R: the reference's own rollout, same split
-        t_roll = time.perf_counter() - t0
-        scored = self.scorer(ro, batch, self.copies)
-        t_reward = time.perf_counter() - t0 - t_roll
+        t_roll, t_reward = timing["time/rollout_s"], timing["time/reward_s"]
         adv = self.advantages(scored.reward)
         self.model.train(rl.rollout_dropout)  # the rollout's mode (see the module docstring)
         if self.unscorable.nothing_scored(scored, self.update_index):
@@ -185,8 +227,9 @@ class RLTrainer(Trainer):
         else:
             metrics = LOSSES[rl.loss](self, ro, ref_ro, batch, adv, scored.reward)
         metrics.update(reward_metrics(scored, adv))
-        metrics.update({"time/rollout_s": t_roll, "time/reward_s": t_reward,
-                        "time/update_s": time.perf_counter() - t0 - t_roll - t_reward})
+        metrics.update({**timing, "time/update_s": time.perf_counter() - t0 - t_roll - t_reward,
+                        "stats/rollouts": float(len(batch)),
+                        "stats/rollout_frames": float((ro.durations - ro.prompt_lens).sum())})
         self._last = (ro, batch)
         return metrics
 
@@ -289,6 +332,13 @@ class RLTrainer(Trainer):
             start = self.validate()
             self.logger.log(start, step=0)
             self.metrics_file.log(start, 0)
+
+    def close(self) -> None:
+        """Stop the reward server of ``rl.rewards.process=server`` (also done at interpreter exit)."""
+        if getattr(self, "_score_pool", None) is not None:
+            self._score_pool.shutdown(wait=True)
+        if getattr(self, "reward_server", None) is not None:
+            self.reward_server.stop()
 
     def update_step(self, batches: list[Batch]) -> dict[str, float]:
         return self.rl_update(batches[0])  # stage 2 takes one rollout batch per update

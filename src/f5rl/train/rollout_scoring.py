@@ -37,17 +37,20 @@ class RolloutScorer:
         return out
 
     @torch.no_grad()
-    def __call__(self, ro: Rollout, batch: Batch, copies: int) -> CombinedReward:
+    def reward_batch(self, ro: Rollout, batch: Batch, copies: int) -> RewardBatch:
         """Vocode full outputs (prompt + generation) and, once per prompt, the ground truth (the
-        speaker reference); run the reward set. ``copies``: consecutive rows sharing one prompt."""
+        speaker reference). ``copies``: consecutive rows sharing one prompt."""
         outs = self.vocode([ro.mel[j, : int(ro.durations[j])] for j in range(len(batch))])
         firsts = list(range(0, len(batch), copies))
         gts = self.vocode([batch.mel[j, : int(batch.mel_lengths[j])] for j in firsts])
         refs = [gts[j // copies] for j in range(len(batch))]
-        rb = RewardBatch(outs, list(batch.texts), ref_audio=refs,
-                         mel=[ro.generated(j).cpu() for j in range(len(batch))],
-                         metadata=[{"gt_audio": r} for r in refs])
-        return self.rewards(rb)
+        return RewardBatch(outs, list(batch.texts), ref_audio=refs,
+                           mel=[ro.generated(j).cpu() for j in range(len(batch))],
+                           metadata=[{"gt_audio": r} for r in refs])
+
+    def __call__(self, ro: Rollout, batch: Batch, copies: int) -> CombinedReward:
+        """Vocode and score a batch of rollouts with the reward set."""
+        return self.rewards(self.reward_batch(ro, batch, copies))
 
 
 def reward_metrics(scored: CombinedReward, adv: Advantages) -> dict[str, float]:

@@ -16,12 +16,14 @@ class TrainSummary:
     samples: list[str] = field(default_factory=list)
     precision: str = "no"
     skipped_updates: int = 0  # optimiser steps skipped for a non-finite gradient
+    stopped_by_time: bool = False  # optim.max_minutes ended the run before its last update
 
     def render(self) -> str:
         lines = [
             f"trained updates {self.start_update} -> {self.updates} in {self.wall_seconds:.0f} s ({self.precision})",
             f"final loss: {self.final_loss:.4f}" if self.final_loss is not None else "final loss: n/a",
             f"save dir: {self.save_dir}",
+            *(["stopped by optim.max_minutes"] if self.stopped_by_time else []),
             *([f"skipped updates (non-finite gradient): {self.skipped_updates}"] if self.skipped_updates else []),
             *[f"  checkpoint {c}" for c in sorted(set(self.checkpoints))[-3:]],
             *[f"  sample {s}" for s in self.samples[-2:]],

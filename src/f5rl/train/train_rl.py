@@ -16,8 +16,11 @@ def run(cfg: RLTrainConfig):
     from f5rl.train.rl_trainer import RLTrainer
 
     trainer = RLTrainer(cfg)
-    trainer.setup()
-    summary = trainer.train()
+    try:
+        trainer.setup()
+        summary = trainer.train()
+    finally:
+        trainer.close()  # the reward server of rl.rewards.process=server
     if trainer.accelerator.is_main_process:
         print(summary.render())
     return summary

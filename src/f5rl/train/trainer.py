@@ -209,9 +209,25 @@ class Trainer:
             metrics["updates_per_s"] = (update - self.start_update) / (time.perf_counter() - t0)
             metrics.update(self.periodic_validation(update))
             summary.final_loss = metrics.get("loss")
+            out_of_time = self.out_of_time(t0)
             self._log(metrics, update, bar)
-            self._maybe_save(update, batches[-1], summary, final=update >= self.stop_update)
+            self._maybe_save(update, batches[-1], summary, final=update >= self.stop_update or out_of_time)
+            if out_of_time:
+                log.info("optim.max_minutes=%g reached after %d updates; stopping", cfg.optim.max_minutes, update)
+                summary.stopped_by_time = True
+                break
         return self._finish(summary, bar, update, t0)
+
+    def out_of_time(self, t0: float) -> bool:
+        """``optim.max_minutes`` spent on any process (so all processes stop after the same update)."""
+        limit = self.cfg.optim.max_minutes
+        if limit is None:
+            return False
+        acc = self.accelerator
+        flag = torch.tensor([float(time.perf_counter() - t0 >= limit * 60)], device=acc.device)
+        if acc.num_processes > 1:
+            flag = acc.reduce(flag, "sum")
+        return bool(flag.item() > 0)
 
     def on_train_start(self) -> None:
         """Called once before the first update of :meth:`train` (stage 2: validation at update 0)."""

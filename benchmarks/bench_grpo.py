@@ -1,0 +1,176 @@
+"""GRPO from the shipped demo base, measured: held-out CER/WER/SIM before and after, per named setting,
+next to the base, best-of-N reranking with the training reward, and an offline DPO round.
+
+Each setting runs ``python -m f5rl.train.train_rl -cn F5TTS_RL_tiny`` (a subprocess, as a user would)
+from the base after its stage-1 σ warmup, stopped by an update budget and by a wall-time budget
+(``optim.max_minutes``), then the same held-out items (the template list and the free-text list of
+the demo corpus) are synthesised with the same seeds by every system and judged by Whisper
+``embedded:base``, which is not the training reward's ASR model (``embedded:tiny.en``): a policy
+that learned tiny.en's quirks shows up as a gap between the two judges. Changes are paired by item,
+with their standard error. Prints a table; ``--json`` writes everything. Never asserts.
+
+    python benchmarks/bench_grpo.py --data data/demo_char --max_minutes 20 \
+        --setting recipe --setting "lr 3e-5" optim.learning_rate=3e-5 --best_of 4 --dpo \
+        --json benchmarks/results/bench_grpo.json
+
+A setting is NAME then config overrides (after the recipe's, so they replace its keys). Needs the
+demo corpus (``python -m f5rl.data.prepare_demo --out data/demo_char``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def training_rewards():
+    """The reward set GRPO trains with (``F5TTS_RL_tiny``'s providers): best-of-N reranks with it."""
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import RLTrainConfig
+    from f5rl.rewards.combine import RewardSet
+
+    rl = validate(compose("F5TTS_RL_tiny", []), RLTrainConfig).rl
+    return RewardSet.from_config([{"name": p.name, "weight": p.weight, "config": dict(p.config), "label": p.label}
+                                  for p in rl.rewards.providers], rl.rewards.mode, dict(rl.rewards.params))
+
+
+def summarise(name: str, rows: dict[str, list[dict]], base: dict[str, list[dict]], judges: list[str],
+              seconds: float, extra: dict | None = None) -> dict:
+    """Means and paired changes against the base, per list and over both lists."""
+    from f5rl.eval.held_out import compare
+
+    out = {"system": name, "seconds": round(seconds, 1), **(extra or {}), "lists": {}}
+    for lst in [*rows, "all"]:
+        now = rows[lst] if lst != "all" else [r for v in rows.values() for r in v]
+        ref = base[lst] if lst != "all" else [r for v in base.values() for r in v]
+        metrics = [*(f"cer1@{j}" for j in judges), *(f"cer@{j}" for j in judges), "sim"]
+        out["lists"][lst] = {m: compare(ref, now, m).__dict__ for m in metrics}
+    return out
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="data/demo_char", type=Path, help="demo corpus (both test lists)")
+    ap.add_argument("--work", default="benchmarks/results/grpo", type=Path, help="runs and measurements go here")
+    ap.add_argument("--setting", nargs="+", action="append", metavar=("NAME", "OVERRIDE"),
+                    help="a GRPO setting: NAME then config overrides (repeatable); default: the recipe alone")
+    ap.add_argument("--max_minutes", type=float, default=20.0, help="training wall-time budget of each setting")
+    ap.add_argument("--max_updates", type=int, default=400, help="update budget (and LR schedule) of each setting")
+    ap.add_argument("--warmup_updates", type=int, default=200, help="stage-1 σ-head warmup updates")
+    ap.add_argument("--template_items", type=int, default=60, help="items of test_eval.jsonl (from the first)")
+    ap.add_argument("--free_items", type=int, default=60, help="items of test_free_eval.jsonl (from the first)")
+    ap.add_argument("--nfe", type=int, default=16, help="Euler steps of held-out synthesis")
+    ap.add_argument("--judges", default="embedded:base,embedded:tiny.en",
+                    help="Whisper judges of held-out CER (the first is the headline; the reward uses tiny.en)")
+    ap.add_argument("--best_of", type=int, default=0, help="also measure best-of-N reranking of the base (0: no)")
+    ap.add_argument("--dpo", action="store_true", help="also measure one DPO round (prefs.iterate) from the base")
+    ap.add_argument("--dpo_groups", type=int, default=48, help="DPO train sentences (4 samples each)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="measure a setting's existing WORK/NAME/model_last.pt instead of training it again")
+    ap.add_argument("--json", default=None, help="write the results here")
+    args = ap.parse_args(argv)
+
+    from f5rl.eval.base_model import SHIPPED, base_overrides
+    from f5rl.eval.evaluate import read_test_list
+    from f5rl.eval.held_out import HeldOutJudge
+    from f5rl.scripts.grpo_recipe import grpo_argv, run_cli, warmup_argv
+
+    judges = args.judges.split(",")
+    items = {"template": read_test_list(args.data / "test_eval.jsonl")[: args.template_items],
+             "free": read_test_list(args.data / "test_free_eval.jsonl")[: args.free_items]}
+    judge = HeldOutJudge(tuple(judges), nfe=args.nfe, rerank=training_rewards() if args.best_of > 1 else None)
+
+    def measure(ckpt, candidates: int = 1) -> tuple[dict[str, list[dict]], float]:
+        """Rows of every list; kept beside the checkpoint's run (keyed by what was measured), so an
+        unchanged checkpoint is measured once across invocations."""
+        key = json.dumps([str(ckpt), Path(ckpt).stat().st_mtime, candidates, args.nfe, judges,
+                          {k: [it.utt for it in v] for k, v in items.items()}])
+        cache = args.work / "measurements.jsonl"
+        if cache.is_file():
+            for line in cache.read_text().splitlines():
+                entry = json.loads(line)
+                if entry["key"] == key:
+                    return entry["rows"], entry["seconds"]
+        t0 = time.perf_counter()
+        rows = {lst: judge.measure(ckpt, its, candidates) for lst, its in items.items()}
+        seconds = time.perf_counter() - t0
+        args.work.mkdir(parents=True, exist_ok=True)
+        with open(cache, "a") as f:
+            f.write(json.dumps({"key": key, "rows": rows, "seconds": seconds}) + "\n")
+        return rows, seconds
+
+    base_ckpt = SHIPPED / "model.safetensors"
+    base_rows, base_s = measure(base_ckpt)
+    results = [summarise("shipped base", base_rows, base_rows, judges, 0.0, {"measure_s": round(base_s, 1)})]
+    measured = {"shipped base": base_rows}
+
+    stage1 = args.work / "stage1" / "model_last.pt"
+    if not stage1.is_file():
+        t0 = time.perf_counter()
+        run_cli("f5rl.train.train", warmup_argv(SHIPPED, args.data, stage1.parent, args.warmup_updates),
+                args.work / "stage1.log")
+        print(f"stage-1 warmup: {time.perf_counter() - t0:.0f} s", flush=True)
+    rows, _ = measure(stage1)
+    results.append(summarise("stage-1 warmup (GRPO start)", rows, base_rows, judges, 0.0))
+
+    if args.best_of > 1:
+        rows, s = measure(base_ckpt, args.best_of)
+        results.append(summarise(f"best-of-{args.best_of} (training reward)", rows, base_rows, judges, s,
+                                 {"note": "inference cost only"}))
+    for name, *over in args.setting or [["recipe"]]:
+        run = args.work / name.replace(" ", "_")
+        t0 = time.perf_counter()
+        if not (args.reuse and (run / "model_last.pt").is_file()):
+            run_cli("f5rl.train.train_rl", grpo_argv(SHIPPED, args.data, stage1, run,
+                                                     [f"optim.total_updates={args.max_updates}",
+                                                      f"optim.max_minutes={args.max_minutes}", "ckpts.logger=null",
+                                                      "ckpts.log_samples=false", *over]), run / "bench.log")
+        metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        updates = len(metrics)
+        train_s = sum(m["time/rollout_s"] + m["time/reward_s"] + m["time/update_s"] for m in metrics)
+        rows, _ = measure(run / "model_last.pt")
+        results.append(summarise(f"GRPO: {name}", rows, base_rows, judges, train_s,
+                                 {"overrides": over, "updates": updates}))
+        measured[name] = rows
+    if args.dpo:
+        from f5rl.prefs.create_text_context_pairs import demo_rows, write_jsonl
+        from f5rl.prefs.iterate import run_round
+
+        work = args.work / "dpo"
+        manifest = write_jsonl(demo_rows(args.data, groups=args.dpo_groups, nsamples=4, split="train"),
+                               work / "pairs.jsonl")
+        t0 = time.perf_counter()
+        r = run_round(0, str(manifest), str(base_ckpt), work, 4, "F5TTS_DPO_tiny",
+                      [*base_overrides(SHIPPED), f"datasets.path={args.data}", "ckpts.logger=null",
+                       f"optim.max_minutes={args.max_minutes}"], nfe=16)
+        rows, _ = measure(r.ckpt)
+        results.append(summarise("DPO (prefs.iterate defaults)", rows, base_rows, judges, time.perf_counter() - t0,
+                                 {"updates": r.train["updates"], "note": "generation + training"}))
+
+    head = judges[0]
+    print(f"\nheld-out CER (per item clipped at 1) judged by Whisper {head} (the training reward uses "
+          f"embedded:tiny.en); {len(items['template'])} template + {len(items['free'])} free-text items, "
+          f"nfe {args.nfe}, seed 0; change vs the shipped base, paired by item, ± standard error")
+    print(f"| system | s | CER@{head} all | rel | CER@{head} template | CER@{head} free | CER@tiny.en all | SIM all |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        a, t, f = r["lists"]["all"], r["lists"]["template"], r["lists"]["free"]
+        c = a[f"cer1@{head}"]
+        other = a.get("cer1@embedded:tiny.en", {"after": float("nan"), "change": float("nan"), "se": float("nan")})
+        rel = c["change"] / c["before"] if c["before"] else float("nan")
+        print(f"| {r['system']} | {r['seconds']} | {c['after']:.4f} ({c['change']:+.4f} ± {c['se']:.4f}) | "
+              f"{rel:+.1%} | {t[f'cer1@{head}']['after']:.4f} | {f[f'cer1@{head}']['after']:.4f} | "
+              f"{other['after']:.4f} ({other['change']:+.4f}) | {a['sim']['after']:.4f} ({a['sim']['change']:+.4f} "
+              f"± {a['sim']['se']:.4f}) |", flush=True)
+    if args.json:
+        from f5rl.utils.atomic import atomic_write_text
+
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(Path(args.json), json.dumps({"results": results, "per_item": measured}, indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main()
