@@ -113,3 +113,18 @@ def test_principled_estimator_is_unbiased_on_a_toy_problem():
     analytic = -2 * (theta0 - c)
     print(f"toy GRPO gradient: MC {mean:.3f} ± {se:.3f} (analytic {analytic:.3f})")
     assert abs(mean - analytic) < 3 * se
+
+
+def test_advantage_weighted_loss_by_hand():
+    from f5rl.rl.grpo import advantage_weighted_loss
+
+    err = torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    adv = torch.tensor([1.0, -1.0, 0.5, 2.0])
+    valid = torch.tensor([True, True, True, False])
+    drift = torch.tensor([0.1, 0.2, 0.3, 9.0])
+    out = advantage_weighted_loss(err, adv, valid, drift, drift_weight=2.0)
+    # (1·1 − 1·2 + 0.5·3) / 3 valid = 0.5/3; drift mean over valid 0.2, times 2
+    assert out.loss.item() == pytest.approx(0.5 / 3 + 0.4)
+    out.loss.backward()
+    assert err.grad.tolist() == pytest.approx([1 / 3, -1 / 3, 0.5 / 3, 0.0])  # the invalid rollout gets nothing
+    assert advantage_weighted_loss(err, adv, valid).metrics.keys() == {"loss/awm", "stats/err_mean"}

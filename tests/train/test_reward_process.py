@@ -136,3 +136,37 @@ def test_shared_start_noise_reaches_training_rollouts_not_validation(tmp_path, d
     assert all(torch.equal(train_x0[0], train_x0[i]) for i in range(1, 4))  # one group of 4
     assert not torch.equal(train_x0[0], train_x0[4])  # the next group
     assert not torch.equal(val_x0[0], val_x0[1])  # validation prompts are independent
+
+
+def test_awm_trains_toward_the_better_rollouts(tmp_path, demo_corpus):
+    """One AWM step lowers the flow-matching error of the above-average rollouts of the group relative
+    to the below-average ones (the same rollouts, noise and times before and after the step)."""
+    from f5rl.rollout.evaluate import flow_errors
+
+    cfg = tiny_rl_config(tmp_path, demo_corpus, "optim.max_updates=1", "rl.loss=awm", "rl.kl_weight=0",
+                         "optim.learning_rate=1e-3", "rl.awm_time_range=[0.0,0.1]")
+    t = RLTrainer(cfg)
+    t.setup()
+    seen = {}
+    orig = RLTrainer.awm_update
+
+    def spy(self, ro, ref_ro, batch, adv, rewards):
+        g = torch.Generator().manual_seed(0)
+        x0 = torch.randn(ro.mel.shape, generator=g)
+        time = 0.05 * torch.ones(ro.mel.shape[0])
+        before = flow_errors(self.policy, ro.mel.float(), x0, time, ro.text, ro.mask, ro.target).detach()
+        out = orig(self, ro, ref_ro, batch, adv, rewards)
+        after = flow_errors(self.policy, ro.mel.float(), x0, time, ro.text, ro.mask, ro.target).detach()
+        seen.update(adv=adv.adv, change=after - before)
+        return out
+
+    import f5rl.train.rl_trainer as rl_module
+
+    rl_module.LOSSES["awm"] = spy
+    try:
+        t.train()
+    finally:
+        rl_module.LOSSES["awm"] = orig
+    good, bad = seen["adv"] > 0, seen["adv"] < 0
+    assert good.any() and bad.any()
+    assert seen["change"][good].mean() < seen["change"][bad].mean()

@@ -281,7 +281,11 @@ class RLCfg(Checked):
     kl_weight: float = 1.0
     ref_model_ckpt: str | None = None
     reference_free: bool = False
-    loss: str = "grpo"  # grpo (principled) | f5r (parity with the F5R-TTS code) | online_dpo
+    # grpo (principled) | f5r (parity with the F5R-TTS code) | online_dpo | awm (advantage-weighted
+    # flow matching on the group's own rollouts: GRPO's advantages, a flow-matching surrogate)
+    loss: str = "grpo"
+    awm_time_range: list[float] = field(default_factory=lambda: [0.0, 1.0])  # awm: flow times t drawn uniformly
+    awm_draws: int = 1  # awm: (t, noise) draws per rollout and optimiser step
     dpo_beta: float = 500.0  # online_dpo: β of the flow-matching DPO loss on each group's best/worst pair
     dpo_loss_type: str = "dpo"  # online_dpo: dpo | ipo | rpo
     rollout: str = "gaussian"  # gaussian (σ head) | sde (Flow-GRPO noise on a deterministic model)
@@ -308,7 +312,12 @@ class RLCfg(Checked):
     rewards: RewardsCfg = field(default_factory=RewardsCfg)
 
     def rules(self) -> None:
-        _one_of("rl.loss", self.loss, ("grpo", "f5r", "online_dpo"))
+        _one_of("rl.loss", self.loss, ("grpo", "f5r", "online_dpo", "awm"))
+        lo, hi = (list(self.awm_time_range) + [None, None])[:2]
+        if len(self.awm_time_range) != 2 or not 0 <= lo <= hi <= 1:
+            raise ValueError(f"rl.awm_time_range={self.awm_time_range} must be [lo, hi] with 0 <= lo <= hi <= 1")
+        if self.awm_draws < 1:
+            raise ValueError(f"rl.awm_draws={self.awm_draws} must be >= 1")
         _one_of("rl.dpo_loss_type", self.dpo_loss_type, ("dpo", "ipo", "rpo"))
         if self.loss == "online_dpo" and (self.reference_free or self.kl_weight == 0):
             raise ValueError("rl.loss=online_dpo needs a reference model: set rl.kl_weight>0 and "

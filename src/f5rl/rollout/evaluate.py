@@ -7,7 +7,8 @@
   Gaussian KL to the reference model evaluated on the **policy's own stored state**;
 * :func:`f5r_step_loss` (parity with F5R-TTS): density term of the conditional branch and the F5R
   KL against the reference model's outputs on the reference's **own** rollout;
-* :func:`flow_errors`: a sample's flow-matching error under given noise, time and span (DPO).
+* :func:`flow_errors`: a sample's flow-matching error under given noise, time and span (DPO);
+* :func:`awm_step_loss`: advantage-weighted flow matching on the rollouts' own outputs (``rl.loss=awm``).
 
 Every function takes the network to evaluate as an argument (the policy, a frozen reference, a
 LoRA base view): nothing is swapped into a model's attributes. The math is in ``f5rl.rl``.
@@ -22,7 +23,7 @@ from torch import Tensor
 
 from f5rl.model.dit import DiT, VelocityOutput
 from f5rl.rl.gaussian import cfg_gaussian, f5r_kl, gaussian_kl, gaussian_log_prob
-from f5rl.rl.grpo import PolicyLoss, f5r_policy_loss, ppo_clip_loss
+from f5rl.rl.grpo import PolicyLoss, advantage_weighted_loss, f5r_policy_loss, ppo_clip_loss
 from f5rl.rl.masked import masked_mean
 from f5rl.rl.sde import sde_step_gaussian
 from f5rl.rollout.record import Rollout, StepKind
@@ -95,15 +96,40 @@ def f5r_step_loss(policy: DiT, ref_rollout: Rollout | None, ref: DiT | None, ro:
     return f5r_policy_loss(f.unsqueeze(0), mu_c.unsqueeze(0), ln_sig_c.unsqueeze(0), adv, ro.target, kl, kl_weight)
 
 
-def flow_errors(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mask: Tensor, span: Tensor) -> Tensor:
-    """Per-sample flow-matching error ``mean((v − u)²)`` over span elements ``(b,)`` of ``network``
-    on ``x_t = (1−t)·x0 + t·x1`` with the span zeroed in the condition: the quantity flow-matching
-    DPO compares between chosen and rejected (with the same ``x0``, ``time`` and ``span``)."""
+def flow_velocity(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mask: Tensor | None, span: Tensor
+                  ) -> Tensor:
+    """``network``'s velocity ``(b, n, m)`` (float32) at ``x_t = (1−t)·x0 + t·x1`` with the span zeroed
+    in the condition (the infill task of training); its flow-matching target is ``x1 − x0``."""
     t = time.view(-1, 1, 1)
     xt = (1 - t) * x0 + t * x1
     cond = torch.where(span.unsqueeze(-1), torch.zeros_like(x1), x1)
-    mu = network(xt, cond, text, time, mask=mask).mu.float()
+    return network(xt, cond, text, time, mask=mask).mu.float()
+
+
+def flow_errors(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mask: Tensor | None, span: Tensor
+                ) -> Tensor:
+    """Per-sample flow-matching error ``mean((v − u)²)`` over span elements ``(b,)`` of ``network``:
+    the quantity flow-matching DPO compares between chosen and rejected (with the same ``x0``,
+    ``time`` and ``span``)."""
+    mu = flow_velocity(network, x1, x0, time, text, mask, span)
     return masked_mean((mu - (x1 - x0)).square(), span.unsqueeze(-1), dim=(1, 2))
+
+
+def awm_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, adv: Tensor, valid: Tensor, time: Tensor, x0: Tensor,
+                  drift_weight: float) -> PolicyLoss:
+    """Advantage-weighted flow matching on the rollouts' own outputs at flow times ``time (b,)`` with
+    noise ``x0``; the regulariser is the squared distance to the reference's velocity at the same
+    points (per rollout over its generated elements)."""
+    x1 = ro.mel.float()
+    span = ro.target.unsqueeze(-1)
+    mu = flow_velocity(policy, x1, x0, time, ro.text, ro.mask, ro.target)
+    err = masked_mean((mu - (x1 - x0)).square(), span, dim=(1, 2))
+    drift = None
+    if ref is not None and drift_weight > 0:
+        with torch.no_grad():
+            mu_ref = flow_velocity(ref, x1, x0, time, ro.text, ro.mask, ro.target)
+        drift = masked_mean((mu - mu_ref).square(), span, dim=(1, 2))
+    return advantage_weighted_loss(err, adv, valid, drift, drift_weight)
 
 
 def x_batch(ro: Rollout) -> int:

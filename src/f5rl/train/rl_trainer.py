@@ -269,6 +269,32 @@ class RLTrainer(Trainer):
             metrics["stats/kept_steps"] = float(len(steps))
         return metrics
 
+    def awm_update(self, ro: Rollout, ref_ro: Rollout | None, batch: Batch, adv: Advantages,
+                   rewards: torch.Tensor) -> dict[str, float]:
+        """``awm``: ``rl.inner_epochs`` optimiser steps, each on ``rl.awm_draws`` draws of a flow time
+        (uniform in ``rl.awm_time_range``) and noise per rollout; the reference regulariser is weighted
+        by ``rl.kl_weight``."""
+        from f5rl.rollout.evaluate import awm_step_loss
+
+        rl, acc = self.cfg.rl, self.accelerator
+        a, valid = adv.adv.to(self.device), adv.valid.to(self.device)
+        lo, hi = rl.awm_time_range
+        metrics: dict[str, float] = {}
+        for _ in range(rl.inner_epochs):
+            self.optimizer.zero_grad(set_to_none=True)
+            sums: dict[str, float] = {}
+            for _ in range(rl.awm_draws):
+                x0 = torch.randn(ro.mel.shape, device=self.device)
+                t = lo + (hi - lo) * torch.rand(ro.mel.shape[0], device=self.device)
+                with acc.autocast():
+                    out = awm_step_loss(self.policy, self.ref, ro, a, valid, t, x0, rl.kl_weight)
+                acc.backward(out.loss / rl.awm_draws)
+                for name, v in {"loss": out.loss.detach(), **out.metrics}.items():
+                    sums[name] = sums.get(name, 0.0) + float(v) / rl.awm_draws
+            metrics.update(sums)
+            metrics.update(self.optimizer_step().metrics())
+        return metrics
+
     def online_dpo_update(self, ro: Rollout, ref_ro: Rollout | None, batch: Batch, adv: Advantages,
                           rewards: torch.Tensor) -> dict[str, float]:
         """Online DPO: each group's best and worst rollout form a pair; the flow-matching DPO
@@ -359,4 +385,5 @@ LOSSES: dict[str, Callable[..., dict[str, float]]] = {
     "grpo": RLTrainer.policy_gradient_update,
     "f5r": RLTrainer.policy_gradient_update,
     "online_dpo": RLTrainer.online_dpo_update,
+    "awm": RLTrainer.awm_update,
 }
