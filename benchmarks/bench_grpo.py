@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--best_of", type=int, default=0, help="also measure best-of-N reranking of the base (0: no)")
     ap.add_argument("--dpo", action="store_true", help="also measure one DPO round (prefs.iterate) from the base")
     ap.add_argument("--dpo_groups", type=int, default=48, help="DPO train sentences (4 samples each)")
+    ap.add_argument("--prompts_groups", type=int, default=96,
+                    help="train sentences of WORK/prompts.jsonl (each said in the voice of a held-out utterance, as "
+                         "the DPO round's are); a setting uses it with rl.prompts_manifest={prompts}")
+    ap.add_argument("--skip_start", action="store_true", help="do not measure the stage-1 checkpoint itself")
     ap.add_argument("--reuse", action="store_true",
                     help="measure a setting's existing WORK/NAME/model_last.pt instead of training it again")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -75,9 +79,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from f5rl.eval.base_model import SHIPPED, base_overrides
     from f5rl.eval.evaluate import read_test_list
     from f5rl.eval.held_out import HeldOutJudge
+    from f5rl.prefs.create_text_context_pairs import demo_rows, write_jsonl
     from f5rl.scripts.grpo_recipe import grpo_argv, run_cli, warmup_argv
 
     judges = args.judges.split(",")
+    # synthesis prompts for stage 2 (rl.prompts_manifest={prompts}): the DPO round's rows for the same count
+    prompts = write_jsonl(demo_rows(args.data, groups=args.prompts_groups, nsamples=4, split="train"),
+                          args.work / "prompts.jsonl")
     items = {"template": read_test_list(args.data / "test_eval.jsonl")[: args.template_items],
              "free": read_test_list(args.data / "test_free_eval.jsonl")[: args.free_items]}
     judge = HeldOutJudge(tuple(judges), nfe=args.nfe, rerank=training_rewards() if args.best_of > 1 else None)
@@ -112,14 +120,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         run_cli("f5rl.train.train", warmup_argv(SHIPPED, args.data, stage1.parent, args.warmup_updates),
                 args.work / "stage1.log")
         print(f"stage-1 warmup: {time.perf_counter() - t0:.0f} s", flush=True)
-    rows, _ = measure(stage1)
-    results.append(summarise("stage-1 warmup (GRPO start)", rows, base_rows, judges, 0.0))
+    if not args.skip_start:
+        rows, _ = measure(stage1)
+        results.append(summarise("stage-1 warmup (GRPO start)", rows, base_rows, judges, 0.0))
 
     if args.best_of > 1:
         rows, s = measure(base_ckpt, args.best_of)
         results.append(summarise(f"best-of-{args.best_of} (training reward)", rows, base_rows, judges, s,
                                  {"note": "inference cost only"}))
     for name, *over in args.setting or [["recipe"]]:
+        over = [o.replace("{prompts}", str(prompts)) for o in over]
         run = args.work / name.replace(" ", "_")
         t0 = time.perf_counter()
         if not (args.reuse and (run / "model_last.pt").is_file()):
@@ -135,7 +145,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                  {"overrides": over, "updates": updates}))
         measured[name] = rows
     if args.dpo:
-        from f5rl.prefs.create_text_context_pairs import demo_rows, write_jsonl
         from f5rl.prefs.iterate import run_round
 
         work = args.work / "dpo"

@@ -25,6 +25,9 @@ def test_quick_demo_runs_end_to_end_and_writes_what_it_promises(tmp_path):
     s2 = summary["results"]["stage2"]
     assert s2["updates"] == 2 and "val/mean_reward" in s2["val_before"] and "val/mean_reward" in s2["val_after"]
     assert "before GRPO" in (out / "summary.md").read_text()
+    h = s2["held_out"]  # fresh samples of held-out sentences (template and free text), judged before and after
+    assert h["items"] == 4 and h["cer"]["n"] == 4 and 0 <= h["cer"]["before"] <= 1 and 0 < h["sim"]["after"] <= 1
+    assert "held-out sentences (half template, half free text" in (out / "summary.md").read_text()
     dpo = summary["results"]["stage3_dpo"]
     assert dpo["pairs"]["train"] >= 1 and (out / "stage3_dpo" / "iter_0" / "train" / "model_last.pt").is_file()
     assert "implicit accuracy on held-out pairs" in (out / "summary.md").read_text()

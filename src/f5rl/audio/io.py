@@ -56,3 +56,13 @@ def save_audio(path: str | os.PathLike, audio: Tensor | np.ndarray, sample_rate:
     with atomic_path(path) as tmp:
         sf.write(tmp, arr, sample_rate, subtype="PCM_16", format="WAV")
     return Path(path)
+
+
+TARGET_RMS = 0.1  # F5-TTS raises quiet prompts to this RMS
+
+
+def raise_quiet(audio: torch.Tensor, target_rms: float = TARGET_RMS) -> torch.Tensor:
+    """Mono float audio with a quiet signal raised to ``target_rms`` (F5-TTS's prompt rule)."""
+    audio = audio.float().reshape(-1)
+    rms = audio.square().mean().sqrt()
+    return audio * (target_rms / rms) if 0 < rms < target_rms else audio

@@ -302,6 +302,9 @@ class RLCfg(Checked):
     adv_eps: float = 1e-4
     rollout_dropout: bool = False
     max_duration: int = 4096  # frames
+    # f5rl: roll out synthesis prompts (voice prompt + new text, as inference does) from this JSONL
+    # (prefs text/context rows or a test list) instead of infilling the corpus's utterances
+    prompts_manifest: str | None = None
     val_manifest: str | None = None  # f5rl: JSON-lines held-out prompts (audio_path, text), e.g. test.jsonl
     val_every: int = 0  # f5rl: validate every N updates (0: never)
     val_size: int = 8

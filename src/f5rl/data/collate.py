@@ -18,10 +18,17 @@ class Batch:
     text: Tensor  # (b, t) ids, −1 padded
     texts: list[str]
     audio_paths: list[str]
+    # frames of real audio per row, the speaker reference (a synthesis prompt: its prompt frames);
+    # None: all of mel_lengths (a corpus utterance)
+    ref_lengths: Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(self.mel.to(device), self.mel_lengths.to(device), self.text.to(device), self.texts,
-                     self.audio_paths)
+                     self.audio_paths, None if self.ref_lengths is None else self.ref_lengths.to(device))
+
+    @property
+    def reference_lengths(self) -> Tensor:
+        return self.mel_lengths if self.ref_lengths is None else self.ref_lengths
 
     def __len__(self) -> int:
         return self.mel.shape[0]
@@ -30,7 +37,7 @@ class Batch:
         """The batch of the rows ``idx`` (a slice, or an index tensor that may repeat rows)."""
         keep = range(len(self))[idx] if isinstance(idx, slice) else idx.tolist()
         return Batch(self.mel[idx], self.mel_lengths[idx], self.text[idx], [self.texts[i] for i in keep],
-                     [self.audio_paths[i] for i in keep])
+                     [self.audio_paths[i] for i in keep], None if self.ref_lengths is None else self.ref_lengths[idx])
 
 
 def pad_frames(mels: list[Tensor]) -> tuple[Tensor, Tensor]:

@@ -20,8 +20,6 @@ from f5rl.model.cfm import CFM
 from f5rl.model.sampling import estimate_duration
 from f5rl.text.tokenizer import Tokenizer
 
-TARGET_RMS = 0.1  # F5-TTS normalises quiet prompts to this RMS
-
 
 @dataclass
 class Synthesis:
@@ -120,10 +118,9 @@ class TTS:
 
     def prepare_prompt(self, ref_audio: Tensor) -> Tensor:
         """Mono 24 kHz prompt with quiet audio raised to F5's target RMS; ``(frames, m)`` mel."""
-        audio = ref_audio.float().reshape(-1)
-        rms = audio.square().mean().sqrt()
-        if 0 < rms < TARGET_RMS:
-            audio = audio * (TARGET_RMS / rms)
+        from f5rl.audio.io import raise_quiet
+
+        audio = raise_quiet(ref_audio)
         with torch.no_grad():
             return self.mel(audio[None])[0].T
 

@@ -96,6 +96,13 @@ class RLTrainer(Trainer):
         self.scorer = RolloutScorer(rewards, self._vocoder, rl.rewards.vocoder_batch)
         self._score_pool = ThreadPoolExecutor(1, thread_name_prefix="reward")  # waits on the reward server
         self.unscorable = UnscorableGuard(rl.max_unscorable_updates, self.accelerator)
+        self.prompt_set = None
+        if rl.prompts_manifest:
+            from f5rl.data.prompts import PromptSet, read_prompt_manifest
+
+            self.prompt_set = PromptSet(read_prompt_manifest(rl.prompts_manifest), self.tokenizer, self.mel_config)
+            log.info("stage-2 prompts: %d synthesis prompts from %s (not the corpus's utterances)",
+                     len(self.prompt_set), rl.prompts_manifest)
         self.val_batch = None
         if rl.val_manifest and rl.val_every > 0:
             from f5rl.data.manifest import manifest_batch, read_manifest
@@ -132,8 +139,11 @@ class RLTrainer(Trainer):
         drawn once per prompt (before the group copies exist), so every member of a group solves the
         same infill task."""
         rl = self.cfg.rl
-        lens = batch.mel_lengths.clamp(max=rl.max_duration)
-        prompts = prompt_lengths(lens, tuple(rl.prompt_frac_range), rl.prompt_length_mode, generator)
+        if batch.ref_lengths is not None:  # synthesis prompts (rl.prompts_manifest): the whole prompt is given
+            prompts = batch.ref_lengths.cpu()
+        else:
+            lens = batch.mel_lengths.clamp(max=rl.max_duration)
+            prompts = prompt_lengths(lens, tuple(rl.prompt_frac_range), rl.prompt_length_mode, generator)
         use_cfg = rl.cfg_prob >= 1 or float(torch.rand((), generator=generator)) < rl.cfg_prob
         return prompts, use_cfg
 
@@ -367,14 +377,20 @@ class RLTrainer(Trainer):
             self.reward_server.stop()
 
     def update_step(self, batches: list[Batch]) -> dict[str, float]:
-        return self.rl_update(batches[0])  # stage 2 takes one rollout batch per update
+        """One rollout batch per update: the loader's corpus utterances (infilled), or with
+        ``rl.prompts_manifest`` as many synthesis prompts drawn for this update and process block."""
+        if self.prompt_set is None:
+            return self.rl_update(batches[0])
+        gen = self.split_generator()
+        idx = torch.randperm(len(self.prompt_set), generator=gen)[: len(batches[0])].tolist()
+        return self.rl_update(self.prompt_set.batch(idx)[0].to(self.device))
 
     def log_samples(self, update: int, batch: Batch) -> list[str]:
         """The first rollout of the last update: ``update_<N>_gen.wav`` and its ground truth."""
         from f5rl.audio.io import save_audio
 
         ro, b = self._last
-        gen, ref = self.scorer.vocode([ro.mel[0, : int(ro.durations[0])], b.mel[0, : int(b.mel_lengths[0])]])
+        gen, ref = self.scorer.vocode([ro.mel[0, : int(ro.durations[0])], b.mel[0, : int(b.reference_lengths[0])]])
         folder = self.save_dir / "samples"
         return [str(save_audio(folder / f"update_{update}_gen.wav", gen)),
                 str(save_audio(folder / f"update_{update}_ref.wav", ref))]

@@ -39,10 +39,12 @@ class RolloutScorer:
     @torch.no_grad()
     def reward_batch(self, ro: Rollout, batch: Batch, copies: int) -> RewardBatch:
         """Vocode full outputs (prompt + generation) and, once per prompt, the ground truth (the
-        speaker reference). ``copies``: consecutive rows sharing one prompt."""
+        speaker reference: the utterance, or a synthesis prompt's audio). ``copies``: consecutive
+        rows sharing one prompt."""
         outs = self.vocode([ro.mel[j, : int(ro.durations[j])] for j in range(len(batch))])
         firsts = list(range(0, len(batch), copies))
-        gts = self.vocode([batch.mel[j, : int(batch.mel_lengths[j])] for j in firsts])
+        ref_lens = batch.reference_lengths
+        gts = self.vocode([batch.mel[j, : int(ref_lens[j])] for j in firsts])
         refs = [gts[j // copies] for j in range(len(batch))]
         return RewardBatch(outs, list(batch.texts), ref_audio=refs,
                            mel=[ro.generated(j).cpu() for j in range(len(batch))],
