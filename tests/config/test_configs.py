@@ -100,3 +100,27 @@ def test_every_arch_key_reaches_the_dit_and_every_mel_key_the_front_end():
     assert (d.mel_dim, d.text_num_embeds) == (80, 42)
     mel = mel_config(m)
     assert (mel.n_mels, mel.hop_length, mel.sample_rate, mel.mel_type) == (80, 240, 24000, "vocos")
+
+
+def test_keep_best_by_needs_validation_and_a_logged_name(tmp_path):
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import DPOTrainConfig, RLTrainConfig, TrainConfig
+
+    def rl(*over):
+        return validate(compose("F5TTS_RL_tiny", list(over)), RLTrainConfig)
+
+    on = ["rl.val_manifest=held_out.jsonl", "rl.val_every=5"]
+    assert rl(*on, "ckpts.keep_best_by=val_mean_reward").ckpts.keep_best_by == "val/mean_reward"  # NeMo's name
+    assert rl(*on, "ckpts.keep_best_by=val/whisper_asr/accuracy").ckpts.keep_best_by == "val/whisper_asr/accuracy"
+    with pytest.raises(ValueError, match="validation is off: set rl.val_manifest"):
+        rl("ckpts.keep_best_by=val/mean_reward")
+    with pytest.raises(ValueError, match="not a value this stage's validation logs"):
+        rl(*on, "ckpts.keep_best_by=val/mean_rewrad")
+    with pytest.raises(ValueError, match="validation is off: set ckpts.val_list"):
+        validate(compose("F5TTS_tiny_demo", ["ckpts.keep_best_by=val/cer"]), TrainConfig)
+    with pytest.raises(ValueError, match="use val/cer"):
+        validate(compose("F5TTS_tiny_demo", ["ckpts.keep_best_by=val/mean_reward", "ckpts.val_list=x.jsonl",
+                                             "ckpts.val_every=5"]), TrainConfig)
+    with pytest.raises(ValueError, match="validation is off: set dpo.val_manifest"):
+        validate(compose("F5TTS_DPO_tiny", ["dpo.train_manifest=t.jsonl", "ckpts.keep_best_by=val/loss"]),
+                 DPOTrainConfig)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from f5rl.model import DiT
@@ -46,3 +47,24 @@ def test_disabled_adapters_equal_base_and_merge_equals_adapted():
     merged = DiT(tiny_config(use_rl_head=True)).eval()
     merged.load_state_dict(merge_lora_state(model.state_dict()), strict=True)
     assert torch.allclose(merged(x, c, t, time).mu, adapted, atol=1e-5)
+
+
+def test_all_linear_wraps_every_linear_layer_but_the_output_projections():
+    import torch
+
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import RLTrainConfig
+    from f5rl.model.dit import DiT
+    from f5rl.model.lora import LoRALinear, apply_lora
+    from tests.conftest import tiny_config
+
+    cfg = validate(compose("F5TTS_RL_tiny", ["model.lora.enabled=true", "model.lora.targets=all-linear"]),
+                   RLTrainConfig)
+    assert cfg.model.lora.targets == ["all-linear"]
+    with pytest.raises(ValueError, match="list of layer names or all-linear"):
+        validate(compose("F5TTS_RL_tiny", ["model.lora.targets=attn"]), RLTrainConfig)
+    m = DiT(tiny_config(use_rl_head=True))
+    linear = [n for n, x in m.named_modules() if isinstance(x, torch.nn.Linear)]
+    assert apply_lora(m, targets=tuple(cfg.model.lora.targets)) == len(linear) - 2
+    wrapped = {n for n, x in m.named_modules() if isinstance(x, LoRALinear)}
+    assert "proj_out" not in wrapped and "proj_out_ln_sig" not in wrapped and any("time_embed" in n for n in wrapped)

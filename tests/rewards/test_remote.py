@@ -98,3 +98,24 @@ def test_serve_refuses_bad_flags_in_one_line(capsys):
     assert err.value.code == 2 and "--max_mb" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="unknown reward provider 'nope'"):
         main(["--providers", "nope", "--port", "0"])
+
+
+def test_remote_reads_the_server_from_the_environment(monkeypatch):
+    monkeypatch.delenv("F5RL_REWARD_SERVER", raising=False)
+    monkeypatch.delenv("WHISPER_SERVER", raising=False)
+    assert build_provider("remote", {"provider": "x"}).url == "http://127.0.0.1:8001"
+    monkeypatch.setenv("WHISPER_SERVER", "localhost:9001")  # LLaSA's recipe exports it without a scheme
+    assert build_provider("remote", {"provider": "x"}).url == "http://localhost:9001"
+    monkeypatch.setenv("F5RL_REWARD_SERVER", "http://10.0.0.2:8001/")
+    assert build_provider("remote", {"provider": "x"}).url == "http://10.0.0.2:8001"
+    assert build_provider("remote", {"provider": "x", "url": "http://h:1"}).url == "http://h:1"
+
+
+def test_serve_model_flag_configures_whisper_providers_only():
+    from f5rl.rewards.serve import provider_configs
+
+    out = provider_configs("asr=whisper_asr,whisper_nll,duration", ['whisper_nll={"model": "embedded:base"}'],
+                           model="large-v3")
+    assert out == {"asr": {"model": "large-v3"}, "whisper_nll": {"model": "embedded:base"}}
+    with pytest.raises(ValueError, match="KEY=JSON"):
+        provider_configs("duration", ["duration={bad"])

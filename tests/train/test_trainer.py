@@ -231,3 +231,47 @@ def test_max_minutes_stops_after_the_update_that_spends_it_and_saves(tmp_path, d
     assert "stopped by optim.max_minutes" in summary.render()
     with pytest.raises(ValueError, match="optim.max_minutes"):
         tiny_train_config(tmp_path, demo_corpus, "optim.max_minutes=0")
+
+
+def test_a_checkpoint_of_another_stage_in_the_save_dir_starts_a_new_run(tmp_path, demo_corpus, caplog):
+    """The F5-TTS RL README copies stage 1's model_last.pt into the stage-2 save dir: stage 2 must start
+    from its weights at update 0 with its own optimiser and schedule, not resume stage 1's run."""
+    import shutil
+
+    from f5rl.train.rl_trainer import RLTrainer
+    from tests.conftest import tiny_rl_config
+
+    stage1 = _trainer(tiny_train_config(tmp_path / "s1", demo_corpus, "optim.max_updates=3",
+                                        "model.objective=gaussian_nll", "model.output_dist=gaussian",
+                                        "model.use_rl_head=true", "optim.num_warmup_updates=100"))
+    stage1.train()
+    (tmp_path / "s2").mkdir()
+    shutil.copy(tmp_path / "s1" / "model_last.pt", tmp_path / "s2" / "model_last.pt")
+    caplog.set_level(logging.INFO)
+    t = RLTrainer(tiny_rl_config(tmp_path / "s2", demo_corpus, "optim.max_updates=1", "optim.learning_rate=1e-6",
+                                 "optim.num_warmup_updates=0"))
+    t.setup()
+    assert t.start_update == 0 and t.scheduler.get_last_lr()[0] == pytest.approx(1e-6)
+    assert "not by this rl run" in caplog.text and "fresh optimiser at update 0" in caplog.text
+    w1 = torch.load(tmp_path / "s1" / "model_last.pt", weights_only=True)["ema_model_state_dict"]
+    name = next(k for k in w1 if k.startswith("ema_model.transformer.") and "proj_out" in k)
+    assert torch.equal(t.policy.state_dict()[name.removeprefix("ema_model.transformer.")], w1[name])
+    t.train()
+    saved = torch.load(tmp_path / "s2" / "model_last.pt", weights_only=True)
+    assert saved["run_kind"] == {"trainer": "rl", "objective": "grpo"} and saved["update"] == 1
+    again = RLTrainer(tiny_rl_config(tmp_path / "s2", demo_corpus, "optim.max_updates=2"))
+    again.setup()
+    assert again.start_update == 1  # a run of the same stage resumes
+
+
+def test_warmup_ratio_sets_the_warmup_from_the_run_length(tmp_path, demo_corpus):
+    t = _trainer(tiny_train_config(tmp_path, demo_corpus, "optim.total_updates=40", "optim.warmup_ratio=0.25",
+                                   "optim.num_warmup_updates=3", "optim.learning_rate=1e-3"))
+    lrs = []
+    for _ in range(12):
+        lrs.append(t.scheduler.get_last_lr()[0])
+        t.scheduler.step()
+    # 10 warm-up updates (0.25 x 40), not num_warmup_updates=3: half the peak at update 5, the peak at 10
+    assert lrs[5] == pytest.approx(0.5e-3, rel=1e-3) and lrs[10] == pytest.approx(1e-3) and lrs[11] < 1e-3
+    with pytest.raises(ValueError, match="optim.warmup_ratio"):
+        tiny_train_config(tmp_path, demo_corpus, "optim.warmup_ratio=1.5")

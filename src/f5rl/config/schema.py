@@ -63,6 +63,8 @@ class OptimCfg(Checked):
     max_updates: int | None = None  # f5rl: stop after this many updates (demos, smoke runs)
     total_updates: int | None = None  # f5rl: length of the LR schedule and run instead of epochs
     max_minutes: float | None = None  # f5rl: stop (and save) after this much training wall time
+    # f5rl (TRL's name): warm-up as a fraction of the run's updates; wins over num_warmup_updates
+    warmup_ratio: float | None = None
     seed: int = 666
     ema_beta: float = 0.9999  # f5rl: EMA settings (F5-TTS's fixed values by default)
     ema_update_after_step: int = 100
@@ -78,6 +80,8 @@ class OptimCfg(Checked):
             raise ValueError(f"optim.epochs={self.epochs} must be >= 1")
         if self.num_warmup_updates < 0:
             raise ValueError(f"optim.num_warmup_updates={self.num_warmup_updates} must be >= 0")
+        if self.warmup_ratio is not None and not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"optim.warmup_ratio={self.warmup_ratio} must be in [0, 1)")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"optim.max_minutes={self.max_minutes} must be > 0 (or null: no time limit)")
 
@@ -140,9 +144,23 @@ class LoraCfg(Checked):
     rank: int = 16
     alpha: float = 32.0
     dropout: float = 0.0
-    targets: list[str] = field(default_factory=lambda: ["attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0",
-                                                        "ff.ff.0.0", "ff.ff.2"])
+    # name suffixes of the wrapped linear layers, or all-linear (TRL/PEFT's shorthand: every linear
+    # layer but the output projections)
+    targets: Any = field(default_factory=lambda: ["attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0",
+                                                  "ff.ff.0.0", "ff.ff.2"])
     train_also: list[str] = field(default_factory=lambda: ["proj_out_ln_sig"])  # trained in full
+
+    def rules(self) -> None:
+        if isinstance(self.targets, str):
+            if self.targets != "all-linear":
+                raise ValueError(f"model.lora.targets={self.targets!r}: give a list of layer names or all-linear")
+            self.targets = ["all-linear"]
+        elif not (isinstance(self.targets, (list, tuple)) and self.targets
+                  and all(isinstance(t, str) for t in self.targets)):
+            raise ValueError(f"model.lora.targets={self.targets!r}: give a list of layer names or all-linear")
+        self.targets = list(self.targets)
+        if self.rank < 1:
+            raise ValueError(f"model.lora.rank={self.rank} must be >= 1")
 
 
 @dataclass
@@ -203,6 +221,9 @@ class CkptsCfg(Checked):
         if self.keep_last_n_checkpoints < -1:
             raise ValueError("ckpts.keep_last_n_checkpoints must be -1 (keep all), 0 (none) or N > 0")
         _one_of("ckpts.keep_best_mode", self.keep_best_mode, ("max", "min"))
+        if self.keep_best_by and self.keep_best_by.startswith("val_"):
+            # NeMo's spelling (val_mean_reward) names the same logged value as val/mean_reward
+            self.keep_best_by = "val/" + self.keep_best_by.removeprefix("val_")
         if self.save_per_updates <= 0 or self.last_per_updates <= 0:
             raise ValueError("ckpts.save_per_updates and ckpts.last_per_updates must be > 0")
 
@@ -214,7 +235,25 @@ class TrainConfig(Checked):
     model: ModelCfg = field(default_factory=ModelCfg)
     ckpts: CkptsCfg = field(default_factory=CkptsCfg)
 
+    def check_keep_best(self, validating: bool, known: bool, how: str, names: str) -> None:
+        """``ckpts.keep_best_by`` needs validation that logs the named value."""
+        key = self.ckpts.keep_best_by
+        if not key:
+            return
+        if not validating:
+            raise ValueError(f"ckpts.keep_best_by={key} keeps the best validated model, but validation is off: {how}")
+        if not known:
+            raise ValueError(f"ckpts.keep_best_by={key} is not a value this stage's validation logs; use {names}")
+
     def rules(self) -> None:
+        key = self.ckpts.keep_best_by or ""
+        self.check_keep_best(bool(self.ckpts.val_list) and self.ckpts.val_every > 0,
+                             key in ("val/cer", "val/wer", "val/sim", "val/dnsmos", "val/rtf"),
+                             "set ckpts.val_list=test_eval.jsonl and ckpts.val_every=N",
+                             "val/cer (keep_best_mode=min), val/wer, val/sim, val/dnsmos or val/rtf")
+        self.check_objective()
+
+    def check_objective(self) -> None:
         if self.model.objective not in ("mse", "gaussian_nll"):
             raise ValueError(
                 f"model.objective={self.model.objective!r}: f5rl.train.train runs mse|gaussian_nll; "
@@ -355,6 +394,12 @@ class RLTrainConfig(TrainConfig):
     rl: RLCfg = field(default_factory=RLCfg)
 
     def rules(self) -> None:  # model.objective is grpo here: TrainConfig's rule does not apply
+        key = self.ckpts.keep_best_by or ""
+        labels = {p.label or p.name for p in self.rl.rewards.providers}
+        self.check_keep_best(bool(self.rl.val_manifest) and self.rl.val_every > 0,
+                             key == "val/mean_reward" or (key.startswith("val/") and key.split("/")[1] in labels),
+                             "set rl.val_manifest=test.jsonl and rl.val_every=N",
+                             f"val/mean_reward or val/<provider>[/<component>] with a provider of {sorted(labels)}")
         if self.ckpts.val_list and self.ckpts.val_every > 0:
             raise ValueError("ckpts.val_list/ckpts.val_every are stage 0/1 validation; stage 2 validates on held-out "
                              "prompts with rl.val_manifest=test.jsonl rl.val_every=N (keep_best_by=val/mean_reward)")
@@ -424,3 +469,11 @@ class DPOCfg(Checked):
 @dataclass
 class DPOTrainConfig(TrainConfig):
     dpo: DPOCfg = field(default_factory=DPOCfg)
+
+    def rules(self) -> None:
+        key = self.ckpts.keep_best_by or ""
+        self.check_keep_best(bool(self.dpo.val_manifest) and self.dpo.val_every > 0,
+                             key == "val/loss" or key.startswith("val/dpo/"),
+                             "set dpo.val_manifest=held_out.jsonl and dpo.val_every=N",
+                             "val/loss (keep_best_mode=min) or val/dpo/accuracy, val/dpo/margin, ...")
+        self.check_objective()

@@ -51,7 +51,11 @@ def apply_lora(model: nn.Module, rank: int = 16, alpha: float = 32.0, dropout: f
     the adapters and modules named in ``train_also``. Returns the number of wrapped layers."""
     if rank < 1:
         raise ValueError(f"model.lora.rank={rank} must be >= 1")
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.endswith(tuple(targets))]
+    if tuple(targets) == ("all-linear",):  # every linear layer but the output projections (PEFT's rule)
+        names = [n for n, m in model.named_modules()
+                 if isinstance(m, nn.Linear) and n.rpartition(".")[2] not in ("proj_out", "proj_out_ln_sig")]
+    else:
+        names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.endswith(tuple(targets))]
     if not names:
         raise ValueError(f"model.lora.targets={list(targets)} match no linear layer of the model")
     for name in names:

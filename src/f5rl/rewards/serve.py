@@ -124,6 +124,24 @@ def make_server(names: list[str], configs: dict[str, dict] | None = None, host: 
     return RewardServer((host, port), providers, token, max_bytes)
 
 
+def provider_configs(providers: str, items: list[str], model: str | None = None) -> dict[str, dict]:
+    """Provider configs by key from ``--provider_config KEY=JSON`` items; ``model`` fills the ``model``
+    of Whisper-family providers that do not set one."""
+    configs = {}
+    for item in items:
+        key, _, js = item.partition("=")
+        try:
+            configs[key] = json.loads(js)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--provider_config {item!r}: expected KEY=JSON ({err.msg})") from None
+    if model:
+        for entry in providers.split(","):
+            key, _, name = entry.partition("=")
+            if (name or key) in ("whisper_asr", "whisper_nll"):
+                configs.setdefault(key, {}).setdefault("model", model)
+    return configs
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--providers", required=True,
@@ -134,6 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN'")
     ap.add_argument("--max_mb", type=float, default=64, help="largest request body in MB (default 64)")
     ap.add_argument("--device", default="cpu", help="device the reward models run on (default cpu)")
+    ap.add_argument("--model", default=None,
+                    help="Whisper model of the whisper_asr/whisper_nll providers (e.g. large-v3, embedded:base; "
+                         "a --provider_config model wins)")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads of the reward models (torch and CTranslate2); 0: their defaults")
     args = ap.parse_args(argv)
@@ -144,10 +165,10 @@ def main(argv: list[str] | None = None) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    configs = {}
-    for item in args.provider_config:
-        name, _, js = item.partition("=")
-        configs[name] = json.loads(js)
+    try:
+        configs = provider_configs(args.providers, args.provider_config, args.model)
+    except ValueError as err:
+        ap.error(str(err))
     try:
         server = make_server(args.providers.split(","), configs, args.host, args.port, args.token,
                              int(args.max_mb * (1 << 20)), args.device)

@@ -90,6 +90,32 @@ class CheckpointManager:
         return removed
 
 
+def written_by(path: Path) -> dict | None:
+    """The ``run_kind`` a training checkpoint records (which trainer and objective wrote it), or None
+    for a checkpoint that does not say (written before f5rl recorded it, or by another program)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # a truncated or foreign file: say which, do not guess
+        raise RuntimeError(f"cannot read the checkpoint {path}: {err}; delete or replace it") from None
+    return ckpt.get("run_kind") if isinstance(ckpt, dict) else None
+
+
+def choose_start(point: ResumePoint, run_kind: dict) -> ResumePoint:
+    """Resume only a run of the same kind. A checkpoint in the save dir that another stage or
+    objective wrote (e.g. stage 1's ``model_last.pt`` copied into a stage-2 save dir, as the F5-TTS RL
+    README does) starts a new run from its weights with a fresh optimiser and schedule; carrying its
+    update count and learning-rate schedule over would be a silent mistake."""
+    if point.kind != "resume":
+        return point
+    found = written_by(point.path)
+    if found is None or found == run_kind:
+        return point
+    log.info("%s was written by %s (objective %s), not by this %s run (objective %s): starting a new run "
+             "from its weights with a fresh optimiser at update 0 (only a run of the same stage resumes)",
+             point.path, found.get("trainer"), found.get("objective"), run_kind["trainer"], run_kind["objective"])
+    return ResumePoint(point.path, "init")
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
              "numpy": [int(x) for x in np.random.get_state()[1]]}

@@ -34,6 +34,9 @@ class DPOTrainer(Trainer):
     def build_dataset(self, data_dir):
         return PairDataset(self.cfg.dpo.train_manifest, self.mel_config), PairCollate(self.tokenizer)
 
+    def run_kind(self) -> dict[str, str]:
+        return {"trainer": "dpo", "objective": self.cfg.dpo.loss_type}
+
     def setup(self) -> None:
         super().setup()
         self._setup_anchor()

@@ -117,6 +117,9 @@ class RLTrainer(Trainer):
             return None
         return self.build_reference(rl.ref_model_ckpt)
 
+    def run_kind(self) -> dict[str, str]:
+        return {"trainer": "rl", "objective": self.cfg.rl.loss}
+
     # ------------------------------------------------------------------ rollouts
     @property
     def copies(self) -> int:

@@ -28,7 +28,7 @@ from f5rl.data.collate import Batch, Collate
 from f5rl.data.dataset import TTSDataset, resolve_dataset_dir
 from f5rl.data.sampler import build_loader, endless_batches
 from f5rl.model.build import build_cfm, mel_config, tokenizer_for
-from f5rl.train.checkpointing import CheckpointManager, load_initial_weights, restore, rng_state
+from f5rl.train.checkpointing import CheckpointManager, choose_start, load_initial_weights, restore, rng_state
 from f5rl.train.ema import EMA
 from f5rl.train.loggers import MetricsFile, build_logger
 from f5rl.train.optim import build_optimizer, build_scheduler
@@ -88,13 +88,15 @@ class Trainer:
 
         model = build_cfm(cfg.model, self.tokenizer.vocab_size)
         o = cfg.optim
-        self.resume_point = load_initial_weights(model, self.ckpts.find_resume(cfg.ckpts.init_from), self.save_dir)
+        start = choose_start(self.ckpts.find_resume(cfg.ckpts.init_from), self.run_kind())
+        self.resume_point = load_initial_weights(model, start, self.save_dir)
         self.adapt_model(model)
         self.ema = EMA(model, beta=o.ema_beta, update_after_step=o.ema_update_after_step,
                        update_every=o.ema_update_every) if self.accelerator.is_main_process else None
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = build_optimizer(trainable, o.learning_rate, o.weight_decay, o.bnb_optimizer, self.device)
-        self.scheduler = build_scheduler(optimizer, o.num_warmup_updates, self.total_updates)
+        warmup = o.num_warmup_updates if o.warmup_ratio is None else round(o.warmup_ratio * self.total_updates)
+        self.scheduler = build_scheduler(optimizer, warmup, self.total_updates)
         self.keep_best = KeepBest(cfg.ckpts.keep_best_by, cfg.ckpts.keep_best_mode, self.save_dir)
         self.start_update = self._resume(model, optimizer, self.resume_point)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
@@ -301,8 +303,13 @@ class Trainer:
             self.logger.log(metrics, step=update)
             self.metrics_file.log(metrics, update)
 
+    def run_kind(self) -> dict[str, str]:
+        """What this run is, recorded in its checkpoints: only a run of the same kind resumes one."""
+        return {"trainer": "train", "objective": self.cfg.model.objective}
+
     def checkpoint_state(self, update: int) -> dict:
         return {
+            "run_kind": self.run_kind(),
             "model_state_dict": self.accelerator.unwrap_model(self.model).state_dict(),
             "ema_model_state_dict": self.ema.state_dict(),
             "optimizer_state_dict": self.optimizer.state_dict(),

@@ -1,6 +1,7 @@
 """``remote``: score with a provider served by ``python -m f5rl.rewards.serve``.
 
-Config: ``url`` (``http://host:port``), ``provider`` (name on the server), ``token``,
+Config: ``url`` (``http://host:port``; when not set, ``$F5RL_REWARD_SERVER``, then ``$WHISPER_SERVER``,
+then ``http://127.0.0.1:8001``), ``provider`` (name on the server), ``token``,
 ``timeout`` seconds, ``retries`` with exponential ``backoff``. A server that cannot be reached
 after the retries gives NaN scores for the batch with the reason logged; training goes on.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import urllib.error
 import urllib.request
@@ -19,14 +21,20 @@ from f5rl.rewards.wire import batch_to_json, output_from_json
 
 log = logging.getLogger(__name__)
 
+DEFAULT_URL = "http://127.0.0.1:8001"
+
 
 @register("remote")
 class RemoteReward(RewardProvider):
-    def __init__(self, url: str = "http://127.0.0.1:8001", provider: str = "", token: str | None = None,
+    def __init__(self, url: str | None = None, provider: str = "", token: str | None = None,
                  timeout: float = 60.0, retries: int = 2, backoff: float = 0.5, **kw) -> None:
         super().__init__(**kw)
         if not provider:
             raise ValueError("remote reward needs config.provider (the provider's name on the server)")
+        # no URL configured: the environment names the server (LLaSA's recipe exports WHISPER_SERVER)
+        url = url or os.environ.get("F5RL_REWARD_SERVER") or os.environ.get("WHISPER_SERVER") or DEFAULT_URL
+        if not url.startswith(("http://", "https://")):
+            url = "http://" + url
         self.url, self.provider, self.token = url.rstrip("/"), provider, token
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
 
