@@ -73,8 +73,8 @@ def record_first_update(trainer, mode: str, out: Path, splits: list) -> None:
     rollout, accumulate, reduce = trainer.rollout, trainer.accumulate_step_gradients, dist.all_reduce_gradients
     state = {"initial": {k: v.clone() for k, v in trainer.policy.state_dict().items()}}
 
-    def rollout_spy(batch, policy, prompts, use_cfg, generator=None):
-        ro = rollout(batch, policy, prompts, use_cfg, generator)
+    def rollout_spy(batch, policy, prompts, use_cfg, generator=None, **kw):
+        ro = rollout(batch, policy, prompts, use_cfg, generator, **kw)
         if len(splits) < 2:
             splits.append({"prompt_lens": ro.prompt_lens.tolist(), "durations": ro.durations.tolist(),
                            "reference": policy is trainer.ref})

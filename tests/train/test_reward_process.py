@@ -98,10 +98,10 @@ def test_score_chunks_roll_out_whole_groups_and_combine_over_the_batch(tmp_path,
     t = RLTrainer(cfg)
     sizes, orig = [], t.rollout
 
-    def spy(batch, policy, prompts, use_cfg, generator=None):
+    def spy(batch, policy, prompts, use_cfg, generator=None, **kw):
         sizes.append(len(batch))
         assert len(set(batch.texts[i] for i in range(0, len(batch), 4))) == len(batch) // 4
-        return orig(batch, policy, prompts, use_cfg, generator)
+        return orig(batch, policy, prompts, use_cfg, generator, **kw)
 
     t.rollout = spy
     try:

@@ -156,8 +156,8 @@ def _record_rollouts(t):
     seen = []
     rollout = t.rollout
 
-    def spy(batch, policy, prompts, use_cfg, generator=None):
-        ro = rollout(batch, policy, prompts, use_cfg, generator)
+    def spy(batch, policy, prompts, use_cfg, generator=None, **kw):
+        ro = rollout(batch, policy, prompts, use_cfg, generator, **kw)
         seen.append((policy is t.ref, ro.prompt_lens.clone(), ro.durations.clone()))
         return ro
 
