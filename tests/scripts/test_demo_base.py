@@ -89,6 +89,7 @@ def test_base_overrides_rebuild_the_shipped_network():
 TINY = ["model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2", "model.arch.dim_head=32",
         "model.arch.text_dim=32", "model.arch.conv_layers=1", "optim.mixed_precision=no", "ckpts.logger=null",
         "datasets.batch_size_type=sample", "datasets.batch_size_per_gpu=4", "ckpts.val_every=0",
+        "ckpts.keep_best_by=null",
         "optim.num_warmup_updates=1", "ckpts.last_per_updates=1"]
 
 
