@@ -262,6 +262,10 @@ def test_a_checkpoint_of_another_stage_in_the_save_dir_starts_a_new_run(tmp_path
     again = RLTrainer(tiny_rl_config(tmp_path / "s2", demo_corpus, "optim.max_updates=2"))
     again.setup()
     assert again.start_update == 1  # a run of the same stage resumes
+    # the copied stage-1 file was kept (model_last.pt now holds stage 2) and is the resumed run's reference
+    kept = torch.load(tmp_path / "s2" / "model_start.pt", weights_only=True)
+    assert torch.equal(kept["ema_model_state_dict"][name], w1[name])
+    assert torch.equal(again.ref.state_dict()[name.removeprefix("ema_model.transformer.")], w1[name])
 
 
 def test_warmup_ratio_sets_the_warmup_from_the_run_length(tmp_path, demo_corpus):

@@ -6,7 +6,10 @@
 * ``model_last.pt`` every ``last_per_updates`` and at the end, ``model_<update>.pt`` every
   ``save_per_updates``;
 * ``keep_last_n_checkpoints``: −1 keep all, 0 no ``model_<update>.pt`` at all, N keep the newest
-  N (``pretrained_*`` and ``model_last.pt`` are never deleted);
+  N (``pretrained_*``, ``model_start.pt`` and ``model_last.pt`` are never deleted);
+* another stage's ``model_last.pt`` found in the save dir is kept as ``model_start.pt`` before this
+  run's first save replaces it: it is the run's initial weights (and the reference of a resumed
+  stage-2/DPO run);
 * every write is atomic (temp file + rename), so a crash mid-save leaves the previous file;
 * checkpoints carry the RNG states (:func:`rng_state`), so a resumed run equals an uninterrupted one.
 """
@@ -51,6 +54,29 @@ class CheckpointManager:
             return None
         files = sorted(p for p in self.save_dir.glob("pretrained_*") if p.suffix in (".pt", ".safetensors"))
         return files[0] if files else None
+
+    @property
+    def start_file(self) -> Path:
+        return self.save_dir / "model_start.pt"
+
+    def keep_start(self, path: Path) -> Path:
+        """Copy another stage's checkpoint found in the save dir to ``model_start.pt`` (atomically),
+        so that this run's first ``model_last.pt`` does not destroy the weights it started from."""
+        import shutil
+
+        from f5rl.utils.atomic import atomic_path
+
+        with atomic_path(self.start_file, mode=0o600) as tmp:
+            shutil.copyfile(path, tmp)
+        log.info("kept %s as %s (this run's initial weights)", path.name, self.start_file.name)
+        return self.start_file
+
+    def initial_weights(self, init_from: str | None) -> Path | None:
+        """Where the weights this run started from can be read again (for the reference of a resumed
+        run): the kept ``model_start.pt``, else ``ckpts.init_from``, else a ``pretrained_*`` file."""
+        if self.start_file.is_file():
+            return self.start_file
+        return Path(init_from) if init_from else self.pretrained()
 
     def find_resume(self, init_from: str | None = None) -> ResumePoint:
         last = self.save_dir / "model_last.pt"
