@@ -124,3 +124,18 @@ def test_keep_best_by_needs_validation_and_a_logged_name(tmp_path):
     with pytest.raises(ValueError, match="validation is off: set dpo.val_manifest"):
         validate(compose("F5TTS_DPO_tiny", ["dpo.train_manifest=t.jsonl", "ckpts.keep_best_by=val/loss"]),
                  DPOTrainConfig)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("rl.awm_negative_weight=1.5", "rl.awm_negative_weight=1.5 must be in"),
+    ("rl.awm_negative_weight=-0.1", "rl.awm_negative_weight=-0.1 must be in"),
+    ("rl.awm_draws=0", "rl.awm_draws=0 must be >= 1"),
+    ("rl.awm_time_range=[0.5,0.1]", "rl.awm_time_range"),
+])
+def test_bad_awm_settings_are_refused(override, message):
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import RLTrainConfig
+
+    with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+        validate(compose("F5TTS_RL_tiny", [override]), RLTrainConfig)
+    assert validate(compose("F5TTS_RL_tiny", ["rl.awm_negative_weight=0"]), RLTrainConfig).rl.awm_negative_weight == 0

@@ -128,3 +128,8 @@ def test_advantage_weighted_loss_by_hand():
     out.loss.backward()
     assert err.grad.tolist() == pytest.approx([1 / 3, -1 / 3, 0.5 / 3, 0.0])  # the invalid rollout gets nothing
     assert advantage_weighted_loss(err, adv, valid).metrics.keys() == {"loss/awm", "stats/err_mean"}
+    # rl.awm_negative_weight=0: the below-average rollout no longer pushes, (1·1 + 0.5·3) / 3
+    pos = advantage_weighted_loss(err, adv, valid, negative_weight=0.0)
+    assert pos.loss.item() == pytest.approx(2.5 / 3)
+    half = advantage_weighted_loss(err, adv, valid, negative_weight=0.5)
+    assert half.loss.item() == pytest.approx((1 - 0.5 * 2 + 1.5) / 3)

@@ -70,6 +70,10 @@ class RLCfg(Checked):
     loss: str = "grpo"
     awm_time_range: list[float] = field(default_factory=lambda: [0.0, 1.0])  # awm: flow times t drawn uniformly
     awm_draws: int = 1  # awm: (t, noise) draws per rollout and optimiser step
+    # awm: scale of below-average rollouts' (negative) weights. 1 is AWM as published; 0 only pulls the
+    # velocity toward above-average rollouts (reward-filtered self-distillation, the term that moves
+    # offline DPO here: CFM on the chosen sample); pushing the error of bad rollouts up is unbounded
+    awm_negative_weight: float = 1.0
     dpo_beta: float = 500.0  # online_dpo: β of the flow-matching DPO loss on each group's best/worst pair
     dpo_loss_type: str = "dpo"  # online_dpo: dpo | ipo | rpo
     rollout: str = "gaussian"  # gaussian (σ head) | sde (Flow-GRPO noise on a deterministic model)
@@ -105,6 +109,9 @@ class RLCfg(Checked):
             raise ValueError(f"rl.awm_time_range={self.awm_time_range} must be [lo, hi] with 0 <= lo <= hi <= 1")
         if self.awm_draws < 1:
             raise ValueError(f"rl.awm_draws={self.awm_draws} must be >= 1")
+        if not 0 <= self.awm_negative_weight <= 1:
+            raise ValueError(f"rl.awm_negative_weight={self.awm_negative_weight} must be in [0, 1] "
+                             "(1: AWM as published, 0: only above-average rollouts pull)")
         _one_of("rl.dpo_loss_type", self.dpo_loss_type, ("dpo", "ipo", "rpo"))
         if self.loss == "online_dpo" and (self.reference_free or self.kl_weight == 0):
             raise ValueError("rl.loss=online_dpo needs a reference model: set rl.kl_weight>0 and "

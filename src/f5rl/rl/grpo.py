@@ -91,7 +91,7 @@ def f5r_policy_loss(f: Tensor, mu_c: Tensor, ln_sig_c: Tensor, adv: Tensor, fram
 
 
 def advantage_weighted_loss(err: Tensor, adv: Tensor, valid: Tensor, drift: Tensor | None = None,
-                            drift_weight: float = 0.0) -> PolicyLoss:
+                            drift_weight: float = 0.0, negative_weight: float = 1.0) -> PolicyLoss:
     """Advantage-weighted matching (AWM, 2025): GRPO's group-relative advantages weight
     the flow-matching error of each rollout's own output, ``mean_i(A_i · e_i) + β·mean_i(d_i)``.
 
@@ -100,8 +100,13 @@ def advantage_weighted_loss(err: Tensor, adv: Tensor, valid: Tensor, drift: Tens
     and the reference's velocity at the same points (the regulariser). Minimising pulls the velocity
     field toward above-average rollouts and away from below-average ones; the flow-matching target
     is fixed given the output, so the estimate has far less variance than log-prob ratios of every
-    sampled step in a ~10⁴-dimensional action space."""
-    w = torch.where(valid, adv, torch.zeros_like(adv))
+    sampled step in a ~10⁴-dimensional action space.
+
+    ``negative_weight`` scales the weights of below-average rollouts (``A_i < 0``): their term
+    *raises* a flow-matching error, which has no upper bound, so 0 keeps only the pull toward the
+    better rollouts (weights ``max(A_i, 0)``)."""
+    w = torch.where(adv < 0, negative_weight * adv, adv)
+    w = torch.where(valid, w, torch.zeros_like(adv))
     n = valid.sum().clamp_min(1)
     weighted = (w * err).sum() / n
     loss = weighted

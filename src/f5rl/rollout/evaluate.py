@@ -116,7 +116,7 @@ def flow_errors(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mas
 
 
 def awm_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, adv: Tensor, valid: Tensor, time: Tensor, x0: Tensor,
-                  drift_weight: float) -> PolicyLoss:
+                  drift_weight: float, negative_weight: float = 1.0) -> PolicyLoss:
     """Advantage-weighted flow matching on the rollouts' own outputs at flow times ``time (b,)`` with
     noise ``x0``; the regulariser is the squared distance to the reference's velocity at the same
     points (per rollout over its generated elements)."""
@@ -129,7 +129,7 @@ def awm_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, adv: Tensor, valid:
         with torch.no_grad():
             mu_ref = flow_velocity(ref, x1, x0, time, ro.text, ro.mask, ro.target)
         drift = masked_mean((mu - mu_ref).square(), span, dim=(1, 2))
-    return advantage_weighted_loss(err, adv, valid, drift, drift_weight)
+    return advantage_weighted_loss(err, adv, valid, drift, drift_weight, negative_weight)
 
 
 def x_batch(ro: Rollout) -> int:
