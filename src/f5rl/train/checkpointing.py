@@ -59,6 +59,11 @@ class CheckpointManager:
     def start_file(self) -> Path:
         return self.save_dir / "model_start.pt"
 
+    def from_another_stage(self, point: ResumePoint) -> bool:
+        """A weights-only start from a ``model_*.pt`` of this save dir (:func:`choose_start`)."""
+        return (point.kind == "init" and point.path.parent == self.save_dir and point.path.name.startswith("model_")
+                and point.path != self.start_file)
+
     def keep_start(self, path: Path) -> Path:
         """Copy another stage's checkpoint found in the save dir to ``model_start.pt`` (atomically),
         so that this run's first ``model_last.pt`` does not destroy the weights it started from."""

@@ -89,9 +89,8 @@ class Trainer:
         model = build_cfm(cfg.model, self.tokenizer.vocab_size)
         o = cfg.optim
         start = choose_start(self.ckpts.find_resume(cfg.ckpts.init_from), self.run_kind())
-        if start.kind == "init" and start.path.parent == self.save_dir and self.accelerator.is_main_process:
-            if start.path.name.startswith("model_") and start.path != self.ckpts.start_file:
-                self.ckpts.keep_start(start.path)
+        if self.accelerator.is_main_process and self.ckpts.from_another_stage(start):
+            self.ckpts.keep_start(start.path)
         self.resume_point = load_initial_weights(model, start, self.save_dir)
         self.adapt_model(model)
         self.ema = EMA(model, beta=o.ema_beta, update_after_step=o.ema_update_after_step,
