@@ -56,14 +56,20 @@ def validate(cfg: Any, schema: type) -> Any:
     return obj
 
 
-def validate_or_exit(cfg: Any, schema: type) -> Any:
-    """:func:`validate` for command lines: a bad config prints one line and exits with status 2."""
+def validate_or_exit(cfg: Any, schema: type, *checks) -> Any:
+    """:func:`validate` for command lines: a bad config prints one line and exits with status 2.
+    ``checks`` are further cheap checks of the validated config by higher layers (e.g. that every
+    reward provider accepts its ``config``), run before any model loads."""
     import sys
 
     try:
-        return validate(cfg, schema)
-    except ConfigError as err:
-        print(f"config error: {err}", file=sys.stderr)
+        out = validate(cfg, schema)
+        for check in checks:
+            check(out)
+        return out
+    except (ConfigError, ValueError, TypeError, KeyError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"config error: {msg}", file=sys.stderr)
         sys.exit(2)
 
 

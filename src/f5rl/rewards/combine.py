@@ -63,6 +63,25 @@ def rank_shaping(scores: Tensor, weights: Tensor) -> Tensor:
     return weighted_sum(r, weights)
 
 
+# LLaSA's harmonic reward: its parameters and defaults (rl.rewards.params under mode=harmonic)
+HARMONIC_DEFAULTS = {"beta_c": 10.0, "tau_n": 1.0, "lambda_c": 0.5, "lambda_n": 0.5}
+# which provider component feeds CER / NLL ("label/component"; default: the first that has one)
+HARMONIC_SOURCES = ("cer_from", "nll_from")
+
+
+def check_params(mode: str, params: dict[str, Any]) -> None:
+    """``rl.rewards.params`` holds the harmonic combiner's parameters: unknown names are refused, and
+    under any other mode a value that differs from its default would do nothing, so it is refused too."""
+    known = (*HARMONIC_DEFAULTS, *HARMONIC_SOURCES)
+    for key, value in params.items():
+        if key not in known:
+            raise ValueError(f"rl.rewards.params.{key} is not a parameter of any combiner; "
+                             f"mode=harmonic takes {', '.join(known)}")
+        if mode != "harmonic" and value != HARMONIC_DEFAULTS.get(key):
+            raise ValueError(f"rl.rewards.params.{key}={value} only applies to rl.rewards.mode=harmonic "
+                             f"(mode is {mode}): set the mode or drop the parameter")
+
+
 def harmonic(cer: Tensor, nll: Tensor, beta_c: float = 10.0, tau_n: float = 1.0, lambda_c: float = 0.5,
              lambda_n: float = 0.5) -> Tensor:
     """LLaSA harmonic reward from per-sample CER and NLL ``(b,)``."""
@@ -94,6 +113,7 @@ class RewardSet:
             raise ValueError(f"rl.rewards.mode={mode!r}; use one of {', '.join(MODES)}")
         if not specs:
             raise ValueError("rl.rewards.providers is empty; configure at least one reward provider")
+        check_params(mode, dict(params or {}))
         self.specs, self.mode, self.params = specs, mode, dict(params or {})
         self.providers: list[RewardProvider] = [build_provider(s.name, s.config) for s in specs]
         self.labels = [s.label or s.name for s in specs]
@@ -157,7 +177,7 @@ class RewardSet:
         return CombinedReward(reward, metrics, outputs)
 
     def _harmonic(self, outputs: dict[str, RewardOutput]) -> Tensor:
-        p = dict(self.params)
+        p = {**HARMONIC_DEFAULTS, **self.params}
         cer_key, nll_key = p.pop("cer_from", None), p.pop("nll_from", None)
         cer = self._component(outputs, cer_key, ("char_error_rate", "word_error_rate"))
         nll = self._component(outputs, nll_key, ("nll",))

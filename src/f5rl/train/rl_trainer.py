@@ -46,6 +46,26 @@ from f5rl.train.trainer import Trainer
 log = logging.getLogger(__name__)
 
 
+def provider_dicts(rewards) -> list[dict]:
+    """``rl.rewards.providers`` as :meth:`RewardSet.from_config` takes them."""
+    return [{"name": p.name, "weight": p.weight, "config": dict(p.config), "label": p.label}
+            for p in rewards.providers]
+
+
+def check_rewards(cfg) -> None:
+    """Build (not set up) the configured reward set: an unknown provider, a config key or value it
+    does not take (``wer_mode``, ``ref_source``, ...), a shared label or a combiner parameter of
+    another mode fails here, at config time, before any model loads."""
+    r = cfg.rl.rewards
+    for i, p in enumerate(provider_dicts(r)):
+        try:
+            RewardSet.from_config([p], "sum")
+        except (KeyError, TypeError, ValueError) as err:
+            msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+            raise ValueError(f"rl.rewards.providers.{i} ({p['name']}): {msg}") from None
+    RewardSet.from_config(provider_dicts(r), r.mode, dict(r.params))
+
+
 class RLTrainer(Trainer):
     cfg: RLTrainConfig
     explicit_grad_sync = True  # the step losses call the policy network directly, not through DDP
@@ -79,8 +99,7 @@ class RLTrainer(Trainer):
             raise ValueError(f"rl.repeat_count={rl.repeat_count} must divide the number of processes "
                              f"({self.accelerator.num_processes})")
         self.ref = self._build_reference()
-        providers = [{"name": p.name, "weight": p.weight, "config": dict(p.config), "label": p.label}
-                     for p in rl.rewards.providers]
+        providers = provider_dicts(rl.rewards)
         self.reward_server = None
         if rl.rewards.process == "server":
             from f5rl.train.reward_process import RewardServerProcess

@@ -28,7 +28,9 @@ def run(cfg: RLTrainConfig):
 
 @hydra.main(config_path="../configs", config_name="F5TTS_RL", version_base="1.3")
 def main(raw: DictConfig) -> None:
-    run(validate_or_exit(raw, RLTrainConfig))
+    from f5rl.train.rl_trainer import check_rewards
+
+    run(validate_or_exit(raw, RLTrainConfig, check_rewards))
 
 
 if __name__ == "__main__":
