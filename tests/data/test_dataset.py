@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -107,3 +108,34 @@ def test_demo_corpus_is_reproducible_from_its_seed(tmp_path):
         wavs = sorted((tmp_path / run / "wavs").glob("*.wav"))
         digests.append([(w.name, hashlib.md5(w.read_bytes()).hexdigest()) for w in wavs])
     assert len(digests[0]) == 12 and digests[0] == digests[1]
+
+
+def test_an_f5tts_readme_option_a_set_loads_with_paths_relative_to_the_working_directory(tmp_path, monkeypatch):
+    """The F5-TTS RL README's option A script, as written (synthetic audio in place of the HF dummy
+    set): it saves ``audio_path`` as ``data/mini_rl_custom/wavs/...``, relative to where it ran."""
+    from datasets import Dataset
+
+    monkeypatch.chdir(tmp_path)
+    out_root = Path("data/mini_rl_custom")
+    wav_dir = out_root / "wavs"
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    items, durations = [], []
+    for idx in range(3):
+        audio, sr = speech_like(1.0 + 0.25 * idx, sr=16000, seed=idx), 16000
+        wav_path = wav_dir / f"sample_{idx:02d}.wav"
+        sf.write(wav_path, audio, sr)
+        duration = len(audio) / sr
+        items.append({"audio_path": str(wav_path), "text": f"sample {idx}", "duration": duration})
+        durations.append(duration)
+    Dataset.from_list(items).save_to_disk(str(out_root / "raw"))
+    with (out_root / "duration.json").open("w", encoding="utf-8") as f:
+        json.dump({"duration": durations}, f)
+
+    ds = TTSDataset(dataset_dir("mini_rl", "custom", "data"))  # datasets.name=mini_rl model.tokenizer=custom
+    assert [ds[i].text for i in range(3)] == ["sample 0", "sample 1", "sample 2"]
+    assert abs(ds[2].mel.shape[0] - 1.5 * 93.75) <= 2
+    # run from elsewhere the relative paths point nowhere: one clear error at load, not at the first batch
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(FileNotFoundError, match="neither in .* nor under the working directory"):
+        TTSDataset(tmp_path / "data" / "mini_rl_custom")

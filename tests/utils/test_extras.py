@@ -1,8 +1,11 @@
 """Every ``pip install 'f5rl[X]'`` the code tells a user to run names an extra that exists."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -76,13 +76,30 @@ class TTSDataset(Dataset):
         fr = self.mel_config.frame_rate
         self.frame_lens = [int(durations[i] * fr) + 1 for i in self.index]
         self.durations = [float(durations[i]) for i in self.index]
+        self.check_audio()
 
     def __len__(self) -> int:
         return len(self.index)
 
     def resolve(self, audio_path: str) -> Path:
+        """A relative ``audio_path`` is looked up in the dataset folder (f5rl's ``prepare`` writes it so),
+        then, as F5-TTS reads it, from the working directory (the F5-TTS RL README's option A/B scripts
+        save ``data/mini_rl_custom/wavs/...``)."""
         p = Path(audio_path)
-        return p if p.is_absolute() else self.folder / p
+        if p.is_absolute():
+            return p
+        inside = self.folder / p
+        if inside.is_file() or not p.is_file():
+            return inside
+        return p
+
+    def check_audio(self) -> None:
+        """The first kept row's audio file exists (a wrong layout fails here, not at the first batch)."""
+        path = self.table[self.index[0]]["audio_path"]
+        if not self.resolve(path).is_file():
+            raise FileNotFoundError(
+                f"{self.folder}/raw: audio_path {path!r} is neither in {self.folder} nor under the working "
+                f"directory {Path.cwd()}; run from the folder the paths are relative to, or rewrite them")
 
     def __getitem__(self, i: int) -> Item:
         row = self.table[self.index[i]]
