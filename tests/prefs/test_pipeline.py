@@ -19,7 +19,58 @@ def test_text_context_rows_mix_and_repeat(tmp_path):
     assert sum(r["context_type"] == "text" for r in rows) == 3  # every other regular text
     assert all(r["context_audio"] == "/a.wav" for r in rows if r["context_type"] == "audio")
     with pytest.raises(ValueError, match="nsamples_perpair"):
-        make_rows(["x"], [], ctx, [], nsamples=1)
+        make_rows(["x"], [], ctx, [], nsamples=0)
+    prompts = make_rows(["x", "y"], [], ctx, [], nsamples=1)  # NeMo's GRPO prompt list: one row per text
+    assert [r["group"] for r in prompts] == ["g00000", "g00001"]
+
+
+def test_nemo_recipe_commands_run_as_written(tmp_path, demo_corpus):
+    """NeMo MagpieTTS DPO recipe: create_text_contextpairs.py and create_preference_pairs.py flags."""
+    import soundfile as sf
+
+    from f5rl.prefs import create_preference_pairs, create_text_context_pairs
+    from tests.conftest import speech_like
+
+    d = tmp_path / "DPOPairsInputData"
+    d.mkdir()
+    sf.write(d / "ctx.wav", speech_like(1.0, sr=24000), 24000)
+    (d / "challenging_texts_nemollm.txt").write_text("a hard one\nanother hard one\n")
+    (d / "regular_texts_for_audiocontext.txt").write_text("easy audio\n")
+    (d / "regular_texts_for_textcontext.txt").write_text("easy text\n")
+    (d / "audio_context_list.json").write_text(json.dumps([{"audio_path": "ctx.wav", "text": "hi", "speaker": "s"}]))
+    (d / "text_context_list.txt").write_text("Speaker and Emotion: calm\n")
+    args = ["--challenging_texts", d / "challenging_texts_nemollm.txt",
+            "--regular_texts_for_audiocontext", d / "regular_texts_for_audiocontext.txt",
+            "--regular_texts_for_textcontext", d / "regular_texts_for_textcontext.txt",
+            "--audio_contexts", d / "audio_context_list.json", "--text_contexts", d / "text_context_list.txt",
+            "--output_manifest", d / "text_context_pairs_v2.json"]
+    create_text_context_pairs.main([str(a) for a in [*args, "--nsamples_perpair", "6"]])
+    rows = [json.loads(ln) for ln in (d / "text_context_pairs_v2.json").read_text().splitlines()]
+    assert len(rows) == 4 * 6 and len({r["group"] for r in rows}) == 4
+    by_text = {r["text"]: r["context_type"] for r in rows}
+    assert by_text == {"a hard one": "audio", "another hard one": "audio", "easy audio": "audio", "easy text": "text"}
+    assert rows[0]["context_audio"] == str(d / "ctx.wav")
+    create_text_context_pairs.main([str(a) for a in [*args, "--nsamples_perpair", "1"]])  # the GRPO prompt list
+    assert len((d / "text_context_pairs_v2.json").read_text().splitlines()) == 4
+
+    # create_preference_pairs.py --input_manifest ... --generated_audio_dir ... --group_size --cer_threshold --val_size
+    gen = tmp_path / "audios"
+    gen.mkdir()
+    manifest = tmp_path / "dpo_textcontext_pairs.json"
+    rows = [{"id": f"g{g}_s{k}", "group": f"g{g}", "text": f"text {g}"} for g in range(4) for k in range(3)]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows[:9]))  # group 3 is not in the manifest
+    for r in rows:
+        g, k = int(r["group"][1:]), int(r["id"][-1])
+        (gen / f"{r['id']}.json").write_text(json.dumps({**r, "audio_path": f"{r['id']}.wav", "cer": 0.1 * k,
+                                                         "sim": 0.9 - 0.1 * k, "duration": 1.0 + g,
+                                                         "context_audio": "c.wav", "context_text": "hi"}))
+    create_preference_pairs.main(["--input_manifest", str(manifest), "--generated_audio_dir", str(gen),
+                                  "--group_size", "3", "--cer_threshold", "0.01", "--val_size", "1"])
+    out = tmp_path / "dpo_textcontext_pairs_pairs"
+    train = [json.loads(ln) for ln in (out / "train.jsonl").read_text().splitlines()]
+    val = [json.loads(ln) for ln in (out / "val.jsonl").read_text().splitlines()]
+    assert len(train) == 2 and len(val) == 1 and {r["group"] for r in train + val} == {"g0", "g1", "g2"}
+    assert all(r["chosen"]["cer"] == 0.0 and r["rejected"]["cer"] == pytest.approx(0.2) for r in train + val)
 
 
 def test_demo_rows_for_fresh_prompts_exclude_the_pair_texts(demo_corpus):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -15,17 +14,12 @@ from f5rl.text.tokenizer import Tokenizer
 
 
 def read_manifest(path: str | os.PathLike, limit: int | None = None) -> list[dict]:
-    """Rows with ``audio_path`` (resolved against the manifest's folder) and ``text``."""
+    """Rows with ``audio_path`` (resolved against the manifest's folder) and ``text`` (JSON lines or TSV)."""
+    from f5rl.data.rows import read_rows
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"manifest not found: {path}")
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if "audio_path" not in row or "text" not in row:
-            raise ValueError(f"{path}:{n}: each row needs audio_path and text")
+    for row in read_rows(path, ("audio_path", "text")):
         p = Path(row["audio_path"])
         row["audio_path"] = str(p if p.is_absolute() else path.parent / p)
         rows.append(row)

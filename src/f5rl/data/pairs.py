@@ -64,15 +64,10 @@ class PairDataset(Dataset):
 
 
 def _read_pairs(path: str) -> list[dict]:
-    import json
-    from pathlib import Path
+    from f5rl.data.rows import read_rows
 
-    rows = [json.loads(ln) for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
-    for r in rows:
-        for key in ("context_audio", "chosen_audio", "rejected_audio", "text", "context_text"):
-            if key not in r:
-                raise ValueError(f"{path}: pair rows need {key} (from f5rl.prefs.create_preference_pairs)")
-    return rows
+    return read_rows(path, ("context_audio", "chosen_audio", "rejected_audio", "text", "context_text"),
+                     "pair file (from f5rl.prefs.create_preference_pairs)")
 
 
 @dataclass

@@ -69,16 +69,13 @@ def _from_csv(path: Path) -> list[tuple[Path, str]]:
             for r in rows]
 
 
-def _from_jsonl(path: Path) -> list[tuple[Path, str]]:
+def _from_rows(path: Path) -> list[tuple[Path, str]]:
+    """A JSON-lines or TSV manifest (f5rl.data.rows): audio relative to the manifest's folder."""
+    from f5rl.data.rows import read_rows
+
     pairs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        audio = row.get("audio_path") or row.get("audio")
-        if audio is None or "text" not in row:
-            raise ValueError(f"{path}:{n}: each line needs audio_path (or audio) and text")
-        p = Path(audio)
+    for row in read_rows(path, ("audio_path", "text"), "--input", aliases={"audio_path": ("audio",)}):
+        p = Path(row["audio_path"])
         pairs.append((p if p.is_absolute() else path.parent / p, str(row["text"]).strip()))
     return pairs
 
@@ -89,9 +86,11 @@ def collect(input_path: str | os.PathLike) -> list[tuple[Path, str]]:
         return _from_folder(p)
     if p.suffix == ".csv":
         return _from_csv(p)
-    if p.suffix in (".jsonl", ".json"):
-        return _from_jsonl(p)
-    raise ValueError(f"--input {p}: expected a folder, a .csv or a .jsonl manifest")
+    if p.suffix in (".jsonl", ".json", ".tsv"):
+        return _from_rows(p)
+    if not p.exists():
+        raise FileNotFoundError(f"--input {p} does not exist")
+    raise ValueError(f"--input {p}: expected a folder, a .csv, a .jsonl or a .tsv manifest")
 
 
 def tokens_for_vocab(texts: list[str], tokenizer: str) -> list[str]:

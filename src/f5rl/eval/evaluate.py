@@ -41,14 +41,16 @@ def read_test_list(path: str | Path) -> list[TestItem]:
     base = path.parent
     fix = lambda p: p if p is None or Path(p).is_absolute() else str(base / p)  # noqa: E731
     items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        if path.suffix in (".jsonl", ".json"):
-            r = json.loads(line)
+    if path.suffix in (".jsonl", ".json"):
+        from f5rl.data.rows import read_rows
+
+        for r in read_rows(path, ("utt", "prompt_text", "prompt_wav", "target_text"), "test list"):
             items.append(TestItem(r["utt"], r["prompt_text"], fix(r["prompt_wav"]), r["target_text"],
                                   fix(r.get("target_wav")), r.get("speaker")))
-        else:
+    else:  # F5-TTS's LibriSpeech-PC lists: utt|prompt_text|prompt_wav|target_text
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
             parts = line.split("|")
             if len(parts) < 4:
                 raise ValueError(f"{path}:{n}: expected utt|prompt_text|prompt_wav|target_text")

@@ -42,6 +42,20 @@ def run(args: argparse.Namespace) -> list[dict]:
     from f5rl.audio.io import save_audio
     from f5rl.infer.tts import TTS
 
+    if args.best_of < 1:
+        raise ValueError(f"--best_of {args.best_of}: must be >= 1 (1: one sample, N: the best of N by --rewards)")
+    if args.ref_text is not None and not args.ref_text.strip():
+        raise ValueError("--ref_text is empty: give the transcript of --ref_audio (F5 models need it)")
+    if args.manifest:  # read before the model loads: a bad line fails in seconds
+        from f5rl.data.rows import read_rows
+
+        rows = read_rows(args.manifest, ("ref_audio", "ref_text", "text"), "--manifest")
+        out_dir = Path(args.out_dir or "synth_out")
+        items = [(r, out_dir / f"{r.get('id', f'{i:05d}')}.wav") for i, r in enumerate(rows)]
+    else:
+        if args.text is None or args.ref_audio is None or args.ref_text is None or args.out is None:
+            raise ValueError("give --ref_audio, --ref_text, --text and --out (or --manifest and --out_dir)")
+        items = [({"ref_audio": args.ref_audio, "ref_text": args.ref_text, "text": args.text}, Path(args.out))]
     tts = TTS.from_checkpoint(args.ckpt, args.config, vocoder=args.vocoder, device=args.device,
                               model_cfg=args.model_cfg, vocab=args.vocab)
     kw = dict(nfe=args.nfe, cfg_strength=args.cfg, sway=args.sway, speed=args.speed)
@@ -52,14 +66,6 @@ def run(args: argparse.Namespace) -> list[dict]:
         names = args.rewards.split(",")
         weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(names)
         rewards = RewardSet.from_config([{"name": n, "weight": w} for n, w in zip(names, weights)])
-    if args.manifest:
-        rows = [json.loads(ln) for ln in Path(args.manifest).read_text().splitlines() if ln.strip()]
-        out_dir = Path(args.out_dir or "synth_out")
-        items = [(r, out_dir / f"{r.get('id', f'{i:05d}')}.wav") for i, r in enumerate(rows)]
-    else:
-        if args.text is None or args.ref_audio is None or args.ref_text is None or args.out is None:
-            raise ValueError("give --ref_audio, --ref_text, --text and --out (or --manifest and --out_dir)")
-        items = [({"ref_audio": args.ref_audio, "ref_text": args.ref_text, "text": args.text}, Path(args.out))]
     report = []
     for row, out in items:
         ref = _load_ref(row["ref_audio"])

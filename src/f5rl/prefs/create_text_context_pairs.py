@@ -4,9 +4,14 @@
         --audio_contexts contexts.json [--text_contexts styles.txt] --nsamples_perpair 6 --out pairs.jsonl
 
 ``--audio_contexts`` is a JSON list of ``{"audio_path", "text" (or "transcript"), "speaker"}``.
-Challenging texts go with audio contexts; regular texts are split evenly between audio and text
+Challenging texts go with audio contexts; ``--regular_texts`` are split evenly between audio and text
 contexts (text contexts are kept for models conditioned on text; F5 generation skips them).
-Each pair becomes ``nsamples_perpair`` rows sharing a ``group``.
+Each pair becomes ``nsamples_perpair`` rows sharing a ``group`` (1 makes a prompt list, e.g. for
+``rl.prompts_manifest``; preference pairs need 2 or more).
+
+NeMo's MagpieTTS recipe runs as written: ``--regular_texts_for_audiocontext`` and
+``--regular_texts_for_textcontext`` give the two halves as separate lists, ``--output_manifest`` is
+``--out``.
 """
 
 from __future__ import annotations
@@ -24,15 +29,21 @@ from f5rl.utils.atomic import atomic_write_text
 def read_lines(path: str | None) -> list[str]:
     if not path:
         return []
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"text file {path} does not exist")
     return [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
 
 
 def make_rows(challenging: list[str], regular: list[str], audio_contexts: list[dict], text_contexts: list[str],
-              nsamples: int, seed: int = 0) -> list[dict]:
+              nsamples: int, seed: int = 0, regular_audio: list[str] = (), regular_text: list[str] = ()) -> list[dict]:
+    """``regular`` texts alternate between audio and text contexts; ``regular_audio`` /
+    ``regular_text`` (NeMo's two lists) go with audio / text contexts only."""
     if not audio_contexts:
         raise ValueError("--audio_contexts is empty: F5 models need at least one audio prompt")
-    if nsamples < 2:
-        raise ValueError("--nsamples_perpair must be >= 2 (pairs are formed within a group)")
+    if nsamples < 1:
+        raise ValueError(f"--nsamples_perpair {nsamples}: must be >= 1 (1: a prompt list, >= 2: preference groups)")
+    if regular_text and not text_contexts:
+        raise ValueError("--regular_texts_for_textcontext needs --text_contexts")
     rng = random.Random(seed)
     pairs: list[dict] = []
     for text in challenging:
@@ -42,6 +53,13 @@ def make_rows(challenging: list[str], regular: list[str], audio_contexts: list[d
             pairs.append({"text": text, "kind": "regular", "text_context": rng.choice(text_contexts)})
         else:
             pairs.append({"text": text, "kind": "regular", "context": rng.choice(audio_contexts)})
+    for text in regular_audio:
+        pairs.append({"text": text, "kind": "regular", "context": rng.choice(audio_contexts)})
+    for text in regular_text:
+        pairs.append({"text": text, "kind": "regular", "text_context": rng.choice(text_contexts)})
+    if not pairs:
+        raise ValueError("no texts: give --challenging_texts and/or --regular_texts "
+                         "(or NeMo's --regular_texts_for_audiocontext / --regular_texts_for_textcontext)")
     rows = []
     for g, p in enumerate(pairs):
         for k in range(nsamples):
@@ -56,27 +74,57 @@ def make_rows(challenging: list[str], regular: list[str], audio_contexts: list[d
     return rows
 
 
+def read_contexts(path: str) -> list[dict]:
+    """The ``--audio_contexts`` JSON list, relative audio paths joined to its folder; a missing file,
+    bad JSON, a missing field or a missing wav fails naming the file and the entry."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--audio_contexts {path} does not exist")
+    try:
+        contexts = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON (line {err.lineno}): {err.msg}") from None
+    if not isinstance(contexts, list):
+        raise ValueError(f"{path}: expected a JSON list of {{audio_path, text, speaker}} objects")
+    for i, c in enumerate(contexts):
+        if not isinstance(c, dict) or "audio_path" not in c:
+            raise ValueError(f"{path}: entry {i} has no audio_path")
+        if not (c.get("text") or c.get("transcript")):
+            raise ValueError(f"{path}: entry {i} ({c['audio_path']}) has no text (or transcript)")
+        if not Path(c["audio_path"]).is_absolute():
+            c["audio_path"] = str(p.parent / c["audio_path"])
+        if not Path(c["audio_path"]).is_file():
+            raise FileNotFoundError(f"{path}: entry {i}: audio {c['audio_path']} does not exist")
+    return contexts
+
+
 def write_jsonl(rows: list[dict], path: str | os.PathLike) -> Path:
     return atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--challenging_texts")
-    ap.add_argument("--regular_texts")
-    ap.add_argument("--audio_contexts", required=True)
-    ap.add_argument("--text_contexts")
-    ap.add_argument("--nsamples_perpair", type=int, default=6)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--challenging_texts", help="text file, one sentence per line (said with audio contexts)")
+    ap.add_argument("--regular_texts", help="text file, one sentence per line (alternating audio/text contexts)")
+    ap.add_argument("--regular_texts_for_audiocontext", help="NeMo: text file of sentences said with audio contexts")
+    ap.add_argument("--regular_texts_for_textcontext", help="NeMo: text file of sentences with text contexts")
+    ap.add_argument("--audio_contexts", required=True,
+                    help="JSON list of {audio_path, text|transcript, speaker}; relative paths are from its folder")
+    ap.add_argument("--text_contexts", help="text file of style descriptions (text contexts)")
+    ap.add_argument("--nsamples_perpair", type=int, default=6,
+                    help="rows per text/context pair (a preference group); 1 writes a prompt list")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the context draw")
+    ap.add_argument("--out", "--output_manifest", dest="out", required=True,
+                    help="output JSONL manifest (NeMo: --output_manifest)")
     args = ap.parse_args(argv)
-    contexts = json.loads(Path(args.audio_contexts).read_text())
-    base = Path(args.audio_contexts).parent
-    for c in contexts:
-        if not Path(c["audio_path"]).is_absolute():
-            c["audio_path"] = str(base / c["audio_path"])
-    rows = make_rows(read_lines(args.challenging_texts), read_lines(args.regular_texts), contexts,
-                     read_lines(args.text_contexts), args.nsamples_perpair, args.seed)
+    from f5rl.utils.cli import one_line_errors
+
+    with one_line_errors("create_text_context_pairs"):
+        contexts = read_contexts(args.audio_contexts)
+        rows = make_rows(read_lines(args.challenging_texts), read_lines(args.regular_texts), contexts,
+                         read_lines(args.text_contexts), args.nsamples_perpair, args.seed,
+                         read_lines(args.regular_texts_for_audiocontext),
+                         read_lines(args.regular_texts_for_textcontext))
     write_jsonl(rows, args.out)
     n_text = sum(r["context_type"] == "text" for r in rows)
     print(f"wrote {args.out}: {len(rows)} rows in {len(rows) // args.nsamples_perpair} groups "

@@ -106,14 +106,10 @@ def save_mel(path: Path, mel: torch.Tensor) -> None:
 
 
 def read_manifest_rows(path: str) -> list[dict]:
-    rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
-    missing = [r.get("id") for r in rows if "id" not in r or "text" not in r]
-    if missing:
-        raise ValueError(f"{path}: rows need id and text (see f5rl.prefs.create_text_context_pairs)")
-    return rows
+    """Text/context rows (``id``, ``text``; f5rl.prefs.create_text_context_pairs writes them)."""
+    from f5rl.data.rows import read_rows
+
+    return read_rows(path, ("id", "text"), "--manifest (from f5rl.prefs.create_text_context_pairs)")
 
 
 def main(argv: list[str] | None = None) -> None:

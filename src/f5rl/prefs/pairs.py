@@ -70,6 +70,10 @@ def _pair(chosen: Candidate, rejected: Candidate) -> dict:
 def build_pairs(cands: list[Candidate], group_size: int, cer_threshold: float = 1.0, min_duration: float = 0.0,
                 max_duration: float = float("inf"), val_size: int = 0, two_per_group: bool = False,
                 seed: int = 0) -> PairReport:
+    if group_size < 2:
+        raise ValueError(f"--group_size {group_size}: must be >= 2 (a pair is the best and the worst of a group)")
+    if val_size < 0:
+        raise ValueError(f"--val_size {val_size}: must be >= 0")
     groups: dict[str, list[Candidate]] = {}
     for c in cands:
         groups.setdefault(c.group, []).append(c)
@@ -96,6 +100,9 @@ def build_pairs(cands: list[Candidate], group_size: int, cer_threshold: float = 
                 pairs.append(_pair(chosen, rejected))
     # split by group so a text never appears in both train and val
     group_names = sorted({p["group"] for p in pairs})
+    if val_size and val_size >= len(group_names):
+        raise ValueError(f"--val_size {val_size} would leave no training pairs: only {len(group_names)} groups "
+                         f"made a pair; use a smaller --val_size")
     random.Random(seed).shuffle(group_names)
     val_groups = set(group_names[:val_size])
     return PairReport([p for p in pairs if p["group"] not in val_groups],
