@@ -107,6 +107,8 @@ class RLCfg(Checked):
         lo, hi = (list(self.awm_time_range) + [None, None])[:2]
         if len(self.awm_time_range) != 2 or not 0 <= lo <= hi <= 1:
             raise ValueError(f"rl.awm_time_range={self.awm_time_range} must be [lo, hi] with 0 <= lo <= hi <= 1")
+        if self.steps < 2:
+            raise ValueError(f"rl.steps={self.steps} must be >= 2 (ODE steps of a rollout; F5R uses 30)")
         if self.awm_draws < 1:
             raise ValueError(f"rl.awm_draws={self.awm_draws} must be >= 1")
         if not 0 <= self.awm_negative_weight <= 1:

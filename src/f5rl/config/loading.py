@@ -67,9 +67,42 @@ def validate_or_exit(cfg: Any, schema: type, *checks) -> Any:
         for check in checks:
             check(out)
         return out
-    except (ConfigError, ValueError, TypeError, KeyError) as err:
+    except (ConfigError, ValueError, TypeError, KeyError, FileNotFoundError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"config error: {msg}", file=sys.stderr)
+        sys.exit(2)
+
+
+def precheck_command_line(default_name: str, argv: list[str] | None = None) -> None:
+    """Compose the config a Hydra entry point is about to compose, from its command line: a
+    misspelt key or a bad override prints one line (``config error: ...``) and exits with status 2,
+    where Hydra itself would print a paragraph and exit 1. A command line with Hydra's own flags
+    (``--multirun``, ``--cfg``, ...) is left to Hydra."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    name, overrides = default_name, []
+    while args:
+        a = args.pop(0)
+        if a in ("-cn", "--config-name") and args:
+            name = args.pop(0)
+        elif a.startswith(("-cn=", "--config-name=")):
+            name = a.split("=", 1)[1]
+        elif a.startswith("-"):
+            return  # Hydra's flags: its own handling
+        elif not a.lstrip("+~").startswith("hydra."):
+            overrides.append(a)
+    try:
+        compose(name, overrides)
+    except Exception as err:  # Hydra's override and composition errors
+        cause = err.__cause__ or err.__context__
+        detail = str(cause).splitlines()[0] if cause is not None else ""
+        head = str(err).splitlines()[0]
+        hint = ""
+        if "not in struct" in detail:
+            key = head.split("'")[1] if "'" in head else "the key"
+            hint = f": {key} is not a key of {name} (misspelt? a new key needs +{key}=...)"
+        print(f"config error: {head}{hint or (' (' + detail + ')' if detail else '')}", file=sys.stderr)
         sys.exit(2)
 
 

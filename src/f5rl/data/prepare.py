@@ -82,14 +82,14 @@ def _from_rows(path: Path) -> list[tuple[Path, str]]:
 
 def collect(input_path: str | os.PathLike) -> list[tuple[Path, str]]:
     p = Path(input_path)
+    if not p.exists():
+        raise FileNotFoundError(f"--input {p} does not exist")
     if p.is_dir():
         return _from_folder(p)
     if p.suffix == ".csv":
         return _from_csv(p)
     if p.suffix in (".jsonl", ".json", ".tsv"):
         return _from_rows(p)
-    if not p.exists():
-        raise FileNotFoundError(f"--input {p} does not exist")
     raise ValueError(f"--input {p}: expected a folder, a .csv, a .jsonl or a .tsv manifest")
 
 
@@ -151,13 +151,17 @@ def write_dataset(rows: list[Row], out_dir: str | os.PathLike, tokenizer: str = 
 
 
 def prepare(input_path: str, name: str, tokenizer: str = "char", data_root: str = "data",
-            vocab: str | None = None) -> Path:
+            vocab: str | None = None, on_bad_audio: str = "stop") -> Path:
+    """``on_bad_audio``: ``stop`` at the first file that cannot be read (naming it), or ``skip``
+    such files and count them."""
     import soundfile as sf
 
+    if on_bad_audio not in ("stop", "skip"):
+        raise ValueError(f"--on_bad_audio {on_bad_audio}: use stop or skip")
     pairs = collect(input_path)
     if not pairs:
         raise ValueError(f"found no (audio, transcript) pairs in {input_path}")
-    rows, missing, empty = [], 0, 0
+    rows, missing, empty, unreadable = [], 0, 0, 0
     for audio, text in pairs:
         if not audio.is_file():
             missing += 1
@@ -165,27 +169,42 @@ def prepare(input_path: str, name: str, tokenizer: str = "char", data_root: str 
         if not text:
             empty += 1
             continue
-        rows.append(Row(str(audio.resolve()), text, float(sf.info(str(audio)).duration)))
+        try:
+            duration = float(sf.info(str(audio)).duration)
+        except Exception as err:  # libsndfile's error types vary
+            if on_bad_audio == "stop":
+                raise ValueError(f"cannot read audio {audio} ({str(err).splitlines()[0]}); fix or remove it, "
+                                 "or pass --on_bad_audio skip") from None
+            unreadable += 1
+            continue
+        rows.append(Row(str(audio.resolve()), text, duration))
     if not rows:
         raise ValueError(f"none of the {len(pairs)} listed audio files exist or all transcripts are empty")
     out = write_dataset(rows, Path(data_root) / f"{name}_{tokenizer}", tokenizer, vocab)
     durs = [r.duration for r in rows]
     outside = sum(1 for d in durs if not 0.3 <= d <= 30)
     print(f"wrote {out}: {len(rows)} items, {sum(durs) / 3600:.2f} h, {min(durs):.2f}-{max(durs):.2f} s; "
-          f"skipped {missing} missing audio, {empty} empty transcripts; {outside} items outside 0.3-30 s "
+          f"skipped {missing} missing audio, {unreadable} unreadable audio, {empty} empty transcripts; "
+          f"{outside} items outside 0.3-30 s "
           "will be ignored by the loader")
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--input", required=True, help="folder, .csv or .jsonl manifest")
+    ap.add_argument("--input", required=True, help="folder, .csv, .jsonl or .tsv manifest")
     ap.add_argument("--name", required=True, help="dataset name (datasets.name)")
-    ap.add_argument("--tokenizer", default="char", choices=("char", "pinyin", "custom", "byte", "phoneme"))
+    ap.add_argument("--tokenizer", default="char", choices=("char", "pinyin", "custom", "byte", "phoneme"),
+                    help="tokenizer the vocab is built for (model.tokenizer)")
     ap.add_argument("--vocab", default=None, help="vocab.txt for --tokenizer custom")
-    ap.add_argument("--data_root", default="data")
+    ap.add_argument("--data_root", default="data", help="the dataset goes to DATA_ROOT/<name>_<tokenizer>")
+    ap.add_argument("--on_bad_audio", default="stop", choices=("stop", "skip"),
+                    help="an audio file that cannot be read: stop naming it (default), or skip and count it")
     args = ap.parse_args(argv)
-    prepare(args.input, args.name, args.tokenizer, args.data_root, args.vocab)
+    from f5rl.utils.cli import one_line_errors
+
+    with one_line_errors("prepare"):
+        prepare(args.input, args.name, args.tokenizer, args.data_root, args.vocab, args.on_bad_audio)
 
 
 if __name__ == "__main__":

@@ -231,6 +231,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if not args.ckpt and not args.ground_truth:
         ap.error("give at least one --ckpt or --ground_truth")
+    for ckpt in args.ckpt:  # before any test list is read or model loaded
+        if not Path(ckpt).is_file():
+            print(f"error: --ckpt {ckpt} does not exist", file=sys.stderr)
+            sys.exit(2)
     several = len(args.test_list) > 1
     for test_list in args.test_list:
         out_dir = Path(args.out_dir) / Path(test_list).stem if several else Path(args.out_dir)

@@ -67,6 +67,8 @@ class TTS:
         from f5rl.utils.precision import resolve_precision
 
         ckpt = Path(ckpt)
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
         if model_cfg is not None:
             from f5rl.config.loading import compose, validate
             from f5rl.config.schema import TrainConfig

@@ -39,11 +39,15 @@ def read_weights_file(path: str | os.PathLike) -> dict:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as err:  # SafetensorError, OSError: a truncated or foreign file
+            raise ValueError(f"cannot read checkpoint {path} (truncated or not a .safetensors file): {err}") from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
+        raise ValueError(f"cannot read checkpoint {path} (truncated or not a torch checkpoint): "
+                         f"{str(err).splitlines()[0]}") from None
 
 
 def dit_state_from(raw: dict, use_ema: bool = True) -> dict[str, Tensor]:

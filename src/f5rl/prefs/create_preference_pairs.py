@@ -51,14 +51,18 @@ def load_candidates(generated_dir: str | Path, ids: set[str] | None = None) -> l
 
 def create(generated_dir: str, out_dir: str, group_size: int, cer_threshold: float = 1.0, min_duration: float = 0.0,
            max_duration: float = 1e9, val_size: int = 0, two_per_group: bool = False, seed: int = 0,
-           input_manifest: str | None = None) -> PairReport:
+           input_manifest: str | None = None, rank_by: str | None = None) -> PairReport:
     ids = None
     if input_manifest:
         from f5rl.data.rows import read_rows
 
         ids = {r["id"] for r in read_rows(input_manifest, ("id",), "--input_manifest")}
     cands = load_candidates(generated_dir, ids)
-    report = build_pairs(cands, group_size, cer_threshold, min_duration, max_duration, val_size, two_per_group, seed)
+    if rank_by and not any(f"reward/{rank_by}" in c.row for c in cands):
+        raise ValueError(f"--rank_by {rank_by}: no sample in {generated_dir} has reward/{rank_by}; generate with "
+                         f"--extra_rewards {rank_by}")
+    report = build_pairs(cands, group_size, cer_threshold, min_duration, max_duration, val_size, two_per_group, seed,
+                         rank_by)
     if ids is not None:
         report.dropped["manifest_rows_not_generated"] += len(ids - {c.id for c in cands})
     out = Path(out_dir)
@@ -90,6 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val_size", type=int, default=0, help="groups held out for validation")
     ap.add_argument("--two_per_group", action="store_true", help="two pairs per group of >= 4 (best/worst, next)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
+    ap.add_argument("--rank_by", default=None,
+                    help="rank by this reward (reward/NAME from generate --extra_rewards NAME, higher is better) "
+                         "instead of the Pareto order of (CER, SIM)")
     args = ap.parse_args(argv)
     if args.out_dir is None:
         if not args.input_manifest:
@@ -100,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
 
     with one_line_errors("create_preference_pairs"):
         report = create(args.generated_dir, args.out_dir, args.group_size, args.cer_threshold, args.min_duration,
-                        args.max_duration, args.val_size, args.two_per_group, args.seed, args.input_manifest)
+                        args.max_duration, args.val_size, args.two_per_group, args.seed, args.input_manifest,
+                        args.rank_by)
     print(report.render())
 
 

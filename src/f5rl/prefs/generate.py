@@ -43,7 +43,9 @@ def shard(rows: list[dict]) -> list[dict]:
 
 def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, nfe: int = 16, cfg: float = 2.0,
              seed: int = 0, asr: str = "whisper_asr", sim: str = "resemblyzer_sim", vocoder: str | None = None,
-             progress: bool = True) -> dict:
+             progress: bool = True, extra_rewards: tuple[str, ...] = ()) -> dict:
+    """Synthesise and score every row not done yet; ``extra_rewards`` (provider names, e.g. ``dnsmos``)
+    are scored too and stored as ``reward/<name>`` (and ``reward/<name>/<component>``)."""
     from tqdm import tqdm
 
     from f5rl.infer.tts import TTS
@@ -69,11 +71,17 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
         batch = RewardBatch([res.audio], [r["text"]], ref_audio=[ctx])
         a = asr_p(batch)
         sm = sim_p(batch)
+        extra = {}
+        for name, p in extra_p.items():
+            out_p = p(batch)
+            extra[f"reward/{name}"] = float(out_p.scores[0])
+            extra.update({f"reward/{name}/{c}": float(v[0]) for c, v in out_p.components.items()})
         transcript = asr_p.last_transcripts[0] if getattr(asr_p, "last_transcripts", None) else ""
         cer = float(a.components.get("char_error_rate", torch.tensor([math.nan]))[0])
         metrics = {"cer": cer, "wer": word_error_rate(r["text"], transcript) if transcript else math.nan,
                    "sim": float(sm.scores[0]), "duration": res.audio.numel() / 24000, "transcript": transcript,
-                   "seed": res.seed, "nfe": nfe, "cfg": cfg, "ckpt": str(ckpt), "prompt_frames": res.prompt_frames}
+                   "seed": res.seed, "nfe": nfe, "cfg": cfg, "ckpt": str(ckpt), "prompt_frames": res.prompt_frames,
+                   **extra}
         save_audio(out / f"{r['id']}.wav", res.audio)
         # the mel the sample was conditioned on, then the generated frames
         save_mel(out / f"{r['id']}.mel.npy", torch.cat([res.prompt_mel, res.mel.float()]))
@@ -85,8 +93,9 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
         with split_cores(tts.device) as score_threads:
             asr_p = build_provider(asr, thread_config(asr, score_threads))
             sim_p = build_provider(sim, thread_config(sim, score_threads))
+            extra_p = {n: build_provider(n, thread_config(n, score_threads)) for n in extra_rewards}
             run_overlapped(todo, synthesize, score_and_write)
-        del asr_p, sim_p  # frees the scorers' models and threads before torch work goes on
+        del asr_p, sim_p, extra_p  # frees the scorers' models and threads before torch work goes on
     bar.close()
     done = len(todo)
     results = [json.loads((out / f"{r['id']}.json").read_text()) for r in shard(audio_rows)
@@ -114,19 +123,30 @@ def read_manifest_rows(path: str) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--manifest", required=True)
-    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--manifest", required=True, help="text/context rows (f5rl.prefs.create_text_context_pairs)")
+    ap.add_argument("--ckpt", required=True, help="the policy checkpoint that synthesises")
     ap.add_argument("--config", default=None, help="training config.yaml (default: beside the checkpoint)")
-    ap.add_argument("--out_dir", required=True)
-    ap.add_argument("--nfe", type=int, default=16)
-    ap.add_argument("--cfg", type=float, default=2.0)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--asr", default="whisper_asr")
-    ap.add_argument("--sim", default="resemblyzer_sim")
-    ap.add_argument("--vocoder", default=None)
+    ap.add_argument("--out_dir", required=True, help="<id>.wav, <id>.mel.npy and <id>.json go here")
+    ap.add_argument("--nfe", type=int, default=16, help="Euler steps of synthesis")
+    ap.add_argument("--cfg", type=float, default=2.0, help="classifier-free guidance strength")
+    ap.add_argument("--seed", type=int, default=0, help="base seed (each row's seed derives from its id)")
+    ap.add_argument("--asr", default="whisper_asr", help="ASR reward provider (CER, WER)")
+    ap.add_argument("--sim", default="resemblyzer_sim", help="speaker-similarity reward provider")
+    ap.add_argument("--vocoder", default=None, help="vocoder (default: the checkpoint config's)")
+    ap.add_argument("--extra_rewards", default="",
+                    help="comma-separated reward providers also scored (reward/NAME; e.g. dnsmos,duration)")
     args = ap.parse_args(argv)
-    summary = generate(args.manifest, args.ckpt, args.out_dir, args.config, args.nfe, args.cfg, args.seed, args.asr,
-                       args.sim, args.vocoder)
+    from f5rl.utils.cli import one_line_errors
+
+    with one_line_errors("generate"):
+        read_manifest_rows(args.manifest)  # before the model loads
+        if not Path(args.ckpt).is_file():
+            raise FileNotFoundError(f"--ckpt {args.ckpt} does not exist")
+        extra = tuple(n for n in args.extra_rewards.split(",") if n)
+        for name in extra:
+            build_provider(name)  # an unknown name fails before the model loads
+        summary = generate(args.manifest, args.ckpt, args.out_dir, args.config, args.nfe, args.cfg, args.seed,
+                           args.asr, args.sim, args.vocoder, extra_rewards=extra)
     print("| rows | text-context rows skipped | generated now | done (this shard) | mean CER | mean SIM |")
     print("|---|---|---|---|---|---|")
     print(f"| {summary['rows']} | {summary['skipped_text_context']} | {summary['generated_now']} | {summary['done']} "

@@ -12,6 +12,19 @@ pairs whose implicit accuracy is reported, and after training generates them aga
 seeds (``held_out_after/``), so the mean reward of fresh samples on held-out prompts is compared
 sample by sample. Without it, ``--val_size`` groups of the manifest are held out as pairs only.
 
+``--rank_by NAME`` ranks each group by any reward provider (e.g. ``dnsmos`` for MOS, ``duration``)
+instead of the Pareto order of (CER, SIM): it is scored beside them during generation.
+
+Files of round k, for users of other iterative-DPO code: the chosen/rejected data is
+``iter_<k>/pairs/train.jsonl`` (and ``val.jsonl``; one JSON object per pair, ``chosen`` and
+``rejected`` with their audio, mel, CER, SIM and rewards), the samples it came from are
+``iter_<k>/generated/``, the trained policy is ``iter_<k>/train/model_last.pt``. ``iterate.log`` in
+the work dir is a readable account of the whole run (one block per round); ``rounds.json`` holds
+every number.
+
+Everything a user gives is checked before the first generation: the manifests, the initial
+checkpoint, the counts, and the training overrides (composed and validated as round 0 will).
+
     python -m f5rl.prefs.iterate --manifest pairs.jsonl --val_manifest held_out.jsonl \
         --init_ckpt ckpts/.../model_last.pt --work_dir ckpts/dpo_rounds --rounds 2 --group_size 4 \
         -- dpo.time_range=[0,0.1] dpo.sft_loss_weight=100 optim.max_updates=120
@@ -92,12 +105,13 @@ class RoundResult:
 
 
 def _pairs(generated: Path, out: Path, group_size: int, cer_threshold: float, max_duration: float, val_size: int,
-           seed: int) -> dict:
+           seed: int, rank_by: str | None = None) -> dict:
     """Pairs of one generation folder (reused when already made): ``{"train", "val", "dropped"}``."""
     from f5rl.prefs.create_preference_pairs import create
 
     if not (out / "report.json").is_file():
-        report = create(str(generated), str(out), group_size, cer_threshold, 0.0, max_duration, val_size, seed=seed)
+        report = create(str(generated), str(out), group_size, cer_threshold, 0.0, max_duration, val_size, seed=seed,
+                        rank_by=rank_by)
         atomic_write_text(out / "report.json", json.dumps({"train": len(report.train), "val": len(report.val),
                                                            "dropped": dict(report.dropped)}))
     return json.loads((out / "report.json").read_text())
@@ -106,30 +120,29 @@ def _pairs(generated: Path, out: Path, group_size: int, cer_threshold: float, ma
 def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_size: int, config_name: str,
               overrides: list[str], nfe: int = 16, cer_threshold: float = 1.0, val_size: int = 2,
               max_duration: float = 30.0, asr: str = "whisper_asr", sim: str = "resemblyzer_sim",
-              seed: int = 0, val_manifest: str | None = None) -> RoundResult:
+              seed: int = 0, val_manifest: str | None = None, rank_by: str | None = None) -> RoundResult:
     from f5rl.config import compose, validate
     from f5rl.config.schema import DPOTrainConfig
     from f5rl.prefs.generate import generate
     from f5rl.train.dpo_trainer import DPOTrainer
 
     d = work_dir / f"iter_{k}"
-    gen_kw = dict(nfe=nfe, seed=seed + 1000 * k, asr=asr, sim=sim, progress=False)
+    gen_kw = dict(nfe=nfe, seed=seed + 1000 * k, asr=asr, sim=sim, progress=False,
+                  extra_rewards=(rank_by,) if rank_by else ())
     gen = generate(manifest, policy_ckpt, str(d / "generated"), **gen_kw)
     pairs = _pairs(d / "generated", d / "pairs", group_size, cer_threshold, max_duration,
-                   0 if val_manifest else val_size, seed)
+                   0 if val_manifest else val_size, seed, rank_by)
     val_pairs = d / "pairs" / "val.jsonl"
     if val_manifest:  # held-out pairs from the held-out prompts' own generations
         generate(val_manifest, policy_ckpt, str(d / "held_out_before"), **gen_kw)
-        held = _pairs(d / "held_out_before", d / "held_out_pairs", group_size, cer_threshold, max_duration, 0, seed)
+        held = _pairs(d / "held_out_before", d / "held_out_pairs", group_size, cer_threshold, max_duration, 0, seed,
+                      rank_by)
         pairs = {**pairs, "val": held["train"], "dropped_held_out": held["dropped"]}
         val_pairs = d / "held_out_pairs" / "train.jsonl"
     if pairs["train"] == 0:
         raise RuntimeError(f"round {k}: no preference pair survived the filters ({pairs['dropped']}); "
                            "generate more samples per group or relax --cer_threshold")
-    over = [f"dpo.train_manifest={d / 'pairs' / 'train.jsonl'}", f"ckpts.save_dir={d / 'train'}",
-            f"ckpts.init_from={policy_ckpt}", f"dpo.ref_model_ckpt={policy_ckpt}"]
-    if pairs["val"]:
-        over.append(f"dpo.val_manifest={val_pairs}")
+    over = round_overrides(d, policy_ckpt, val_pairs if pairs["val"] else None)
     trainer = DPOTrainer(validate(compose(config_name, over + list(overrides)), DPOTrainConfig))
     trainer.setup()
     before = trainer.validate()
@@ -144,35 +157,84 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
                        before, after, held_out)
 
 
+def round_overrides(d: Path, policy_ckpt: str, val_pairs: Path | None) -> list[str]:
+    """The train_dpo overrides of the round in folder ``d`` (the user's come after them)."""
+    over = [f"dpo.train_manifest={d / 'pairs' / 'train.jsonl'}", f"ckpts.save_dir={d / 'train'}",
+            f"ckpts.init_from={policy_ckpt}", f"dpo.ref_model_ckpt={policy_ckpt}"]
+    return over + ([f"dpo.val_manifest={val_pairs}"] if val_pairs else [])
+
+
+def check_inputs(manifest: str, init_ckpt: str, rounds: int, group_size: int, config_name: str,
+                 overrides: list[str], val_size: int = 2, val_manifest: str | None = None,
+                 rank_by: str | None = None, work_dir: str = ".") -> None:
+    """Everything a user gives, checked in seconds before the first generation."""
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import DPOTrainConfig
+    from f5rl.prefs.generate import read_manifest_rows
+
+    if rounds < 1:
+        raise ValueError(f"--rounds {rounds}: must be >= 1")
+    if group_size < 2:
+        raise ValueError(f"--group_size {group_size}: must be >= 2 (a pair is the best and the worst of a group)")
+    if val_size < 0:
+        raise ValueError(f"--val_size {val_size}: must be >= 0")
+    if not Path(init_ckpt).is_file():
+        raise FileNotFoundError(f"--init_ckpt {init_ckpt} does not exist")
+    read_manifest_rows(manifest)
+    if val_manifest:
+        read_manifest_rows(val_manifest)
+    if rank_by:
+        from f5rl.rewards.registry import build_provider
+
+        build_provider(rank_by)
+    d = Path(work_dir) / "iter_0"
+    validate(compose(config_name, round_overrides(d, init_ckpt, d / "val.jsonl") + list(overrides)), DPOTrainConfig)
+
+
 def iterate(manifest: str, init_ckpt: str, work_dir: str, rounds: int, group_size: int,
             config_name: str = "F5TTS_DPO_tiny", overrides: list[str] | None = None, **kw) -> list[RoundResult]:
+    import time
+
     work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
     ckpt, results = init_ckpt, []
+    log = work / "iterate.log"
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} iterate: {rounds} round(s) from {init_ckpt}, manifest "
+                f"{manifest}, groups of {group_size}, config {config_name} {' '.join(overrides or [])}\n")
     for k in range(rounds):
+        t0 = time.perf_counter()
         r = run_round(k, manifest, ckpt, work, group_size, config_name, overrides or [], **kw)
         results.append(r)
         ckpt = r.ckpt
-        print(f"[round {k}] generated {r.generation['done']} (mean CER {r.generation['mean_cer']:.3f}, "
-              f"SIM {r.generation['mean_sim']:.3f}); pairs {r.pairs['train']} train / {r.pairs['val']} val; "
-              f"val accuracy {r.val_before.get('val/dpo/accuracy', float('nan')):.2f} -> "
-              f"{r.val_after.get('val/dpo/accuracy', float('nan')):.2f}"
-              + (f"; held-out reward {r.held_out.reward_before:.4f} -> {r.held_out.reward_after:.4f} "
-                 f"(change {r.held_out.change:+.4f} ± {r.held_out.change_se:.4f}, n={r.held_out.n})"
-                 if r.held_out else ""))
+        line = (f"[round {k}] generated {r.generation['done']} (mean CER {r.generation['mean_cer']:.3f}, "
+                f"SIM {r.generation['mean_sim']:.3f}); pairs {r.pairs['train']} train / {r.pairs['val']} val; "
+                f"val accuracy {r.val_before.get('val/dpo/accuracy', float('nan')):.2f} -> "
+                f"{r.val_after.get('val/dpo/accuracy', float('nan')):.2f}"
+                + (f"; held-out reward {r.held_out.reward_before:.4f} -> {r.held_out.reward_after:.4f} "
+                   f"(change {r.held_out.change:+.4f} ± {r.held_out.change_se:.4f}, n={r.held_out.n})"
+                   if r.held_out else ""))
+        print(line)
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{line}\n    dropped: {r.pairs['dropped']}; {r.train['updates']} updates, final loss "
+                    f"{r.train['final_loss']}; {time.perf_counter() - t0:.0f} s\n    data: "
+                    f"{work / f'iter_{k}' / 'pairs' / 'train.jsonl'}; policy: {r.ckpt}\n")
     atomic_write_text(work / "rounds.json", json.dumps([asdict(r) for r in results], indent=2))
     return results
 
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--manifest", required=True)
-    ap.add_argument("--init_ckpt", required=True)
-    ap.add_argument("--work_dir", required=True)
-    ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--group_size", type=int, required=True)
-    ap.add_argument("--config_name", default="F5TTS_DPO_tiny")
-    ap.add_argument("--nfe", type=int, default=16)
-    ap.add_argument("--cer_threshold", type=float, default=1.0)
+    ap.add_argument("--manifest", required=True, help="text/context rows (f5rl.prefs.create_text_context_pairs)")
+    ap.add_argument("--init_ckpt", required=True, help="the policy of round 0 (also its reference)")
+    ap.add_argument("--work_dir", required=True, help="iter_<k>/ folders, iterate.log and rounds.json go here")
+    ap.add_argument("--rounds", type=int, default=1, help="rounds of generate -> pairs -> train")
+    ap.add_argument("--group_size", type=int, required=True, help="samples per text/context pair (>= 2)")
+    ap.add_argument("--config_name", default="F5TTS_DPO_tiny", help="train_dpo config of every round")
+    ap.add_argument("--nfe", type=int, default=16, help="Euler steps of generation")
+    ap.add_argument("--cer_threshold", type=float, default=1.0, help="drop pairs whose chosen CER is above")
+    ap.add_argument("--rank_by", default=None,
+                    help="rank groups by this reward provider (e.g. dnsmos, duration) instead of (CER, SIM)")
     ap.add_argument("--val_size", type=int, default=2, help="manifest groups held out as pairs (no --val_manifest)")
     ap.add_argument("--val_manifest", default=None,
                     help="rows of held-out prompts: held-out pairs, and their fresh samples' reward before/after")
@@ -182,9 +244,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> list[RoundResult]:
     args = parser().parse_args(argv)
+    from f5rl.utils.cli import one_line_errors
+
+    with one_line_errors("iterate"):
+        check_inputs(args.manifest, args.init_ckpt, args.rounds, args.group_size, args.config_name, args.overrides,
+                     args.val_size, args.val_manifest, args.rank_by, args.work_dir)
     return iterate(args.manifest, args.init_ckpt, args.work_dir, args.rounds, args.group_size, args.config_name,
                    args.overrides, nfe=args.nfe, cer_threshold=args.cer_threshold, val_size=args.val_size,
-                   val_manifest=args.val_manifest)
+                   val_manifest=args.val_manifest, rank_by=args.rank_by)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ front on (CER ↓, SIM ↑), ties broken by CER then SIM; the best is chosen and
 beats the chosen on either metric, when the chosen CER exceeds ``cer_threshold``, or when a
 duration lies outside ``[min_duration, max_duration]``; groups with a failed score or missing
 members are skipped. Every drop is counted by reason.
+
+``rank_by=NAME`` ranks by one reward instead (``reward/NAME`` in each sample's row, written by
+``prefs.generate --extra_rewards NAME``, e.g. ``dnsmos`` or ``duration``; higher is better): the
+highest is chosen, the lowest rejected, and a group whose two are equal is dropped.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ class Candidate:
     @property
     def failed(self) -> bool:
         return any(math.isnan(v) for v in (self.cer, self.sim, self.duration))
+
+    def score(self, name: str) -> float:
+        """``reward/<name>`` of this sample (NaN when it was not scored)."""
+        v = self.row.get(f"reward/{name}")
+        return float(v) if isinstance(v, (int, float)) else math.nan
 
 
 def dominates(a: Candidate, b: Candidate) -> bool:
@@ -69,7 +78,7 @@ def _pair(chosen: Candidate, rejected: Candidate) -> dict:
 
 def build_pairs(cands: list[Candidate], group_size: int, cer_threshold: float = 1.0, min_duration: float = 0.0,
                 max_duration: float = float("inf"), val_size: int = 0, two_per_group: bool = False,
-                seed: int = 0) -> PairReport:
+                seed: int = 0, rank_by: str | None = None) -> PairReport:
     if group_size < 2:
         raise ValueError(f"--group_size {group_size}: must be >= 2 (a pair is the best and the worst of a group)")
     if val_size < 0:
@@ -84,17 +93,22 @@ def build_pairs(cands: list[Candidate], group_size: int, cer_threshold: float = 
         if len(members) < group_size:
             dropped["incomplete_group"] += 1
             continue
-        if any(c.failed for c in members):
+        if any(c.failed or (rank_by and math.isnan(c.score(rank_by))) for c in members):
             dropped["failed_scoring"] += 1
             continue
-        order = pareto_order(members)
+        if rank_by:
+            order = sorted(members, key=lambda c: -c.score(rank_by))
+        else:
+            order = pareto_order(members)
         k = 2 if two_per_group and len(order) >= 4 else 1
         for chosen, rejected in zip(order[:k], reversed(order[-k:])):
             if not all(min_duration <= c.duration <= max_duration for c in (chosen, rejected)):
                 dropped["duration"] += 1
             elif chosen.cer > cer_threshold:
                 dropped["chosen_cer_above_threshold"] += 1
-            elif rejected.cer < chosen.cer or rejected.sim > chosen.sim:
+            elif rank_by and not chosen.score(rank_by) > rejected.score(rank_by):
+                dropped["no_reward_spread"] += 1
+            elif not rank_by and (rejected.cer < chosen.cer or rejected.sim > chosen.sim):
                 dropped["rejected_beats_chosen"] += 1
             else:
                 pairs.append(_pair(chosen, rejected))

@@ -17,8 +17,10 @@ thread-safe), calls to different providers run concurrently.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -172,9 +174,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         server = make_server(args.providers.split(","), configs, args.host, args.port, args.token,
                              int(args.max_mb * (1 << 20)), args.device)
-    except (KeyError, ValueError, ImportError, OSError) as err:  # a bad provider, config or port: one line
+    except (KeyError, ValueError, ImportError, OSError, RuntimeError) as err:  # a bad provider, config or port
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        raise SystemExit(f"f5rl.rewards.serve: error: {message}") from None
+        if isinstance(err, OSError) and err.errno == errno.EADDRINUSE:
+            message = f"port {args.port} on {args.host} is in use: pick another --port (0: any free port)"
+        print(f"f5rl.rewards.serve: error: {message}", file=sys.stderr)
+        sys.exit(2)
     print(f"serving {sorted(server.providers)} on http://{args.host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

@@ -147,6 +147,21 @@ def choose_start(point: ResumePoint, run_kind: dict) -> ResumePoint:
     return ResumePoint(point.path, "init")
 
 
+def check_start(cfg, need_weights: bool = False) -> None:
+    """Command-line check of where a run starts, before anything loads: ``ckpts.init_from`` and the
+    reference checkpoints exist; ``need_weights`` (preference optimisation) refuses a start from
+    random weights."""
+    point = CheckpointManager(cfg.ckpts.save_dir).find_resume(cfg.ckpts.init_from)
+    if need_weights and point.kind == "scratch":
+        raise ValueError("no initial checkpoint: set ckpts.init_from=<policy checkpoint> (or put a "
+                         f"pretrained_*.safetensors in {cfg.ckpts.save_dir}); preference optimisation of random "
+                         "weights has nothing to prefer")
+    for section in ("rl", "dpo"):
+        ref = getattr(getattr(cfg, section, None), "ref_model_ckpt", None)
+        if ref and not Path(ref).is_file():
+            raise FileNotFoundError(f"{section}.ref_model_ckpt={ref} does not exist")
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
              "numpy": [int(x) for x in np.random.get_state()[1]]}

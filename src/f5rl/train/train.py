@@ -28,8 +28,13 @@ def run(cfg: TrainConfig) -> None:
 
 @hydra.main(config_path="../configs", config_name="F5TTS_v1_Base", version_base="1.3")
 def main(raw: DictConfig) -> None:
-    run(validate_or_exit(raw, TrainConfig))
+    from f5rl.train.checkpointing import check_start
+
+    run(validate_or_exit(raw, TrainConfig, check_start))
 
 
 if __name__ == "__main__":
+    from f5rl.config.loading import precheck_command_line
+
+    precheck_command_line("F5TTS_v1_Base")
     main()

@@ -26,8 +26,13 @@ def run(cfg: DPOTrainConfig):
 
 @hydra.main(config_path="../configs", config_name="F5TTS_DPO", version_base="1.3")
 def main(raw: DictConfig) -> None:
-    run(validate_or_exit(raw, DPOTrainConfig))
+    from f5rl.train.checkpointing import check_start
+
+    run(validate_or_exit(raw, DPOTrainConfig, lambda cfg: check_start(cfg, need_weights=True)))
 
 
 if __name__ == "__main__":
+    from f5rl.config.loading import precheck_command_line
+
+    precheck_command_line("F5TTS_DPO")
     main()

@@ -28,10 +28,14 @@ def run(cfg: RLTrainConfig):
 
 @hydra.main(config_path="../configs", config_name="F5TTS_RL", version_base="1.3")
 def main(raw: DictConfig) -> None:
+    from f5rl.train.checkpointing import check_start
     from f5rl.train.rl_trainer import check_rewards
 
-    run(validate_or_exit(raw, RLTrainConfig, check_rewards))
+    run(validate_or_exit(raw, RLTrainConfig, check_rewards, check_start))
 
 
 if __name__ == "__main__":
+    from f5rl.config.loading import precheck_command_line
+
+    precheck_command_line("F5TTS_RL")
     main()

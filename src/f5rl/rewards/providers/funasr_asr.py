@@ -32,8 +32,13 @@ class FunASRReward(ASRReward):
         self.model_id, self.hub, self.use_itn, self.batch_size = model_id, hub, use_itn, batch_size
 
     def setup(self, device="cpu") -> None:
-        funasr = require("funasr", "funasr")
         local = Path(self.model_id).expanduser()
+        # a path (absolute, ./ ../ ~), not a hub id like iic/SenseVoiceSmall: it must exist, checked
+        # before importing FunASR (seconds) so a typo fails at once
+        if str(self.model_id).startswith(("/", "./", "../", "~")) and not local.is_dir():
+            raise FileNotFoundError(f"funasr_wer: model folder {local} does not exist; fetch the model with "
+                                    f"`{FETCH_HINT}` or fix config.model_id")
+        funasr = require("funasr", "funasr")
         if not local.is_dir():
             if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("MODELSCOPE_OFFLINE") == "1":
                 raise RuntimeError(f"funasr_wer: {self.model_id!r} is not a local folder and the hub is offline; "
