@@ -186,6 +186,8 @@ def test_one_dpo_round_end_to_end(tmp_path, demo_corpus, tiny_ckpt):
     assert r.held_out.n == 8 and r.held_out.reward_before == pytest.approx(sum(map(sample_reward, rb)) / 8)
     assert r.held_out.change == pytest.approx(r.held_out.reward_after - r.held_out.reward_before)
     assert (tmp_path / "work" / "rounds.json").is_file()
+    log = (tmp_path / "work" / "iterate.log").read_text()  # the readable account of the run
+    assert "[round 0] generated 16" in log and str(work / "pairs" / "train.jsonl") in log and r.ckpt in log
     assert r.pairs["val"] >= 1  # the held-out prompts gave held-out pairs, so the next check runs
     assert r.val_before["val/loss"] == pytest.approx(0.6931, abs=1e-3)  # policy == reference before training
     assert r.val_before["val/dpo/accuracy"] == 0.5  # every pair ties: chance, not "all wrong"
@@ -395,3 +397,31 @@ def test_held_out_reward_pairs_rows_by_id_by_hand(tmp_path):
     (after / "r3.json").unlink()
     with pytest.raises(ValueError, match="share 1 scored rows"):
         held_out_reward(before, after)
+
+
+def test_pairs_ranked_by_any_reward_by_hand(tmp_path):
+    """create_preference_pairs --rank_by NAME: reward/NAME decides (higher chosen), not (CER, SIM)."""
+    from f5rl.prefs.create_preference_pairs import create
+    from f5rl.prefs.pairs import Candidate, build_pairs
+
+    def cand(i, group, cer, sim, mos):
+        return Candidate(f"{group}_{i}", group, cer, sim, 1.0, {"id": f"{group}_{i}", "reward/dnsmos": mos})
+
+    g = [cand(0, "a", 0.0, 0.9, 2.0), cand(1, "a", 0.5, 0.5, 3.5), cand(2, "a", 0.2, 0.7, 3.0)]
+    flat = [cand(0, "b", 0.0, 0.9, 3.0), cand(1, "b", 0.4, 0.6, 3.0)]
+    by_mos = build_pairs(g + flat, group_size=2, rank_by="dnsmos")
+    (pair,) = by_mos.train
+    assert (pair["chosen"]["id"], pair["rejected"]["id"]) == ("a_1", "a_0")  # MOS 3.5 over 2.0, against CER
+    assert by_mos.dropped["no_reward_spread"] == 1  # group b: equal MOS
+    pareto = build_pairs(g, group_size=2)
+    assert (pareto.train[0]["chosen"]["id"], pareto.train[0]["rejected"]["id"]) == ("a_0", "a_1")
+    # the CLI path refuses a reward the samples were not scored with
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    for c in g:
+        (gen / f"{c.id}.json").write_text(json.dumps({**c.row, "group": c.group, "audio_path": "x.wav", "text": "t",
+                                                      "context_audio": "c.wav", "context_text": "hi",
+                                                      "cer": c.cer, "sim": c.sim, "duration": 1.0}))
+    assert create(str(gen), str(tmp_path / "p"), 2, rank_by="dnsmos").train[0]["chosen"]["id"] == "a_1"
+    with pytest.raises(ValueError, match="--extra_rewards duration"):
+        create(str(gen), str(tmp_path / "p"), 2, rank_by="duration")
