@@ -3,6 +3,7 @@ it names: a warm-up checkpoint of the released F5TTS_v1_Base architecture (rando
 WeSpeaker model dir and a FunASR SenseVoice dir (tiny random models in the released layouts)."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -64,16 +65,21 @@ def test_stage2_recipe_runs_unchanged(tmp_path):
     (snap.parents[1] / "refs").mkdir()
     (snap.parents[1] / "refs" / "main").write_text("0" * 40)
 
+    # the README's hand-off: mkdir -p ckpts/mini_rl_grpo; cp ckpts/mini_rl_warmup/model_last.pt ckpts/mini_rl_grpo/
+    save = tmp_path / "ckpts" / "mini_rl_grpo"
+    save.mkdir(parents=True)
+    shutil.copy(warm / "model_last.pt", save / "model_last.pt")
     argv = COMMAND.replace("$PWD", str(tmp_path)).replace("\\\n", " ").replace("'", "").split()
     argv[0] = sys.executable
     env = dict(os.environ, WANDB_MODE="offline", WANDB_DIR=str(tmp_path), WANDB_SILENT="true",
                HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
     proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=1500, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    save = tmp_path / "ckpts" / "mini_rl_grpo"
-    assert sorted(p.name for p in save.glob("*.pt")) == ["model_last.pt"]
+    # a new run from the copied weights (update 0 -> 1, not the warm-up's 10 -> 11); the copy is kept
+    assert sorted(p.name for p in save.glob("*.pt")) == ["model_last.pt", "model_start.pt"]
     ckpt = torch.load(save / "model_last.pt", map_location="cpu", weights_only=True, mmap=True)
-    assert ckpt["update"] == 1
+    assert ckpt["update"] == 1 and ckpt["run_kind"] == {"trainer": "rl", "objective": "grpo"}
     assert ckpt["model_state_dict"]["transformer.proj_out_ln_sig.weight"].shape == (100, 1024)
     logs = proc.stdout + proc.stderr
     assert "reference model: " in logs and "mini_rl_warmup/model_last.pt" in logs
+    assert "holds weights only" in logs and "kept model_last.pt as model_start.pt" in logs

@@ -123,12 +123,17 @@ class CheckpointManager:
 
 def written_by(path: Path) -> dict | None:
     """The ``run_kind`` a training checkpoint records (which trainer and objective wrote it), or None
-    for a checkpoint that does not say (written before f5rl recorded it, or by another program)."""
+    for a checkpoint that does not say (written before f5rl recorded it, or by another program);
+    ``{}`` for one that holds weights only (no optimiser state): it cannot be resumed."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # a truncated or foreign file: say which, do not guess
         raise RuntimeError(f"cannot read the checkpoint {path}: {err}; delete or replace it") from None
-    return ckpt.get("run_kind") if isinstance(ckpt, dict) else None
+    if not isinstance(ckpt, dict):
+        return None
+    if "optimizer_state_dict" not in ckpt:
+        return {}
+    return ckpt.get("run_kind")
 
 
 def choose_start(point: ResumePoint, run_kind: dict) -> ResumePoint:
@@ -139,6 +144,10 @@ def choose_start(point: ResumePoint, run_kind: dict) -> ResumePoint:
     if point.kind != "resume":
         return point
     found = written_by(point.path)
+    if found == {}:
+        log.info("%s holds weights only (no optimiser state): starting a new run from its weights at update 0",
+                 point.path)
+        return ResumePoint(point.path, "init")
     if found is None or found == run_kind:
         return point
     log.info("%s was written by %s (objective %s), not by this %s run (objective %s): starting a new run "
