@@ -1,6 +1,7 @@
 """Reward models in their own process (rl.rewards.process=server) and scoring overlapped with rollouts."""
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -170,3 +171,52 @@ def test_awm_trains_toward_the_better_rollouts(tmp_path, demo_corpus):
     good, bad = seen["adv"] > 0, seen["adv"] < 0
     assert good.any() and bad.any()
     assert seen["change"][good].mean() < seen["change"][bad].mean()
+
+
+def test_train_rl_through_a_served_reward_survives_the_server_dying_and_coming_back(tmp_path, demo_corpus, caplog):
+    """LLaSA's shape: rewards from a server on loopback. Killed after update 2, the scores are NaN with
+    a reason and those updates train nothing (counted in the summary); restarted on the same port
+    after update 4, scoring and training resume, and the run ends normally."""
+    import threading
+
+    from f5rl.rewards.serve import make_server
+    from f5rl.train.rl_trainer import RLTrainer
+    from tests.conftest import tiny_rl_config
+
+    def serve(port=0):
+        srv = make_server(["mel_energy"], {"mel_energy": {"target": -2.0}}, port=port)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        return srv
+
+    srv = serve()
+    port = srv.server_address[1]
+    events = {}
+
+    class Watched(RLTrainer):
+        def update_step(self, batches):
+            nonlocal srv
+            if self.update_index == 2:  # the server dies
+                srv.shutdown()
+                srv.server_close()
+            if self.update_index == 4:  # and is restarted on the same port
+                srv = serve(port)
+            out = super().update_step(batches)
+            events[self.update_index] = out.get("stats/unscorable_update", 0.0)
+            return out
+
+    remote = (f"rl.rewards.providers=[{{name: remote, weight: 1.0, config: {{url: 'http://127.0.0.1:{port}', "
+              "provider: mel_energy, retries: 0, timeout: 5}}]")
+    t = Watched(tiny_rl_config(tmp_path, demo_corpus, "optim.max_updates=6", "rl.max_unscorable_updates=3", remote))
+    t.setup()
+    with caplog.at_level(logging.WARNING):
+        summary = t.train()
+    srv.shutdown()
+    srv.server_close()
+    print(summary.render())
+    assert events == {0: 0.0, 1: 0.0, 2: 1.0, 3: 1.0, 4: 0.0, 5: 0.0}
+    assert summary.updates == 6 and summary.unscorable_updates == 2
+    assert "updates with no scorable reward (trained nothing): 2" in summary.render()
+    assert "no reward could be scored" in caplog.text and "unreachable" in caplog.text
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [m.get("stats/unscorable_update", 0.0) for m in metrics] == [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]
+    assert math.isfinite(metrics[-1]["reward/mean"])

@@ -17,6 +17,7 @@ class TrainSummary:
     precision: str = "no"
     skipped_updates: int = 0  # optimiser steps skipped for a non-finite gradient
     stopped_by_time: bool = False  # optim.max_minutes ended the run before its last update
+    unscorable_updates: int = 0  # stage 2: updates with no scorable reward (nothing trained)
 
     def render(self) -> str:
         lines = [
@@ -25,6 +26,8 @@ class TrainSummary:
             f"save dir: {self.save_dir}",
             *(["stopped by optim.max_minutes"] if self.stopped_by_time else []),
             *([f"skipped updates (non-finite gradient): {self.skipped_updates}"] if self.skipped_updates else []),
+            *([f"updates with no scorable reward (trained nothing): {self.unscorable_updates}"]
+              if self.unscorable_updates else []),
             *[f"  checkpoint {c}" for c in sorted(set(self.checkpoints))[-3:]],
             *[f"  sample {s}" for s in self.samples[-2:]],
         ]

@@ -213,6 +213,7 @@ class Trainer:
             metrics["updates_per_s"] = (update - self.start_update) / (time.perf_counter() - t0)
             metrics.update(self.periodic_validation(update))
             summary.final_loss = metrics.get("loss")
+            summary.unscorable_updates += int(metrics.get("stats/unscorable_update", 0))
             out_of_time = self.out_of_time(t0)
             self._log(metrics, update, bar)
             self._maybe_save(update, batches[-1], summary, final=update >= self.stop_update or out_of_time)
