@@ -7,7 +7,8 @@ a few updates in one process group and writes, per mode, what the test checks:
   chosen steps and the averaged gradient, so the test can redo that update in one process on the
   concatenated batch.
 
-    dist_train.py DATA_DIR OUT_DIR TINY_CKPT MODE [MODE ...]     (modes: grpo f5r online_dpo lora repeat dpo dpo_anchor)
+    dist_train.py DATA_DIR OUT_DIR TINY_CKPT MODE [MODE ...]
+    (modes: grpo f5r online_dpo lora repeat awm prompts server dpo dpo_anchor)
 """
 
 import json
@@ -32,7 +33,18 @@ MODES = {
     "lora": ("F5TTS_RL_tiny", ["optim.max_updates=3", "model.lora.enabled=true", "model.lora.rank=4"]),
     # one group spans both processes; every member draws the split of its prompt
     "repeat": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.repeat_count=2", "rl.prompt_length_mode=per_sample"]),
+    # advantage-weighted matching, positive weights only, several optimiser steps per rollout batch, one
+    # start noise per group
+    "awm": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.loss=awm", "rl.inner_epochs=2", "rl.awm_negative_weight=0",
+                              "rl.shared_start_noise=true", "rl.awm_time_range=[0.0,0.5]"]),
+    # synthesis prompts from a manifest instead of the corpus's utterances
+    "prompts": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.prompts_manifest={prompts}"]),
+    # rewards scored in a server process per training process, in two chunks overlapping the rollouts
+    "server": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.rewards.process=server", "rl.rewards.score_chunks=2"]),
 }
+
+
+RANK = int(__import__("os").environ.get("RANK", 0))
 
 
 def flat_trainable(model) -> torch.Tensor:
@@ -59,6 +71,12 @@ def build(mode: str, data_dir: str, out: Path, tiny_ckpt: str):
     from f5rl.train.rl_trainer import RLTrainer
 
     name, extra = MODES[mode]
+    if mode == "prompts":
+        from f5rl.prefs.create_text_context_pairs import demo_rows, write_jsonl
+
+        # the same rows on every process (a fixed seed), each in its own file: no race on one path
+        prompts = write_jsonl(demo_rows(data_dir, groups=6, nsamples=1, split="train"), out / f"prompts_{RANK}.jsonl")
+        extra = [e.replace("{prompts}", str(prompts)) for e in extra]
     over = [f"ckpts.save_dir={save}", f"datasets.path={data_dir}", *TINY, *RL, *extra]
     return RLTrainer(validate(compose(name, over), RLTrainConfig))
 

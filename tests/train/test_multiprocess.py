@@ -13,7 +13,7 @@ import torch
 
 from tests.conftest import tiny_rl_config
 
-MODES = ["grpo", "f5r", "online_dpo", "lora", "repeat", "dpo", "dpo_anchor"]
+MODES = ["grpo", "f5r", "online_dpo", "lora", "repeat", "awm", "prompts", "server", "dpo", "dpo_anchor"]
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,6 @@ class HeldOutJudge:
         the ``rerank`` reward set scores best (best-of-N reranking with the training reward)."""
         from f5rl.audio.io import load_audio
         from f5rl.infer.tts import clip_reference
-        from f5rl.rewards.base import RewardBatch
 
         if candidates > 1 and self.rerank is None:
             raise ValueError("best-of-N needs the reward set to rerank with (HeldOutJudge(rerank=...))")
@@ -89,13 +88,12 @@ class HeldOutJudge:
                 audio[job] = out.audio
         if candidates == 1:
             return [audio[(i, self.seed)] for i in range(len(items))]
+        from f5rl.infer.best_of_n import rank
+
         best = []
         for i, it in enumerate(items):
             cands = [audio[(i, self.seed + c)] for c in range(candidates)]
-            r = self.rerank(RewardBatch(cands, [it.target_text] * candidates,
-                                        ref_audio=[prompts[i]] * candidates)).reward
-            r = r.nan_to_num(nan=-math.inf)
-            best.append(cands[int(r.argmax())])
+            best.append(cands[rank(self.rerank, cands, it.target_text, prompts[i])[0]])
         return best
 
     def score(self, items: list[TestItem], audios: list) -> list[dict]:
