@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -192,21 +193,26 @@ def test_every_bad_input_gets_one_line_and_exit_2(files):
     busy, port = _busy_port()
     env = {k: v for k, v in os.environ.items() if k not in ("F5RL_DEBUG", "HYDRA_FULL_ERROR")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")])
+    def run(case):
+        _, module, args, _ = case
+        argv = [a.format(d=d, ckpt=files["ckpt"], busy=port) for a in args]
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True,
+                              timeout=120, cwd=d, env=env)
+        return proc, time.perf_counter() - t0
+
     failures, rows = [], []
-    try:
-        for case, module, args, needle in CASES:
-            argv = [a.format(d=d, ckpt=files["ckpt"], busy=port) for a in args]
-            t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True,
-                                  timeout=120, cwd=d, env=env)
-            seconds = time.perf_counter() - t0
-            last = (proc.stderr.strip().splitlines() or [""])[-1]
-            rows.append((case, proc.returncode, seconds, last))
-            if proc.returncode != 2 or needle not in last or "Traceback" in proc.stderr:
-                failures.append(f"{case}: exit {proc.returncode}, want 2 and {needle!r} in the last line; "
-                                f"stderr: {proc.stderr[-600:]}")
+    try:  # two at a time: the time to fail is mostly the interpreter starting
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(run, CASES))
     finally:
         busy.close()
+    for (case, _, _, needle), (proc, seconds) in zip(CASES, results):
+        last = (proc.stderr.strip().splitlines() or [""])[-1]
+        rows.append((case, proc.returncode, seconds, last))
+        if proc.returncode != 2 or needle not in last or "Traceback" in proc.stderr:
+            failures.append(f"{case}: exit {proc.returncode}, want 2 and {needle!r} in the last line; "
+                            f"stderr: {proc.stderr[-600:]}")
     print("\n| case | exit | s | stderr's last line |\n|---|---|---|---|")
     for case, rc, s, last in rows:
         print(f"| {case} | {rc} | {s:.1f} | {last[:110]} |")
