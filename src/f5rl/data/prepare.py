@@ -15,7 +15,6 @@ custom vocab is copied from ``--vocab``). Everything is written to a temp folder
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -24,6 +23,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from f5rl.utils.cli import command_parser
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ def prepare(input_path: str, name: str, tokenizer: str = "char", data_root: str 
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = command_parser(__doc__)
     ap.add_argument("--input", required=True, help="folder, .csv, .jsonl or .tsv manifest")
     ap.add_argument("--name", required=True, help="dataset name (datasets.name)")
     ap.add_argument("--tokenizer", default="char", choices=("char", "pinyin", "custom", "byte", "phoneme"),

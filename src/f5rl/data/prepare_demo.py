@@ -16,7 +16,6 @@ same/different-speaker cosine similarity).
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from f5rl.data.engines import EspeakEngine, EspeakVoice, PiperEngine
+from f5rl.utils.cli import command_parser
 
 SPEAKERS: dict[str, EspeakVoice | None] = {
     "joe": None,  # Piper
@@ -243,12 +243,12 @@ def speaker_similarity(out_dir: Path, rows: list, spk: list[str], per_speaker: i
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="data/demo_char")
-    ap.add_argument("--sentences", type=int, default=1200)
-    ap.add_argument("--test_fraction", type=float, default=0.1)
-    ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--speakers", default=",".join(SPEAKERS))
+    ap = command_parser(__doc__)
+    ap.add_argument("--out", default="data/demo_char", help="the corpus folder written")
+    ap.add_argument("--sentences", type=int, default=1200, help="sentences synthesised (each said by one voice)")
+    ap.add_argument("--test_fraction", type=float, default=0.1, help="share of sentences held out (test.jsonl)")
+    ap.add_argument("--seed", type=int, default=1234, help="seed of sentences, voices and the split")
+    ap.add_argument("--speakers", default=",".join(SPEAKERS), help="comma-separated Piper voices")
     ap.add_argument("--extra_train_sentences", type=int, default=0,
                     help="more train-only sentences; the held-out split stays that of --sentences")
     ap.add_argument("--coverage_min", type=int, default=0,

@@ -9,10 +9,11 @@ ground-truth sanity row).
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from pathlib import Path
+
+from f5rl.utils.cli import command_parser
 
 
 def demo_test_lists(data_dir: str | Path, seed: int = 0, prompt_pool: int | None = None) -> tuple[Path, Path]:
@@ -42,8 +43,8 @@ def demo_test_lists(data_dir: str | Path, seed: int = 0, prompt_pool: int | None
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="data/demo_char")
+    ap = command_parser(__doc__)
+    ap.add_argument("--data", default="data/demo_char", help="the demo corpus folder")
     args = ap.parse_args(argv)
     summary = Path(args.data) / "speakers.json"  # written by prepare_demo: the corpus seed and split
     info = json.loads(summary.read_text()) if summary.is_file() else {}

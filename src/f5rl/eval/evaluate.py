@@ -13,13 +13,14 @@ Writes ``<system>/<utt>.wav``, ``<system>.csv`` (per utterance), ``summary.json`
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from f5rl.utils.cli import command_parser
 
 METRICS = ("cer", "wer", "sim", "dnsmos", "rtf")
 
@@ -216,18 +217,18 @@ def evaluate(ckpts: list[str], test_list: str, out_dir: str, ground_truth: bool 
 def main(argv: list[str] | None = None) -> None:
     import sys
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ckpt", action="append", default=[])
+    ap = command_parser(__doc__)
+    ap.add_argument("--ckpt", action="append", default=[], help="a checkpoint to evaluate (repeatable)")
     ap.add_argument("--name", action="append", default=None, help="display name per --ckpt")
     ap.add_argument("--test_list", action="append", required=True,
                     help="Seed-TTS .lst or JSONL test list; repeat it (e.g. test_eval.jsonl and test_free_eval.jsonl) "
                          "to report each list in its own subfolder of --out_dir")
-    ap.add_argument("--out_dir", required=True)
-    ap.add_argument("--ground_truth", action="store_true")
-    ap.add_argument("--nfe", type=int, default=16)
-    ap.add_argument("--asr", default="whisper_asr")
-    ap.add_argument("--sim", default="resemblyzer_sim")
-    ap.add_argument("--mos", default="dnsmos")
+    ap.add_argument("--out_dir", required=True, help="reports, per-utterance CSVs and plots go here")
+    ap.add_argument("--ground_truth", action="store_true", help="also score the recordings themselves (a sanity row)")
+    ap.add_argument("--nfe", type=int, default=16, help="Euler steps of synthesis")
+    ap.add_argument("--asr", default="whisper_asr", help="ASR provider of WER/CER")
+    ap.add_argument("--sim", default="resemblyzer_sim", help="speaker-similarity provider")
+    ap.add_argument("--mos", default="dnsmos", help="MOS provider ('' to skip)")
     args = ap.parse_args(argv)
     if not args.ckpt and not args.ground_truth:
         ap.error("give at least one --ckpt or --ground_truth")

@@ -19,6 +19,8 @@ import json
 import sys
 from pathlib import Path
 
+from f5rl.utils.cli import command_parser
+
 
 def _load_ref(path: str):
     from f5rl.audio.io import load_audio
@@ -94,28 +96,31 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ckpt", required=True)
+    ap = command_parser(__doc__)
+    ap.add_argument("--ckpt", required=True, help="an f5rl .pt or a released F5 .safetensors")
     ap.add_argument("--config", default=None, help="training config.yaml (default: beside the checkpoint)")
     ap.add_argument("--model_cfg", default=None, help="shipped config name for a released checkpoint (F5TTS_v1_Base)")
     ap.add_argument("--vocab", default=None, help="vocab.txt of a released checkpoint (with --model_cfg)")
-    ap.add_argument("--ref_audio")
-    ap.add_argument("--ref_text")
-    ap.add_argument("--text")
-    ap.add_argument("--out")
-    ap.add_argument("--manifest")
-    ap.add_argument("--out_dir")
-    ap.add_argument("--nfe", type=int, default=32)
-    ap.add_argument("--cfg", type=float, default=2.0)
-    ap.add_argument("--sway", type=float, default=-1.0)
-    ap.add_argument("--speed", type=float, default=1.0)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ref_audio", help="the prompt audio (the voice to speak in)")
+    ap.add_argument("--ref_text", help="what the prompt audio says")
+    ap.add_argument("--text", help="what to say")
+    ap.add_argument("--out", help="the .wav to write")
+    ap.add_argument("--manifest",
+                    help="JSONL/TSV rows of ref_audio, ref_text, text (and id, seed) to synthesise instead")
+    ap.add_argument("--out_dir", help="folder of the manifest's <id>.wav files (default: synth_out)")
+    ap.add_argument("--nfe", type=int, default=32, help="Euler steps of the ODE")
+    ap.add_argument("--cfg", type=float, default=2.0, help="classifier-free guidance strength")
+    ap.add_argument("--sway", type=float, default=-1.0, help="sway-sampling coefficient of the time grid")
+    ap.add_argument("--speed", type=float, default=1.0, help="speaking rate of the duration estimate")
+    ap.add_argument("--seed", type=int, default=0, help="noise seed")
     ap.add_argument("--duration", type=float, default=None, help="seconds of generated speech (default: estimated)")
-    ap.add_argument("--vocoder", default=None, choices=(None, "griffin_lim", "vocos"))
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--best_of", type=int, default=1)
-    ap.add_argument("--rewards", default="whisper_asr,resemblyzer_sim")
-    ap.add_argument("--weights", default="3,1")
+    ap.add_argument("--vocoder", default=None, choices=(None, "griffin_lim", "vocos"),
+                    help="vocoder (default: the checkpoint config's)")
+    ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    ap.add_argument("--best_of", type=int, default=1,
+                    help="synthesise N candidates and keep the one --rewards score best")
+    ap.add_argument("--rewards", default="whisper_asr,resemblyzer_sim", help="reward providers of --best_of")
+    ap.add_argument("--weights", default="3,1", help="weights of --rewards, comma-separated")
     args = ap.parse_args(argv)
     try:
         run(args)

@@ -13,13 +13,13 @@ and reports rows with no scored sample; without ``--out_dir`` the pairs go besid
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
 
 from f5rl.prefs.create_text_context_pairs import write_jsonl
 from f5rl.prefs.pairs import Candidate, PairReport, build_pairs
+from f5rl.utils.cli import command_parser
 
 
 def load_candidates(generated_dir: str | Path, ids: set[str] | None = None) -> list[Candidate]:
@@ -80,7 +80,7 @@ def create(generated_dir: str, out_dir: str, group_size: int, cer_threshold: flo
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = command_parser(__doc__)
     ap.add_argument("--generated_dir", "--generated_audio_dir", dest="generated_dir", required=True,
                     help="prefs.generate's output folder (NeMo: --generated_audio_dir)")
     ap.add_argument("--input_manifest", default=None,

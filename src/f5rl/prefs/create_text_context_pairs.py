@@ -16,7 +16,6 @@ NeMo's MagpieTTS recipe runs as written: ``--regular_texts_for_audiocontext`` an
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -24,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from f5rl.utils.atomic import atomic_write_text
+from f5rl.utils.cli import command_parser
 
 
 def read_lines(path: str | None) -> list[str]:
@@ -103,7 +103,7 @@ def write_jsonl(rows: list[dict], path: str | os.PathLike) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = command_parser(__doc__)
     ap.add_argument("--challenging_texts", help="text file, one sentence per line (said with audio contexts)")
     ap.add_argument("--regular_texts", help="text file, one sentence per line (alternating audio/text contexts)")
     ap.add_argument("--regular_texts_for_audiocontext", help="NeMo: text file of sentences said with audio contexts")

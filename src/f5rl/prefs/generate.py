@@ -15,7 +15,6 @@ text context are skipped (F5 models take audio prompts) and counted.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -30,6 +29,7 @@ from f5rl.rewards.base import RewardBatch
 from f5rl.rewards.registry import build_provider
 from f5rl.rewards.text_metrics import word_error_rate
 from f5rl.utils.atomic import atomic_path, atomic_write_text
+from f5rl.utils.cli import command_parser
 
 
 def row_seed(row_id: str, base: int) -> int:
@@ -122,7 +122,7 @@ def read_manifest_rows(path: str) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = command_parser(__doc__)
     ap.add_argument("--manifest", required=True, help="text/context rows (f5rl.prefs.create_text_context_pairs)")
     ap.add_argument("--ckpt", required=True, help="the policy checkpoint that synthesises")
     ap.add_argument("--config", default=None, help="training config.yaml (default: beside the checkpoint)")

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from f5rl.utils.atomic import atomic_write_text
+from f5rl.utils.cli import command_parser
 
 
 @dataclass
@@ -224,7 +225,7 @@ def iterate(manifest: str, init_ckpt: str, work_dir: str, rounds: int, group_siz
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = command_parser(__doc__)
     ap.add_argument("--manifest", required=True, help="text/context rows (f5rl.prefs.create_text_context_pairs)")
     ap.add_argument("--init_ckpt", required=True, help="the policy of round 0 (also its reference)")
     ap.add_argument("--work_dir", required=True, help="iter_<k>/ folders, iterate.log and rounds.json go here")

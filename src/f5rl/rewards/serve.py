@@ -16,7 +16,6 @@ thread-safe), calls to different providers run concurrently.
 
 from __future__ import annotations
 
-import argparse
 import errno
 import json
 import logging
@@ -29,6 +28,7 @@ from typing import Any
 from f5rl.rewards.base import RewardProvider
 from f5rl.rewards.registry import build_provider
 from f5rl.rewards.wire import batch_from_json, output_to_json
+from f5rl.utils.cli import command_parser
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def provider_configs(providers: str, items: list[str], model: str | None = None)
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = command_parser(__doc__)
     ap.add_argument("--providers", required=True,
                     help="comma-separated provider names, each optionally served under a key (KEY=NAME)")
     ap.add_argument("--provider_config", action="append", default=[], help="KEY=JSON config, repeatable")

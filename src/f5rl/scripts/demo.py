@@ -18,7 +18,6 @@ reduced version (small corpus, a few updates) for CI.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from f5rl.eval.base_model import base_overrides, check_base
+from f5rl.utils.cli import command_parser
 
 
 @dataclass
@@ -303,9 +303,9 @@ def write_summary(p: DemoPlan, plot: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="ckpts/demo")
-    ap.add_argument("--data", default="data/demo_char")
+    ap = command_parser(__doc__)
+    ap.add_argument("--out", default="ckpts/demo", help="where every stage's run goes")
+    ap.add_argument("--data", default="data/demo_char", help="the demo corpus (built when missing)")
     ap.add_argument("--quick", action="store_true", help="reduced size for CI (about a minute)")
     ap.add_argument("--base", type=Path, default=None, help="base model folder (default: the shipped demo base)")
     ap.add_argument("--from-scratch", action="store_true", help="train a stage-0 model instead of using the base")

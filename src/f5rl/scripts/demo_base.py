@@ -18,7 +18,6 @@ file written atomically.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from f5rl.eval.base_model import SHIPPED, BaseModelReport, measure
 from f5rl.utils.atomic import atomic_copy, atomic_path, atomic_write_text
+from f5rl.utils.cli import command_parser
 
 MAX_BYTES = 30 * 1024 * 1024
 
@@ -289,14 +289,14 @@ def model_card(cfg, info: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="data/demo_char", type=Path)
-    ap.add_argument("--save-dir", default="ckpts/demo_base", type=Path)
+    ap = command_parser(__doc__)
+    ap.add_argument("--data", default="data/demo_char", type=Path, help="the demo corpus")
+    ap.add_argument("--save-dir", default="ckpts/demo_base", type=Path, help="the training run's folder")
     ap.add_argument("--out", default=SHIPPED, type=Path, help="export folder (default: the shipped copy)")
     ap.add_argument("--export-only", action="store_true", help="skip training; measure and export the best")
     ap.add_argument("--no-export", action="store_true", help="train only")
-    ap.add_argument("--eval-items", type=int, default=24)
-    ap.add_argument("--nfe", type=int, default=32)
+    ap.add_argument("--eval-items", type=int, default=24, help="held-out items the model is measured on")
+    ap.add_argument("--nfe", type=int, default=32, help="Euler steps of the measurement's synthesis")
     ap.add_argument("--notes", type=Path, help="a text file with the run's notes for the model card")
     ap.add_argument("--card-only", action="store_true", help="only rewrite the model card of --out")
     ap.add_argument("--candidates", nargs="+", default=[],

@@ -11,11 +11,11 @@ The output is in the released layout (``ema_model.`` prefix), so it drops into a
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from f5rl.model.checkpoint import dit_state_from, read_weights_file, save_released_format
 from f5rl.text.vocab import extend_vocab, read_vocab, write_vocab
+from f5rl.utils.cli import command_parser
 
 
 def new_tokens_from(path: Path) -> list[str]:
@@ -26,13 +26,13 @@ def new_tokens_from(path: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ckpt", required=True)
+    ap = command_parser(__doc__)
+    ap.add_argument("--ckpt", required=True, help="the checkpoint whose text embedding grows")
     ap.add_argument("--vocab", required=True, help="the checkpoint's vocab.txt")
     ap.add_argument("--new_tokens", required=True, help="a vocab.txt or a text file of new characters")
     ap.add_argument("--out", required=True, help="output .safetensors")
-    ap.add_argument("--out_vocab", required=True)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out_vocab", required=True, help="the extended vocab.txt written beside the new checkpoint")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the new rows' initialisation")
     args = ap.parse_args(argv)
     old = read_vocab(args.vocab)
     state = dit_state_from(read_weights_file(args.ckpt), use_ema=True)

@@ -8,19 +8,19 @@ Then: ``rl.rewards.providers.1.config.model_id=$PWD/checkpoints/funasr/SenseVoic
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from f5rl.scripts._fetch import fetch
+from f5rl.utils.cli import command_parser
 
 REPO = "FunAudioLLM/SenseVoiceSmall"
 REQUIRED = ("config.yaml", "model.pt", "am.mvn", "chn_jpn_yue_eng_ko_spectok.bpe.model")
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cache_dir", required=True)
-    ap.add_argument("--repo_id", default=REPO)
+    ap = command_parser(__doc__)
+    ap.add_argument("--cache_dir", required=True, help="folder the model is written to (rl.rewards...config.model_id)")
+    ap.add_argument("--repo_id", default=REPO, help="Hugging Face repository")
     ap.add_argument("--offline", action="store_true", help="do not download; check the local copy")
     args = ap.parse_args(argv)
     fetch(args.repo_id, Path(args.cache_dir), REQUIRED, args.offline, "SenseVoiceSmall",

@@ -9,19 +9,19 @@ The model folder is ``<cache_dir>/cnceleb_resnet34`` (``config.yaml`` + ``avg_mo
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from f5rl.scripts._fetch import fetch
+from f5rl.utils.cli import command_parser
 
 REPO = "Wespeaker/wespeaker-cnceleb-resnet34"
 REQUIRED = ("config.yaml", "avg_model.pt")
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cache_dir", required=True)
-    ap.add_argument("--repo_id", default=REPO)
+    ap = command_parser(__doc__)
+    ap.add_argument("--cache_dir", required=True, help="folder the model is written to (rl.rewards...config.model_dir)")
+    ap.add_argument("--repo_id", default=REPO, help="Hugging Face repository")
     ap.add_argument("--offline", action="store_true", help="do not download; check the local copy")
     args = ap.parse_args(argv)
     fetch(args.repo_id, Path(args.cache_dir) / "cnceleb_resnet34", REQUIRED, args.offline, "WeSpeaker ResNet34",

@@ -12,13 +12,14 @@ CPU when there is no GPU): the CPU test suite runs it so the script cannot rot.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from f5rl.utils.cli import command_parser
 
 TINY_ARCH = ["model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2", "model.arch.dim_head=32",
              "model.arch.text_dim=32", "model.arch.conv_layers=1"]
@@ -84,7 +85,7 @@ class Stopwatch:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = command_parser(__doc__)
     ap.add_argument("--out", default=None, help="work folder (default: a temporary one, removed at the end)")
     ap.add_argument("--tiny", action="store_true", help="a tiny DiT instead of the v1 Base shape (CPU smoke test)")
     ap.add_argument("--json", default=None, help="also write the table as JSON here")

@@ -8,16 +8,15 @@ loads strictly into the plain DiT (and into F5-TTS).
 
 from __future__ import annotations
 
-import argparse
-
 from f5rl.model.checkpoint import dit_state_from, read_weights_file, save_released_format
 from f5rl.model.lora import merge_lora_state
+from f5rl.utils.cli import command_parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ckpt", required=True)
-    ap.add_argument("--out", required=True)
+    ap = command_parser(__doc__)
+    ap.add_argument("--ckpt", required=True, help="an f5rl checkpoint trained with LoRA adapters")
+    ap.add_argument("--out", required=True, help="the merged .safetensors (or .pt) to write")
     ap.add_argument("--no_ema", action="store_true", help="merge the online weights instead of the EMA")
     args = ap.parse_args(argv)
     raw = read_weights_file(args.ckpt)

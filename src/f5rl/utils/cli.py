@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Iterator
@@ -23,3 +24,14 @@ def one_line_errors(prog: str) -> Iterator[None]:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"{prog}: error: {msg}", file=sys.stderr)
         sys.exit(2)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every flag's help ends with its default; the description keeps its line breaks."""
+
+
+def command_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of an f5rl command: its description is the module docstring's first
+    line, and ``--help`` shows each flag's default."""
+    return argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None,
+                                   formatter_class=_HelpFormatter)
