@@ -83,13 +83,16 @@ def score(items: list[TestItem], audios, providers: dict) -> list[dict]:
 
 
 def synthesize_items(tts, items: list[TestItem], nfe: int = 16, cfg: float = 2.0, seed: int = 0,
-                     save_dir: Path | None = None) -> tuple[list, list[float]]:
-    """Synthesise every item with ``tts`` (fixed seed); returns audios and real-time factors."""
+                     save_dir: Path | None = None, desc: str | None = None) -> tuple[list, list[float]]:
+    """Synthesise every item with ``tts`` (fixed seed); returns audios and real-time factors.
+    ``desc``: show a progress bar (with ETA) under this name."""
+    from tqdm import tqdm
+
     from f5rl.audio.io import load_audio, save_audio
     from f5rl.infer.tts import clip_reference
 
     audios, rtfs = [], []
-    for it in items:
+    for it in tqdm(items, desc=desc, disable=desc is None, dynamic_ncols=True):
         t0 = time.perf_counter()
         syn = tts.synthesize(clip_reference(load_audio(it.prompt_wav)), it.prompt_text, it.target_text,
                              seed=seed, nfe=nfe, cfg_strength=cfg)
@@ -119,7 +122,8 @@ def evaluate_system(name: str, ckpt: str | None, items: list[TestItem], out_dir:
     else:
         from f5rl.infer.tts import TTS
 
-        audios, rtfs = synthesize_items(TTS.from_checkpoint(ckpt), items, nfe, cfg, seed, out_dir / name)
+        audios, rtfs = synthesize_items(TTS.from_checkpoint(ckpt), items, nfe, cfg, seed, out_dir / name,
+                                        desc=f"synthesise {name}")
     rows = score(items, audios, providers)
     for r, rtf in zip(rows, rtfs):
         r["rtf"] = rtf

@@ -43,7 +43,7 @@ def shard(rows: list[dict]) -> list[dict]:
 
 def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, nfe: int = 16, cfg: float = 2.0,
              seed: int = 0, asr: str = "whisper_asr", sim: str = "resemblyzer_sim", vocoder: str | None = None,
-             progress: bool = True, extra_rewards: tuple[str, ...] = ()) -> dict:
+             progress: bool = True, extra_rewards: tuple[str, ...] = (), desc: str = "generate") -> dict:
     """Synthesise and score every row not done yet; ``extra_rewards`` (provider names, e.g. ``dnsmos``)
     are scored too and stored as ``reward/<name>`` (and ``reward/<name>/<component>``)."""
     from tqdm import tqdm
@@ -59,7 +59,7 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
     skipped_text = len(rows) - len(audio_rows)
     todo = [r for r in shard(audio_rows) if not (out / f"{r['id']}.json").is_file()]
     tts = TTS.from_checkpoint(ckpt, config, vocoder=vocoder) if todo else None
-    bar = tqdm(total=len(todo), desc="generate", disable=not progress)
+    bar = tqdm(total=len(todo), desc=desc, disable=not progress, dynamic_ncols=True)
 
     def synthesize(r: dict):
         ctx = load_audio(r["context_audio"])

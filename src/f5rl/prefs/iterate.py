@@ -128,14 +128,13 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
     from f5rl.train.dpo_trainer import DPOTrainer
 
     d = work_dir / f"iter_{k}"
-    gen_kw = dict(nfe=nfe, seed=seed + 1000 * k, asr=asr, sim=sim, progress=False,
-                  extra_rewards=(rank_by,) if rank_by else ())
-    gen = generate(manifest, policy_ckpt, str(d / "generated"), **gen_kw)
+    gen_kw = dict(nfe=nfe, seed=seed + 1000 * k, asr=asr, sim=sim, extra_rewards=(rank_by,) if rank_by else ())
+    gen = generate(manifest, policy_ckpt, str(d / "generated"), desc=f"round {k}: generate", **gen_kw)
     pairs = _pairs(d / "generated", d / "pairs", group_size, cer_threshold, max_duration,
                    0 if val_manifest else val_size, seed, rank_by)
     val_pairs = d / "pairs" / "val.jsonl"
     if val_manifest:  # held-out pairs from the held-out prompts' own generations
-        generate(val_manifest, policy_ckpt, str(d / "held_out_before"), **gen_kw)
+        generate(val_manifest, policy_ckpt, str(d / "held_out_before"), desc=f"round {k}: held-out before", **gen_kw)
         held = _pairs(d / "held_out_before", d / "held_out_pairs", group_size, cer_threshold, max_duration, 0, seed,
                       rank_by)
         pairs = {**pairs, "val": held["train"], "dropped_held_out": held["dropped"]}
@@ -152,7 +151,7 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
     ckpt = str(d / "train" / "model_last.pt")
     held_out = None
     if val_manifest:  # fresh samples of the trained policy on the held-out prompts, same seeds
-        generate(val_manifest, ckpt, str(d / "held_out_after"), **gen_kw)
+        generate(val_manifest, ckpt, str(d / "held_out_after"), desc=f"round {k}: held-out after", **gen_kw)
         held_out = held_out_reward(d / "held_out_before", d / "held_out_after")
     return RoundResult(k, ckpt, gen, pairs, {"updates": summary.updates, "final_loss": summary.final_loss},
                        before, after, held_out)
