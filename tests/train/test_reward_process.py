@@ -220,3 +220,6 @@ def test_train_rl_through_a_served_reward_survives_the_server_dying_and_coming_b
     metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [m.get("stats/unscorable_update", 0.0) for m in metrics] == [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]
     assert math.isfinite(metrics[-1]["reward/mean"])
+    # the reward curve beside metrics.jsonl (a real PNG)
+    assert summary.curves == tmp_path / "curves.png"
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -18,6 +18,7 @@ class TrainSummary:
     skipped_updates: int = 0  # optimiser steps skipped for a non-finite gradient
     stopped_by_time: bool = False  # optim.max_minutes ended the run before its last update
     unscorable_updates: int = 0  # stage 2: updates with no scorable reward (nothing trained)
+    curves: object = None  # the curves.png written beside metrics.jsonl (a Path), if any
 
     def render(self) -> str:
         lines = [
@@ -29,6 +30,7 @@ class TrainSummary:
             *([f"updates with no scorable reward (trained nothing): {self.unscorable_updates}"]
               if self.unscorable_updates else []),
             *[f"  checkpoint {c}" for c in sorted(set(self.checkpoints))[-3:]],
+            *([f"  curves {self.curves}"] if self.curves else []),
             *[f"  sample {s}" for s in self.samples[-2:]],
         ]
         return "\n".join(lines)

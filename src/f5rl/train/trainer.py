@@ -293,6 +293,10 @@ class Trainer:
         summary.wall_seconds = time.perf_counter() - t0
         if self.logger is not None:
             self.logger.finish()
+        if self.accelerator.is_main_process and self.metrics_file is not None:
+            from f5rl.train.curves import write_curves
+
+            summary.curves = write_curves(self.metrics_file.path)
         self.accelerator.wait_for_everyone()
         return summary
 
