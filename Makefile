@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-base test lint bench clean-venv
+.PHONY: demo demo-base test lint bench bench-upstream clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ demo-base: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_model.py --json benchmarks/results/bench_model.json
+
+# f5rl against upstream F5-TTS from PyPI (installed once into benchmarks/.upstream), alternating processes
+bench-upstream: $(STAMP)
+	$(PY) benchmarks/bench_vs_upstream.py --json benchmarks/results/vs_upstream.json
 
 clean-venv:
 	rm -rf $(VENV)
