@@ -425,3 +425,25 @@ def test_pairs_ranked_by_any_reward_by_hand(tmp_path):
     assert create(str(gen), str(tmp_path / "p"), 2, rank_by="dnsmos").train[0]["chosen"]["id"] == "a_1"
     with pytest.raises(ValueError, match="--extra_rewards duration"):
         create(str(gen), str(tmp_path / "p"), 2, rank_by="duration")
+
+
+@pytest.mark.slow
+def test_iterate_ranks_pairs_by_a_mos_reward(tmp_path, demo_corpus, tiny_ckpt):
+    """Iterative DPO with MOS rewards: ``iterate --rank_by dnsmos`` scores DNSMOS beside CER/SIM while
+    generating, pairs the highest against the lowest MOS of each group, trains, and logs the round."""
+    from f5rl.prefs.iterate import main
+
+    manifest = write_jsonl(demo_rows(demo_corpus, groups=3, nsamples=3), tmp_path / "m.jsonl")
+    main(["--manifest", str(manifest), "--init_ckpt", str(tiny_ckpt), "--work_dir", str(tmp_path / "w"),
+          "--group_size", "3", "--val_size", "0", "--nfe", "2", "--rank_by", "dnsmos", "--",
+          f"datasets.path={demo_corpus}", "optim.max_updates=2", "ckpts.logger=null", "ckpts.log_samples=false",
+          "model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2", "model.arch.dim_head=32",
+          "model.arch.text_dim=32", "model.arch.conv_layers=1", "optim.mixed_precision=no", "dpo.val_every=0"])
+    gen = [json.loads(p.read_text()) for p in sorted((tmp_path / "w" / "iter_0" / "generated").glob("*.json"))]
+    assert len(gen) == 9 and all(0 < g["reward/dnsmos"] <= 1 for g in gen)
+    pairs = [json.loads(ln) for ln in (tmp_path / "w" / "iter_0" / "pairs" / "train.jsonl").read_text().splitlines()]
+    assert pairs and all(p["chosen"]["reward/dnsmos"] > p["rejected"]["reward/dnsmos"] for p in pairs)
+    for p in pairs:  # the chosen is the group's best MOS, the rejected its worst
+        group = [g["reward/dnsmos"] for g in gen if g["group"] == p["group"]]
+        assert (p["chosen"]["reward/dnsmos"], p["rejected"]["reward/dnsmos"]) == (max(group), min(group))
+    assert "[round 0]" in (tmp_path / "w" / "iterate.log").read_text()
