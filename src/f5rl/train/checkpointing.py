@@ -128,7 +128,8 @@ def written_by(path: Path) -> dict | None:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # a truncated or foreign file: say which, do not guess
-        raise RuntimeError(f"cannot read the checkpoint {path}: {err}; delete or replace it") from None
+        raise ValueError(f"cannot read the checkpoint {path} (truncated or not a torch checkpoint): "
+                         f"{str(err).splitlines()[0]}; delete or replace it") from None
     if not isinstance(ckpt, dict):
         return None
     if "optimizer_state_dict" not in ckpt:
@@ -165,10 +166,31 @@ def check_start(cfg, need_weights: bool = False) -> None:
         raise ValueError("no initial checkpoint: set ckpts.init_from=<policy checkpoint> (or put a "
                          f"pretrained_*.safetensors in {cfg.ckpts.save_dir}); preference optimisation of random "
                          "weights has nothing to prefer")
+    files = [point.path] if point.path is not None else []
     for section in ("rl", "dpo"):
         ref = getattr(getattr(cfg, section, None), "ref_model_ckpt", None)
         if ref and not Path(ref).is_file():
             raise FileNotFoundError(f"{section}.ref_model_ckpt={ref} does not exist")
+        files += [Path(ref)] if ref else []
+    for path in files:  # readable, not truncated: read the header only
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            try:
+                with safe_open(str(path), "pt") as f:
+                    f.keys()
+            except Exception as err:
+                raise ValueError(f"cannot read checkpoint {path} (truncated or not a .safetensors file): "
+                                 f"{err}") from None
+        else:
+            written_by(path)
+    dpo = getattr(cfg, "dpo", None)
+    if dpo is not None:  # the pair files: a bad line is named now, not after the model loads
+        from f5rl.data.pairs import _read_pairs
+
+        for key in ("train_manifest", "val_manifest"):
+            if getattr(dpo, key):
+                _read_pairs(getattr(dpo, key))
 
 
 def rng_state() -> dict:
