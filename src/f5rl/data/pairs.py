@@ -31,7 +31,7 @@ class PairItem:
 
 class PairDataset(Dataset):
     def __init__(self, manifest: str, mel: MelConfig | None = None) -> None:
-        self.rows = _read_pairs(manifest)
+        self.rows = read_pair_rows(manifest)
         if not self.rows:
             raise ValueError(f"{manifest} holds no pairs")
         self.mel = MelSpectrogram(mel)
@@ -63,7 +63,9 @@ class PairDataset(Dataset):
         return PairItem(torch.cat([ctx, w[:n]]), torch.cat([ctx, l[:n]]), ctx.shape[0], text, float(gap))
 
 
-def _read_pairs(path: str) -> list[dict]:
+def read_pair_rows(path: str) -> list[dict]:
+    """Rows of a pair file (``create_preference_pairs``'s train/val JSONL), each with the fields DPO reads;
+    a bad line or a missing field is named with the file and line (:func:`f5rl.data.rows.read_rows`)."""
     from f5rl.data.rows import read_rows
 
     return read_rows(path, ("context_audio", "chosen_audio", "rejected_audio", "text", "context_text"),

@@ -186,11 +186,11 @@ def check_start(cfg, need_weights: bool = False) -> None:
             written_by(path)
     dpo = getattr(cfg, "dpo", None)
     if dpo is not None:  # the pair files: a bad line is named now, not after the model loads
-        from f5rl.data.pairs import _read_pairs
+        from f5rl.data.pairs import read_pair_rows
 
         for key in ("train_manifest", "val_manifest"):
             if getattr(dpo, key):
-                _read_pairs(getattr(dpo, key))
+                read_pair_rows(getattr(dpo, key))
 
 
 def rng_state() -> dict:
