@@ -31,11 +31,13 @@ def test_shipped_base_model_speaks_and_sounds_like_the_prompt(base_report):
     assert r.sim > r.different_speaker_sim + 0.15  # the prompt's voice, not another one
 
 
-# The DPO round: 4 samples per sentence (voices of held-out utterances) for 80 train sentences (pairs)
-# and 60 held-out sentences (held-out pairs, and the fresh samples scored before and after, same seeds);
+# The DPO round: 4 samples per sentence (voices of held-out utterances) for 64 train sentences (pairs)
+# and 48 held-out sentences (held-out pairs, and the fresh samples scored before and after, same seeds);
 # the F5TTS_DPO_tiny recipe (t in [0, 0.1], CFM on the chosen weighted 100, lr 1e-4) for 120 updates.
+# Sampled at 8 NFE: the shipped base's CER is the same as at 16 (0.389 against 0.395 on 24 held-out
+# samples) at 2.10 s instead of 3.10 s per scored sample, which keeps this round inside CI's budget.
 # With 30 held-out sentences the change was +0.023 ± 0.018: too close to 0 for a test that must not flake.
-TRAIN_GROUPS, HELD_OUT_GROUPS, UPDATES = 80, 60, 120
+TRAIN_GROUPS, HELD_OUT_GROUPS, UPDATES, NFE = 64, 48, 120, 8
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,7 @@ def dpo_round(tmp_path_factory, standard_demo_corpus):
     held_out = write_jsonl(demo_rows(data, groups=HELD_OUT_GROUPS, nsamples=4, seed=99), tmp / "held_out.jsonl")
     cmd = [sys.executable, "-m", "f5rl.prefs.iterate", "--manifest", str(manifest), "--val_manifest", str(held_out),
            "--init_ckpt", str(SHIPPED / "model.safetensors"), "--work_dir", str(tmp / "work"), "--rounds", "1",
-           "--group_size", "4", "--nfe", "16", "--", *base_overrides(SHIPPED), f"datasets.path={data}",
+           "--group_size", "4", "--nfe", str(NFE), "--", *base_overrides(SHIPPED), f"datasets.path={data}",
            "ckpts.logger=null", f"optim.max_updates={UPDATES}"]
     subprocess.run(cmd, check=True)
     r = json.loads((tmp / "work" / "rounds.json").read_text())[0]
@@ -76,7 +78,7 @@ def test_dpo_from_the_shipped_base_raises_held_out_accuracy_and_keeps_the_reward
     0.351 -> 0.307, SIM 0.836 -> 0.828; 240 updates instead: +0.0394, accuracy 0.651. SIM falls a
     little in every setting tried: the pairs are ranked by CER first."""
     d, h = dpo_round, dpo_round["held_out"]
-    assert d["pairs"]["train"] >= 50 and d["pairs"]["val"] >= 35, d["pairs"]  # pairs from real rewards
+    assert d["pairs"]["train"] >= 40 and d["pairs"]["val"] >= 28, d["pairs"]  # pairs from real rewards
     assert d["acc_before"] == 0.5  # policy == reference: every margin is exactly 0, a tie counts half
     assert d["acc_after"] > 0.5, d
     assert h["n"] == 4 * HELD_OUT_GROUPS

@@ -1,13 +1,15 @@
 """Synthesis on this thread, scoring on a worker thread: generation that keeps both busy.
 
-Scoring a sample (Whisper, a speaker encoder) takes about as long as synthesising it on a CPU,
-and on a GPU machine the scorers run on the CPU while the GPU synthesises. Running them one after
-the other also costs more than the sum of its parts on a CPU: CTranslate2 (faster-whisper) runs
-its OpenMP work on worker threads of its own, and once their idle team exists libgomp counts more
+Scoring a sample (Whisper, a speaker encoder) costs a fraction of synthesising it on a CPU, and on
+a GPU machine the scorers run on the CPU while the GPU synthesises. Running them one after the
+other also costs more than the sum of its parts on a CPU: CTranslate2 (faster-whisper) runs its
+OpenMP work on worker threads of its own, and once their idle team exists libgomp counts more
 threads than cores and stops letting torch's threads spin between operations, which made every
-later synthesis about 2x slower here (0.55 s → 1.1 s per sample, small torch ops 4x). Overlapping
-the two stages, each with its own share of the cores, avoids both costs: 1.7 s → 0.95 s per
-scored sample on 2 cores.
+later synthesis about 2x slower here. Overlapping the two stages avoids both costs. Synthesis keeps
+every core and the scorers get half of them beside it: scoring (0.7 s of Whisper tiny.en per clip)
+fills the gaps of synthesis (2.7 s per clip of the shipped demo base at 16 NFE on 2 cores), so
+halving synthesis's threads to give the scorers cores of their own was the slower split here
+(4.85 s against 4.11 s per scored sample, ``prefs.generate`` on 12 held-out rows).
 """
 
 from __future__ import annotations
@@ -24,16 +26,12 @@ import torch
 
 @contextmanager
 def split_cores(device: str | torch.device) -> Iterator[int]:
-    """Share the CPU between synthesis (torch's intra-op threads, for the duration) and scoring
-    (the thread count yielded, for the scorers). With GPU synthesis the CPU is the scorers'."""
+    """Share the CPU between synthesis and scoring: yields the thread count for the scorers (half the
+    cores, at least one, beside synthesis's intra-op threads); with GPU synthesis the CPU is theirs.
+    torch's thread count is restored afterwards (a scorer may change it)."""
     total = torch.get_num_threads()
-    if not str(device).startswith("cpu"):
-        yield total
-        return
-    synth = max(1, total // 2)
-    torch.set_num_threads(synth)
     try:
-        yield max(1, total - synth)
+        yield total if not str(device).startswith("cpu") else max(1, total // 2)
     finally:
         torch.set_num_threads(total)
 
