@@ -7,18 +7,25 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-base test lint bench bench-upstream clean-venv
+.PHONY: demo demo-base test lint bench bench-upstream app browser clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: a bare `torch` requirement can pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,demo,rewards]'
+	$(PY) -m pip install -q -e '.[dev,demo,rewards,app]'
 	$(PY) -m pip install -q --no-deps 'resemblyzer>=0.1.3'
 	touch $(STAMP)
 
-test: $(STAMP)
+# headless Chromium and its driver for the browser tests (Debian packages); without them those tests skip
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "chromium could not be installed: the browser tests will skip"
+
+test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q --durations=15
 
@@ -37,6 +44,10 @@ bench: $(STAMP)
 # f5rl against upstream F5-TTS from PyPI (installed once into benchmarks/.upstream), alternating processes
 bench-upstream: $(STAMP)
 	$(PY) benchmarks/bench_vs_upstream.py --json benchmarks/results/vs_upstream.json
+
+# the listening page on the shipped demo base, offline, at http://127.0.0.1:7860
+app: $(STAMP)
+	$(PY) -m f5rl.app
 
 clean-venv:
 	rm -rf $(VENV)

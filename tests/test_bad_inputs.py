@@ -188,6 +188,12 @@ CASES = [
      "no 'context_audio'"),
     ("train: init_from missing", TRAIN, ["-cn", "F5TTS_tiny_demo", "ckpts.save_dir={d}/t",
                                          "ckpts.init_from={d}/none.pt"], "none.pt does not exist"),
+    # the listening page refuses before it starts serving
+    ("app: missing checkpoint", "f5rl.app", ["--model", "{d}/none.pt", "--port", "1"], "none.pt does not exist"),
+    ("app: released weights without a config", "f5rl.app", ["--model", "{d}/corrupt.safetensors", "--port", "1"],
+     "model_cfg=F5TTS_v1_Base"),
+    ("app: corpus without a test list", "f5rl.app", ["--corpus", "{d}/empty_folder", "--port", "1"],
+     "has no test_eval.jsonl"),
 ]
 
 

@@ -27,6 +27,7 @@ COMMANDS = {
     "demo": ("f5rl.scripts.demo", False),
     "demo-base": ("f5rl.scripts.demo_base", False),
     "gpu-check": ("f5rl.scripts.gpu_check", False),
+    "app": ("f5rl.app.launch", False),
 }
 
 

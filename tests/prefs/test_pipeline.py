@@ -186,6 +186,8 @@ def test_one_dpo_round_end_to_end(tmp_path, demo_corpus, tiny_ckpt):
     assert r.held_out == held_out_reward(work / "held_out_before", work / "held_out_after")
     assert r.held_out.n == 8 and r.held_out.reward_before == pytest.approx(sum(map(sample_reward, rb)) / 8)
     assert r.held_out.change == pytest.approx(r.held_out.reward_after - r.held_out.reward_before)
+    assert (work / "held_out.png").read_bytes()[:4] == b"\x89PNG"  # CER/SIM before and after, for the eye
+    assert (work / "train" / "curves.png").is_file()
     assert (tmp_path / "work" / "rounds.json").is_file()
     log = (tmp_path / "work" / "iterate.log").read_text()  # the readable account of the run
     assert "[round 0] generated 16" in log and str(work / "pairs" / "train.jsonl") in log and r.ckpt in log

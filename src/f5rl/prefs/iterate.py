@@ -153,6 +153,12 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
     if val_manifest:  # fresh samples of the trained policy on the held-out prompts, same seeds
         generate(val_manifest, ckpt, str(d / "held_out_after"), desc=f"round {k}: held-out after", **gen_kw)
         held_out = held_out_reward(d / "held_out_before", d / "held_out_after")
+        from f5rl.train.curves import write_before_after
+
+        h = held_out
+        write_before_after({"CER": h.cer, "SIM": h.sim, "(1 - CER) + SIM": (h.reward_before, h.reward_after)},
+                           d / "held_out.png", f"round {k}, held-out samples (n={h.n}): change "
+                           f"{h.change:+.4f} ± {h.change_se:.4f}")
     return RoundResult(k, ckpt, gen, pairs, {"updates": summary.updates, "final_loss": summary.final_loss},
                        before, after, held_out)
 
