@@ -68,8 +68,11 @@ def run(args: argparse.Namespace) -> list[dict]:
         names = args.rewards.split(",")
         weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(names)
         rewards = RewardSet.from_config([{"name": n, "weight": w} for n, w in zip(names, weights)])
+    from tqdm import tqdm
+
     report = []
-    for row, out in items:
+    desc = f"best of {args.best_of}" if rewards is not None else "synthesise"
+    for row, out in tqdm(items, desc=desc, disable=len(items) < 2, dynamic_ncols=True):  # a bar with ETA
         ref = _load_ref(row["ref_audio"])
         seed = int(row.get("seed", args.seed))
         if rewards is not None:
