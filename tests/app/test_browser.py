@@ -79,7 +79,11 @@ def browser():
 
 def screenshot(driver, tmp_path: Path, name: str) -> Path:
     path = tmp_path / f"{name}.png"
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1400, min(max(int(height) + 120, 900), 4000))  # the whole page, not its first screen
+    time.sleep(0.5)
     driver.save_screenshot(str(path))
+    driver.set_window_size(1400, 1100)
     keep = os.environ.get("F5RL_SCREENSHOTS")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)

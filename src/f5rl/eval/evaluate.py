@@ -156,8 +156,9 @@ def plots(results: dict[str, list[dict]], out_dir: Path) -> list[Path]:
             vals = [r[m] for r in rows if not math.isnan(r[m])]
             if vals:
                 ax.hist(vals, bins=15, alpha=0.5, label=name)
-        ax.set_title(m.upper())
-        ax.legend(fontsize=7)
+        ax.set_title(m.upper() + ("" if ax.has_data() else " (not scored)"))
+        if ax.has_data():
+            ax.legend(fontsize=7)
     fig.tight_layout()
     paths.append(out_dir / "metric_distributions.png")
     fig.savefig(paths[-1], dpi=90)
