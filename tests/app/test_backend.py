@@ -1,7 +1,6 @@
 """The listening page's logic without the page: checkpoint specs, prompt checks, tables of evaluate and
 prefs folders, and a real side-by-side synthesis with the shipped demo base."""
 
-import json
 import math
 
 import pytest
@@ -9,6 +8,7 @@ import soundfile as sf
 import torch
 
 from f5rl.app.backend import InputProblem, ModelSpec, Studio, Table, open_folder, read_prompt, shipped_base
+from tests.app.conftest import make_prefs_round
 from tests.conftest import speech_like
 
 
@@ -77,21 +77,9 @@ def test_open_folder_reads_evaluate_outputs_prefs_rounds_and_runs(tmp_path):
     assert f.tables["sys"].sorted("cer", True).audio[0]["audio"] == ev / "sys" / "u2.wav"
     assert f.pngs == [ev / "plot.png"]
 
-    rnd = tmp_path / "work" / "iter_0"
-    gen = rnd / "generated"
-    rows = []
-    for s, cer in enumerate((0.1, 0.6)):
-        _wav(gen / f"g0_s{s}.wav", seed=s)
-        rows.append({"id": f"g0_s{s}", "text": "hello", "cer": cer, "wer": cer, "sim": 0.8, "duration": 1.0,
-                     "transcript": "h", "audio_path": f"g0_s{s}.wav"})
-        (gen / f"g0_s{s}.json").write_text(json.dumps(rows[-1]))
-    (rnd / "pairs").mkdir()
-    # the pair file names clips as the generating run saw them (relative to its working directory)
-    pair = {"group": "g0", "chosen": {**rows[0], "audio_path": "elsewhere/g0_s0.wav"},
-            "rejected": {**rows[1], "audio_path": "elsewhere/g0_s1.wav"}}
-    (rnd / "pairs" / "train.jsonl").write_text(json.dumps(pair) + "\n")
+    gen = make_prefs_round(tmp_path / "work" / "iter_0")
     f = open_folder(tmp_path / "work")
-    assert f.kind == "prefs" and set(f.tables) == {"iter_0/generated", "iter_0/pairs/train"}
+    assert f.kind == "prefs" and list(f.tables) == ["iter_0/pairs/train", "iter_0/generated"]  # pairs first
     p = f.tables["iter_0/pairs/train"]
     assert p.rows[0]["cer_gap"] == pytest.approx(0.5)
     assert p.audio[0] == {"chosen": gen / "g0_s0.wav", "rejected": gen / "g0_s1.wav"}

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.app.conftest import make_prefs_round
+
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     CHROMIUM is None or DRIVER is None,
@@ -195,6 +197,22 @@ def test_evaluate_report_and_its_rows_in_the_browse_tab(browser, demo_corpus, tm
         link = wait_for(browser, "#play_a a[download]", 30).get_attribute("href")
         assert media_duration(browser, link) > 0.3
         screenshot(browser, tmp_path, "app_browse")
+
+        # a prefs round: its pairs first, chosen and rejected side by side
+        make_prefs_round(tmp_path / "round")
+        box = browser.find_element(By.CSS_SELECTOR, "#folder textarea")
+        box.clear()
+        box.send_keys(str(tmp_path / "round"))
+        browser.find_element(By.CSS_SELECTOR, "#open_folder").click()
+        assert "prefs folder: 2 table(s)" in wait_text(browser, "#browse_status", "prefs|Problem", 60)
+        wait_text(browser, "#rows", "chosen_cer", 30)
+        browser.find_elements(By.CSS_SELECTOR, "#rows [role='gridcell'][data-row='0']")[1].click()
+        chosen = wait_for(browser, "#play_a a[download]", 30).get_attribute("href")
+        rejected = wait_for(browser, "#play_b a[download]", 30).get_attribute("href")
+        # the chosen sample is 1.0 s long, the rejected one 1.5 s (tests/app/conftest.py)
+        assert abs(media_duration(browser, chosen) - 1.0) < 0.05
+        assert abs(media_duration(browser, rejected) - 1.5) < 0.05
+        screenshot(browser, tmp_path, "app_browse_pairs")
     finally:
         stop(proc)
 

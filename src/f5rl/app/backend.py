@@ -294,15 +294,9 @@ def _evaluate_tables(root: Path) -> dict[str, Table]:
 
 
 def _prefs_tables(d: Path) -> dict[str, Table]:
+    """A round's pairs (chosen against rejected; what DPO trains on) first, then every generated sample."""
     tables = {}
     gen = d / "generated"
-    if gen.is_dir():
-        rows, audio = [], []
-        for f in sorted(gen.glob("*.json")):
-            r = json.loads(f.read_text())
-            rows.append({k: r.get(k) for k in ("id", "text", "transcript", "cer", "wer", "sim", "duration")})
-            audio.append({"audio": gen / r.get("audio_path", f"{r['id']}.wav")})
-        tables["generated"] = Table("generated", rows, audio)
     for split in ("train", "val"):
         f = d / "pairs" / f"{split}.jsonl"
         if not f.is_file():
@@ -317,7 +311,15 @@ def _prefs_tables(d: Path) -> dict[str, Table]:
                          "rejected_cer": r["cer"], "chosen_sim": c["sim"], "rejected_sim": r["sim"],
                          "cer_gap": r["cer"] - c["cer"]})
             audio.append({"chosen": _sample_path(c, gen), "rejected": _sample_path(r, gen)})
-        tables[f"pairs/{split}"] = Table(f"pairs/{split}", rows, audio)
+        if rows:
+            tables[f"pairs/{split}"] = Table(f"pairs/{split}", rows, audio)
+    rows, audio = [], []
+    for f in sorted(gen.glob("*.json")) if gen.is_dir() else []:
+        r = json.loads(f.read_text())
+        rows.append({k: r.get(k) for k in ("id", "text", "transcript", "cer", "wer", "sim", "duration")})
+        audio.append({"audio": gen / r.get("audio_path", f"{r['id']}.wav")})
+    if rows:
+        tables["generated"] = Table("generated", rows, audio)
     return tables
 
 

@@ -48,14 +48,18 @@ def main(argv: list[str] | None = None) -> None:
         held_out_prompts(corpus)  # a bad --corpus fails here, before the page starts
         if args.prompt and not Path(args.prompt).is_file():
             raise FileNotFoundError(f"--prompt {args.prompt} does not exist")
-        if not 1 <= args.nfe <= 64:
-            raise ValueError(f"--nfe {args.nfe}: use 1 to 64 steps")
+        if not 4 <= args.nfe <= 64:
+            raise ValueError(f"--nfe {args.nfe}: use 4 to 64 steps")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls home
     from f5rl.app.ui import build
 
     studio = Studio(models, mos=args.mos or None)
     page = build(studio, corpus, args.prompt, args.prompt_text, args.text, args.nfe)
-    page.queue().launch(server_name=args.host, server_port=args.port, show_error=False, quiet=False)
+    # the held-out prompts are files the page hands to the browser: Gradio serves only folders it is told of
+    allowed = [str(Path(p).resolve().parent) for p in [args.prompt] if p] + ([str(Path(corpus).resolve())]
+                                                                            if corpus else [])
+    page.queue().launch(server_name=args.host, server_port=args.port, show_error=False, quiet=False,
+                        allowed_paths=allowed)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ rows sorted by any metric, pairs as chosen against rejected, and its plots). Pro
 user gave are shown in the page's status line, never as a traceback."""
 
 
+import logging
 import math
 import tempfile
 from pathlib import Path
@@ -13,6 +14,7 @@ from f5rl.app.backend import read_prompt as check_prompt
 from f5rl.app.backend import to_numpy as playable
 
 CONFIGS = ["F5TTS_v1_Base", "F5TTS_Base", "F5TTS_v1_Small"]
+log = logging.getLogger(__name__)
 
 
 def _fmt(v) -> str:
@@ -85,6 +87,10 @@ def build(studio: Studio, corpus: str | None = None, prompt: str | None = None, 
                                          progress=lambda f, d: progress(f, desc=d))
             except InputProblem as e:
                 return [f"Problem: {e}", *hidden]
+            except Exception as e:  # e.g. a checkpoint that does not load: a message here, the traceback in the log
+                log.exception("synthesis failed")
+                return [f"Problem: synthesis failed ({type(e).__name__}: {e}); the server's log has the details",
+                        *hidden]
             out = []
             for i in range(len(slots)):
                 if i < len(results):
@@ -154,7 +160,7 @@ def build(studio: Studio, corpus: str | None = None, prompt: str | None = None, 
             t, mdrop, data = show(f, names[0], None, False) if names else (None, gr.Dropdown([]), None)
             msg = f"Opened: {f.kind} folder: {len(names)} table(s), {len(f.pngs)} plot(s)"
             return f, t, msg, gr.Dropdown(names, value=names[0] if names else None), mdrop, data, \
-                [str(p) for p in f.pngs]
+                [_image(p) for p in f.pngs]
 
         shown = gr.State(None)
         open_btn.click(do_open, [folder], [state, shown, browse_status, table_name, metric, grid, plots])
@@ -164,10 +170,24 @@ def build(studio: Studio, corpus: str | None = None, prompt: str | None = None, 
         def play(t, evt: gr.SelectData):
             if t is None:
                 return None, gr.Audio(visible=False)
+            # clips are sent as samples, not paths: the folder may lie outside what Gradio serves
             clips = t.audio[evt.index[0]]
             if "chosen" in clips:
-                return str(clips["chosen"]), gr.Audio(value=str(clips["rejected"]), visible=True)
-            return str(clips["audio"]), gr.Audio(visible=False)
+                return _clip(clips["chosen"]), gr.Audio(value=_clip(clips["rejected"]), visible=True)
+            return _clip(clips["audio"]), gr.Audio(visible=False)
 
         grid.select(play, [shown], [play_a, play_b])
     return page
+
+
+def _clip(path: Path):
+    from f5rl.audio.io import load_audio
+
+    return playable(load_audio(path))
+
+
+def _image(path: Path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert("RGB")
