@@ -167,6 +167,8 @@ def build(studio: Studio, corpus: str | None = None, prompt: str | None = None, 
         for trigger in (table_name, metric, descending):
             trigger.input(show, [state, table_name, metric, descending], [shown, metric, grid])
 
+        # (this module has no `from __future__ import annotations`: Gradio finds the row from the live
+        # `gr.SelectData` annotation, which a string annotation would hide)
         def play(t, evt: gr.SelectData):
             if t is None:
                 return None, gr.Audio(visible=False)
