@@ -24,7 +24,8 @@ def test_model_specs_name_what_is_wrong(tmp_path):
     cases = {str(tmp_path / "nope.pt"): "does not exist", str(tmp_path / "vocab.txt"): "not a checkpoint",
              str(tmp_path / "f5.safetensors"): "model_cfg=F5TTS_v1_Base",
              f"{tmp_path / 'f5.safetensors'},cfg=x": "PATH,model_cfg=NAME",
-             f"{tmp_path / 'f5.safetensors'},model_cfg=F5TTS_v1_Base,vocab=/no/vocab.txt": "vocab /no/vocab.txt"}
+             f"{tmp_path / 'f5.safetensors'},model_cfg=F5TTS_v1_Base,vocab=/no/vocab.txt": "vocab /no/vocab.txt",
+             f"{tmp_path / 'run' / 'model_last.pt'},vocab={tmp_path / 'vocab.txt'}": "goes with model_cfg="}
     for text, says in cases.items():
         with pytest.raises(InputProblem, match=says):
             ModelSpec.parse(text)

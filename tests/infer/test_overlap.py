@@ -5,7 +5,7 @@ import threading
 import pytest
 import torch
 
-from f5rl.infer.overlap import run_overlapped, split_cores, thread_config
+from f5rl.infer.overlap import run_overlapped, share_cores, thread_config
 
 
 def test_consume_runs_on_one_worker_thread_in_item_order():
@@ -49,12 +49,12 @@ def test_an_error_in_either_stage_stops_the_run_and_is_raised(stage):
 
 def test_cores_are_shared_on_cpu_and_restored():
     before = torch.get_num_threads()
-    with split_cores("cpu") as scorer_threads:
+    with share_cores("cpu") as scorer_threads:
         # synthesis keeps every core; the scorers get half of them beside it
         assert torch.get_num_threads() == before and scorer_threads == max(1, before // 2)
         torch.set_num_threads(1)  # e.g. a scorer that sets torch's threads
     assert torch.get_num_threads() == before
-    with split_cores("cuda:0") as scorer_threads:  # GPU synthesis: the CPU is the scorers'
+    with share_cores("cuda:0") as scorer_threads:  # GPU synthesis: the CPU is the scorers'
         assert torch.get_num_threads() == before and scorer_threads == before
     assert thread_config("whisper_asr", 3) == {"cpu_threads": 3}
     assert thread_config("resemblyzer_sim", 3) == {}

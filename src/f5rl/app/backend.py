@@ -50,6 +50,9 @@ class ModelSpec:
         if "model_cfg" not in kw and not (ckpt.parent / "config.yaml").is_file():
             raise InputProblem(f"no config.yaml beside {ckpt}; for released F5 weights add "
                                f"',model_cfg=F5TTS_v1_Base,vocab=PATH/vocab.txt'")
+        if "vocab" in kw and "model_cfg" not in kw:  # a config.yaml names its own vocab
+            raise InputProblem(f"vocab= in {text!r} goes with model_cfg= (released F5 weights); drop it or add "
+                               "model_cfg=F5TTS_v1_Base")
         vocab = Path(kw["vocab"]).expanduser() if "vocab" in kw else None
         if vocab is not None and not vocab.is_file():
             raise InputProblem(f"vocab {vocab} does not exist")
@@ -336,19 +339,15 @@ def _number(v: str):
 
 
 def held_out_prompts(corpus: str | Path | None) -> dict[str, tuple[Path, str]]:
-    """``label -> (wav, transcript)`` of a demo corpus's held-out prompts (``test_eval.jsonl``)."""
+    """``label -> (wav, transcript)`` of a demo corpus's held-out prompts (its ``test_eval.jsonl``)."""
+    from f5rl.eval.evaluate import read_test_list
+
     if corpus is None:
         return {}
-    root = Path(corpus)
-    f = root / "test_eval.jsonl"
+    f = Path(corpus) / "test_eval.jsonl"
     if not f.is_file():
-        raise InputProblem(f"--corpus {root} has no test_eval.jsonl; build it with python -m f5rl.data.prepare_demo")
-    out = {}
-    for line in f.read_text().splitlines()[:50]:
-        r = json.loads(line)
-        wav = root / r["prompt_wav"]
-        out[f"{r['speaker']}: {r['prompt_text']}"] = (wav, r["prompt_text"])
-    return out
+        raise InputProblem(f"--corpus {corpus} has no test_eval.jsonl; build it with python -m f5rl.data.prepare_demo")
+    return {f"{it.speaker}: {it.prompt_text}": (Path(it.prompt_wav), it.prompt_text) for it in read_test_list(f)[:50]}
 
 
 def to_numpy(audio: Tensor):

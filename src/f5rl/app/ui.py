@@ -9,9 +9,17 @@ import math
 import tempfile
 from pathlib import Path
 
-from f5rl.app.backend import MAX_MODELS, InputProblem, ModelSpec, Studio, held_out_prompts, mel_png, open_folder
-from f5rl.app.backend import read_prompt as check_prompt
-from f5rl.app.backend import to_numpy as playable
+from f5rl.app.backend import (
+    MAX_MODELS,
+    InputProblem,
+    ModelSpec,
+    Studio,
+    held_out_prompts,
+    mel_png,
+    open_folder,
+    read_prompt,
+    to_numpy,
+)
 
 CONFIGS = ["F5TTS_v1_Base", "F5TTS_Base", "F5TTS_v1_Small"]
 log = logging.getLogger(__name__)
@@ -82,7 +90,7 @@ def build(studio: Studio, corpus: str | None = None, prompt: str | None = None, 
         def synthesise(names, ref_path, ref_txt, txt, sd, nfe_, n, progress=gr.Progress()):  # noqa: B008 (Gradio API)
             hidden = [u for _ in slots for u in (gr.Column(visible=False), None, "", None)]
             try:
-                p = check_prompt(ref_path, ref_txt, studio.max_prompt_seconds)
+                p = read_prompt(ref_path, ref_txt, studio.max_prompt_seconds)
                 results = studio.compare(list(names or []), p, txt or "", int(sd or 0), int(nfe_), int(n),
                                          progress=lambda f, d: progress(f, desc=d))
             except InputProblem as e:
@@ -96,7 +104,7 @@ def build(studio: Studio, corpus: str | None = None, prompt: str | None = None, 
                 if i < len(results):
                     r = results[i]
                     png = mel_png(r.mel, work / f"mel_{i}_{r.seed}.png", r.model)
-                    out += [gr.Column(visible=True), playable(r.audio), score_markdown(r), str(png)]
+                    out += [gr.Column(visible=True), to_numpy(r.audio), score_markdown(r), str(png)]
                 else:
                     out += [gr.Column(visible=False), None, "", None]
             return [f"Done: {len(results)} sample(s), {results[0].candidates} candidate(s) each", *out]
@@ -185,7 +193,7 @@ def build(studio: Studio, corpus: str | None = None, prompt: str | None = None, 
 def _clip(path: Path):
     from f5rl.audio.io import load_audio
 
-    return playable(load_audio(path))
+    return to_numpy(load_audio(path))
 
 
 def _image(path: Path):

@@ -25,7 +25,7 @@ import torch
 
 
 @contextmanager
-def split_cores(device: str | torch.device) -> Iterator[int]:
+def share_cores(device: str | torch.device) -> Iterator[int]:
     """Share the CPU between synthesis and scoring: yields the thread count for the scorers (half the
     cores, at least one, beside synthesis's intra-op threads); with GPU synthesis the CPU is theirs.
     torch's thread count is restored afterwards (a scorer may change it)."""

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from f5rl.audio.io import load_audio, save_audio
-from f5rl.infer.overlap import run_overlapped, split_cores, thread_config
+from f5rl.infer.overlap import run_overlapped, share_cores, thread_config
 from f5rl.rewards.base import RewardBatch
 from f5rl.rewards.registry import build_provider
 from f5rl.rewards.text_metrics import word_error_rate
@@ -90,7 +90,7 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
         bar.update()
 
     if todo:  # synthesis here, scoring on a worker thread (f5rl.infer.overlap)
-        with split_cores(tts.device) as score_threads:
+        with share_cores(tts.device) as score_threads:
             asr_p = build_provider(asr, thread_config(asr, score_threads))
             sim_p = build_provider(sim, thread_config(sim, score_threads))
             extra_p = {n: build_provider(n, thread_config(n, score_threads)) for n in extra_rewards}
