@@ -121,6 +121,18 @@ def test_keep_best_by_needs_validation_and_a_logged_name(tmp_path):
     with pytest.raises(ValueError, match="use val/cer"):
         validate(compose("F5TTS_tiny_demo", ["ckpts.keep_best_by=val/mean_reward", "ckpts.val_list=x.jsonl",
                                              "ckpts.val_every=5"]), TrainConfig)
+    on = ["ckpts.val_list=t.jsonl", "ckpts.val_every=5"]
+    both = validate(compose("F5TTS_tiny_demo", [*on, "ckpts.val_lists=[free.jsonl]",
+                                                "ckpts.keep_best_by=val/all/cer"]), TrainConfig)
+    assert both.ckpts.val_lists == ["free.jsonl"]
+    assert validate(compose("F5TTS_tiny_demo", [*on, "ckpts.val_lists=[free.jsonl]",
+                                                "ckpts.keep_best_by=val/free/sim"]), TrainConfig)
+    with pytest.raises(ValueError, match="use val/cer"):  # no second list: nothing logs val/all/
+        validate(compose("F5TTS_tiny_demo", [*on, "ckpts.keep_best_by=val/all/cer"]), TrainConfig)
+    with pytest.raises(ValueError, match="set ckpts.val_list too"):
+        validate(compose("F5TTS_tiny_demo", ["ckpts.val_lists=[free.jsonl]"]), TrainConfig)
+    with pytest.raises(ValueError, match="names must differ"):
+        validate(compose("F5TTS_tiny_demo", [*on, "ckpts.val_lists=[a/free.jsonl,b/free.jsonl]"]), TrainConfig)
     with pytest.raises(ValueError, match="validation is off: set dpo.val_manifest"):
         validate(compose("F5TTS_DPO_tiny", ["dpo.train_manifest=t.jsonl", "ckpts.keep_best_by=val/loss"]),
                  DPOTrainConfig)

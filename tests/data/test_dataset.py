@@ -77,9 +77,9 @@ def test_extra_train_sentences_keep_the_held_out_split(demo_corpus, tmp_path):
 
     big = tmp_path / "big"
     summary = build(big, sentences=28, test_fraction=0.15, seed=7, speakers=["joe", "ava", "max", "ivy"],
-                    report_similarity=False, extra_train_sentences=10)
+                    report_similarity=False, extra_train_sentences=10, broad_train_sentences=4)
     small = json.loads((demo_corpus / "speakers.json").read_text())
-    assert summary["train_items"] == small["train_items"] + 10 and summary["test_items"] == small["test_items"]
+    assert summary["train_items"] == small["train_items"] + 14 and summary["test_items"] == small["test_items"]
     assert (big / "test_eval.jsonl").read_text() == (demo_corpus / "test_eval.jsonl").read_text()
     # (durations may differ by a few samples: espeak-ng keeps state across syntheses in one process)
     held_out = lambda d: [(r["audio_path"], r["text"], r["speaker"])  # noqa: E731
@@ -88,8 +88,14 @@ def test_extra_train_sentences_keep_the_held_out_split(demo_corpus, tmp_path):
     test_texts = {json.loads(ln)["text"] for ln in (big / "test.jsonl").read_text().splitlines()}
     train_texts = set(TTSDataset(big).table["text"])
     assert set(TTSDataset(demo_corpus).table["text"]) < train_texts and not test_texts & train_texts
+    from f5rl.data.broad_text import broad_sentences
+    from f5rl.data.prepare_demo import make_sentences
+
+    assert set(broad_sentences(4, seed=7, exclude=set(make_sentences(38, 7)))) < train_texts  # after the grammar's
     with pytest.raises(ValueError, match="extra_train_sentences"):
         build(tmp_path / "bad", sentences=28, extra_train_sentences=-1)
+    with pytest.raises(ValueError, match="broad_train_sentences"):
+        build(tmp_path / "bad", sentences=28, broad_train_sentences=-1)
 
 
 def test_demo_corpus_is_reproducible_from_its_seed(tmp_path):

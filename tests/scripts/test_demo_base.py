@@ -43,12 +43,18 @@ def test_export_writes_a_loadable_model_folder_and_never_half_replaces_it(phonem
     out = tmp_path / "demo_base"
     report = export(phoneme_run, out, demo_corpus, n_items=2, nfe=2)
     assert sorted(p.name for p in out.iterdir()) == [
-        "README.md", "config.yaml", "curves.png", "metrics.json", "model.safetensors", "vocab.txt"]
+        "README.md", "config.yaml", "curves.png", "metrics.json", "model.safetensors", "token_counts.json",
+        "vocab.txt"]
+    # the rows the run trained (its record in the save dir), read by the fallback of whoever loads it
+    assert (out / "token_counts.json").read_text() == (phoneme_run / "token_counts.json").read_text()
     keys = load_file(out / "model.safetensors")
     assert all(k.startswith("ema_model.transformer.") or k in ("initted", "step") for k in keys)
     assert int(keys["step"]) == 2
     info = json.loads((out / "metrics.json").read_text())
     assert info["measured"]["items"] == 2 and info["measured"]["cer"] == report.cer
+    assert info["measured_free_text"]["items"] == 2  # the free-text list too, reported in the card
+    assert f"free-text sentences (`test_free_eval.jsonl`, 2 items) | {info['measured_free_text']['cer']:.3f}" in \
+        (out / "README.md").read_text()
     assert set(info["selection_split_cer"]) == {"model_best.pt", "model_last.pt"}  # chosen on other items
     assert [r["utt"] for r in info["measured"]["per_item"]] == [r["utt"] for r in report.per_item]
     assert report.cer >= 0 and -1 <= report.different_speaker_sim <= 1
@@ -57,6 +63,7 @@ def test_export_writes_a_loadable_model_folder_and_never_half_replaces_it(phonem
     # the folder is self-contained: the vocab resolves beside its config, the phoneme tokenizer is used
     tts = TTS.from_checkpoint(out / "model.safetensors", device="cpu", precision="no")
     assert tts.tokenizer.kind == "phoneme" and tts.model.transformer.config.text_embedding_average_upsampling
+    assert tts.tokenizer.fallback.trained  # read from the exported token_counts.json
     before = (out / "model.safetensors").read_bytes()
     with pytest.raises(ValueError, match="asked for"):
         export(phoneme_run, out, demo_corpus, n_items=10_000, nfe=2)

@@ -56,6 +56,28 @@ def test_fallback_by_hand(caplog):
     assert candidates("ˈiː")[:3] == ["ˈiː", "iː", "ˌiː"] and "ˈi" in candidates("ˈiː")
 
 
+def test_training_text_trains_rows_that_were_never_trained(demo_corpus):
+    """Stage 0/1 collate reads a corpus token as itself even where token_counts.json says its row was never
+    trained (training is what trains it); synthesis keeps the fallback."""
+    from types import SimpleNamespace
+
+    from f5rl.audio.mel import MelConfig
+    from f5rl.train.trainer import Trainer
+
+    tok = build_tokenizer("phoneme", SHIPPED / "vocab.txt")
+    text = "A gentle breeze carried the smell of cut grass."
+    untrained = [t for t in tok.tokenize(text) if read_counts(SHIPPED / "vocab.txt")[t] == 0]
+    assert untrained  # e.g. unstressed ʌ in "cut"
+    assert tok.ids(text) != [tok.vocab[t] for t in tok.tokenize(text)]
+    train_tok = tok.for_training()
+    assert train_tok.ids(text) == [tok.vocab[t] for t in tok.tokenize(text)]
+    assert tok.ids(text) != train_tok.ids(text)  # the synthesis tokenizer is unchanged
+    trainer = SimpleNamespace(cfg=SimpleNamespace(datasets=SimpleNamespace(min_duration=0.3, max_duration=30.0)),
+                              mel_config=MelConfig(), tokenizer=tok, trains_text_rows=Trainer.trains_text_rows)
+    _, collate = Trainer.build_dataset(trainer, demo_corpus)  # what stage 0/1 batches are encoded with
+    assert collate.tokenizer.ids(text) == train_tok.ids(text)
+
+
 def test_free_text_list_is_covered_by_the_shipped_vocabulary_and_its_counts():
     sentences = free_text_sentences()
     assert len(sentences) >= 100 and len(set(sentences)) == len(sentences)
@@ -91,3 +113,40 @@ def test_the_shipped_model_says_every_free_text_sentence():
         assert out.audio.numel() > 24000 and torch.isfinite(out.audio).all()
     with pytest.raises(ValueError, match="no sounds"):
         tts.check_text("(( — ))")  # espeak-ng reads nothing here
+
+
+def test_record_training_counts_each_corpus_once_with_the_initial_weights(tmp_path, demo_corpus):
+    import json
+
+    from f5rl.data.coverage import record_training, write_counts
+
+    init_dir = tmp_path / "base"
+    init_dir.mkdir()
+    write_counts({"a": 2, "ʌ": 0}, init_dir / "token_counts.json", "the base's corpus")
+    tok = build_tokenizer("phoneme", demo_corpus / "vocab_phoneme.txt")
+    other = tmp_path / "other_corpus"  # no token_counts.json: counted from its texts
+    other.mkdir()
+    save = tmp_path / "run"
+    save.mkdir()
+    own = json.loads((demo_corpus / "token_counts.json").read_text())["counts"]
+    rec = record_training(save, demo_corpus, [], tok, init_dir / "model.safetensors")
+    assert len(rec["corpora"]) == 2 and rec["counts"]["a"] == own["a"] + 2
+    assert record_training(save, demo_corpus, [], tok, init_dir / "model.safetensors") == rec  # a resume: once
+    rec = record_training(save, other, ["cut cut"], tok)
+    assert len(rec["corpora"]) == 3 and rec["counts"]["ˈʌ"] == own["ˈʌ"] + 2 and rec["counts"]["ʌ"] == own["ʌ"]
+    assert json.loads((save / "token_counts.json").read_text()) == rec
+
+
+def test_stage_one_records_what_it_trained_and_validates_by_that_record(tmp_path, demo_corpus):
+    from f5rl.text.inventory import load_counts
+    from f5rl.train.trainer import Trainer
+    from tests.conftest import tiny_train_config
+
+    cfg = tiny_train_config(tmp_path / "ph", demo_corpus, "model.tokenizer=phoneme", "optim.max_updates=1",
+                            f"model.tokenizer_path={demo_corpus / 'vocab_phoneme.txt'}")
+    t = Trainer(cfg)
+    t.setup()
+    counts = load_counts(tmp_path / "ph" / "token_counts.json")
+    assert counts == load_counts(demo_corpus / "token_counts.json")  # no initial weights: this corpus only
+    trained = {k for k, v in counts.items() if v > 0}
+    assert t.tokenizer.fallback.trained == trained and len(trained) < len(t.tokenizer.vocab)

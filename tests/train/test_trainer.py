@@ -219,6 +219,28 @@ def test_periodic_validation_logs_val_metrics_and_keeps_best(tmp_path, demo_corp
     assert best["update"] == 6 and best["best_metric_on"]["val_size"] == 3
 
 
+def test_validation_on_more_lists_logs_each_and_their_mean(tmp_path, demo_corpus):
+    """ckpts.val_lists: a second list (as the free-text list beside the template list) under its own name,
+    and val/all/* (the mean over both lists' items) can keep the best model."""
+    rows = [json.loads(ln) for ln in (demo_corpus / "test_eval.jsonl").read_text().splitlines()][2:4]
+    for r in rows:  # the tiny char model knows the grammar's letters only: other held-out items, absolute paths
+        r.update({k: str(demo_corpus / r[k]) for k in ("prompt_wav", "target_wav") if r.get(k)})
+    (tmp_path / "other_eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = _trainer(tiny_train_config(tmp_path / "val2", demo_corpus, "optim.max_updates=1",
+                                   f"ckpts.val_list={demo_corpus / 'test_eval.jsonl'}", "ckpts.val_every=1",
+                                   f"ckpts.val_lists=[{tmp_path / 'other_eval.jsonl'}]",
+                                   "ckpts.val_size=2", "ckpts.val_nfe=4", "ckpts.keep_best_by=val/all/cer",
+                                   "ckpts.keep_best_mode=min", "model.vocoder.griffin_lim_iters=4"))
+    t.train()
+    row = json.loads((tmp_path / "val2" / "metrics.jsonl").read_text().splitlines()[-1])
+    for m in ("cer", "sim"):
+        both = (row[f"val/{m}"] + row[f"val/other_eval/{m}"]) / 2  # two items each
+        assert row[f"val/all/{m}"] == pytest.approx(both)
+    assert row["val/sim"] != row["val/other_eval/sim"]
+    best = torch.load(tmp_path / "val2" / "model_best.pt", weights_only=True)
+    assert best["best_metric"] == pytest.approx(row["val/all/cer"])
+
+
 def test_max_minutes_stops_after_the_update_that_spends_it_and_saves(tmp_path, demo_corpus, monkeypatch):
     import f5rl.train.trainer as trainer_module
 

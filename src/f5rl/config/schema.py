@@ -5,6 +5,7 @@ methods so errors name the key and say what to change."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 
@@ -211,8 +212,10 @@ class CkptsCfg(Checked):
     keep_best_by: str | None = None  # f5rl: e.g. val/mean_reward or val/cer -> model_best.pt
     keep_best_mode: str = "max"  # f5rl: max (higher is better) | min (e.g. val/cer)
     val_list: str | None = None  # f5rl: stage 0/1 validation test list (Seed-TTS .lst or JSONL), e.g. test_eval.jsonl
+    val_lists: list[str] = field(default_factory=list)  # f5rl: more lists (e.g. test_free_eval.jsonl), each
+    # logged as val/<file stem>/cer ...; with any, val/all/cer ... are the means over every list's items
     val_every: int = 0  # f5rl: evaluate every N updates, between training steps (0: never)
-    val_size: int = 8
+    val_size: int = 8  # items of each list
     val_nfe: int = 16
 
     def rules(self) -> None:
@@ -226,6 +229,12 @@ class CkptsCfg(Checked):
             self.keep_best_by = "val/" + self.keep_best_by.removeprefix("val_")
         if self.save_per_updates <= 0 or self.last_per_updates <= 0:
             raise ValueError("ckpts.save_per_updates and ckpts.last_per_updates must be > 0")
+        stems = [Path(p).stem for p in self.val_lists]
+        if self.val_lists and not self.val_list:
+            raise ValueError("ckpts.val_lists adds lists to ckpts.val_list; set ckpts.val_list too")
+        if len(set(stems)) < len(stems) or "all" in stems:
+            raise ValueError(f"ckpts.val_lists {self.val_lists}: each list's file name names its metrics "
+                             "(val/<name>/cer), so the names must differ and not be 'all'")
 
 
 @dataclass
@@ -247,10 +256,14 @@ class TrainConfig(Checked):
 
     def rules(self) -> None:
         key = self.ckpts.keep_best_by or ""
+        metrics = ("cer", "wer", "sim", "dnsmos", "rtf")
+        groups = ["val/"] + ([f"val/{Path(p).stem}/" for p in self.ckpts.val_lists] + ["val/all/"]
+                             if self.ckpts.val_lists else [])
         self.check_keep_best(bool(self.ckpts.val_list) and self.ckpts.val_every > 0,
-                             key in ("val/cer", "val/wer", "val/sim", "val/dnsmos", "val/rtf"),
+                             key in {g + m for g in groups for m in metrics},
                              "set ckpts.val_list=test_eval.jsonl and ckpts.val_every=N",
-                             "val/cer (keep_best_mode=min), val/wer, val/sim, val/dnsmos or val/rtf")
+                             "val/cer (keep_best_mode=min), val/wer, val/sim, val/dnsmos or val/rtf"
+                             + (", or the same under val/<list name>/ or val/all/" if self.ckpts.val_lists else ""))
         self.check_objective()
 
     def check_objective(self) -> None:

@@ -38,6 +38,38 @@ def write_counts(counts: Counter, path: Path, source: str) -> Path:
                                               indent=0) + "\n")
 
 
+def record_training(save_dir: Path, corpus: Path, texts: list[str], tokenizer, initial: Path | None = None) -> dict:
+    """Add a training corpus to ``save_dir/token_counts.json``: the phoneme tokens of every corpus a run
+    (and the weights it started from) trained on, so an exported model knows which rows are trained.
+
+    Each corpus counts once however often the run resumes on it (keyed by its resolved path); its counts
+    are its own ``token_counts.json`` when it has one (``prepare_demo`` writes it), else counted from
+    ``texts`` with ``tokenizer``. The first record also takes the counts beside the initial weights
+    (``initial``'s folder, e.g. the shipped demo base's) when they are outside the save dir."""
+    from f5rl.text.inventory import COUNTS_FILE
+    from f5rl.utils.atomic import atomic_write_text
+
+    path = Path(save_dir) / COUNTS_FILE
+    record = json.loads(path.read_text()) if path.is_file() else {"corpora": {}}
+    corpora = record.setdefault("corpora", {})
+    if not path.is_file() and initial is not None and Path(initial).parent.resolve() != Path(save_dir).resolve():
+        beside = Path(initial).with_name(COUNTS_FILE)
+        if beside.is_file():
+            corpora[f"initial weights {initial}"] = json.loads(beside.read_text())["counts"]
+    key = str(Path(corpus).resolve())
+    if key not in corpora:
+        own = Path(corpus) / COUNTS_FILE
+        corpora[key] = (json.loads(own.read_text())["counts"] if own.is_file()
+                        else dict(Counter(t for s in texts for t in tokenizer.tokenize(s))))
+    total: Counter = Counter()
+    for counts in corpora.values():
+        total.update(counts)
+    record.update(source=f"training occurrences over {len(corpora)} corpora: " + "; ".join(corpora),
+                  counts=dict(total))
+    atomic_write_text(path, json.dumps(record, ensure_ascii=False, indent=0) + "\n")
+    return record
+
+
 def coverage_report(counts: Counter, n_min: int) -> dict:
     """How many inventory tokens the corpus trains, and which ones it sees fewer than ``n_min`` times."""
     from f5rl.text.inventory import inventory

@@ -106,13 +106,17 @@ def trim_and_normalize(audio: np.ndarray, sr: int, top_db: float = 40.0, pad_s: 
 def build(out_dir: str | Path = "data/demo_char", sentences: int = 420, test_fraction: float = 0.1,
           seed: int = 1234, speakers: list[str] | None = None, report_similarity: bool = True,
           progress: Callable[[int, int], None] | None = None, extra_train_sentences: int = 0,
-          coverage_min: int = 0, free_text: bool = True) -> dict:
+          coverage_min: int = 0, free_text: bool = True, broad_train_sentences: int = 0) -> dict:
     """Synthesise the corpus; returns the summary written to ``speakers.json``.
 
     ``extra_train_sentences`` more sentences go to train only. The first ``sentences`` sentences, the
     held-out split and the test lists are exactly those of the corpus without them (the grammar draws
     sentences in sequence and the split samples from ``range(sentences)``), so a model trained on the
     larger corpus is still measured on text it never saw.
+
+    ``broad_train_sentences`` more train-only sentences (after those) are common English words in random
+    order (``f5rl.data.broad_text``), so a model learns English beyond the grammar's words; none is a
+    held-out sentence of either test list.
 
     ``coverage_min`` > 0 adds train-only sentences (after all others) until every phoneme token that
     English words contain occurs that often (``f5rl.data.coverage``). ``free_text`` also writes the
@@ -131,6 +135,13 @@ def build(out_dir: str | Path = "data/demo_char", sentences: int = 420, test_fra
     if extra_train_sentences < 0:
         raise ValueError(f"extra_train_sentences must be >= 0, got {extra_train_sentences}")
     texts = make_sentences(sentences + extra_train_sentences, seed)
+    if broad_train_sentences < 0:
+        raise ValueError(f"broad_train_sentences must be >= 0, got {broad_train_sentences}")
+    if broad_train_sentences:
+        from f5rl.data.broad_text import broad_sentences
+        from f5rl.data.coverage import free_text_sentences
+
+        texts += broad_sentences(broad_train_sentences, seed, exclude={*texts, *free_text_sentences()})
     coverage = None
     if coverage_min > 0:
         from f5rl.data.coverage import coverage_sentences, token_counts
@@ -179,6 +190,7 @@ def build(out_dir: str | Path = "data/demo_char", sentences: int = 420, test_fra
             f.write(json.dumps(row) + "\n")
     summary = {
         "seed": seed, "sentences": sentences, "extra_train_sentences": extra_train_sentences,
+        "broad_train_sentences": broad_train_sentences,
         "speakers": {s: (SPEAKERS[s].__dict__ if SPEAKERS[s] else "piper:joe") for s in speakers},
         "train_items": len(train_rows), "test_items": len(test_rows),
         "train_hours": round(sum(r.duration for r in train_rows) / 3600, 3), "synthesis_seconds": round(synth_s, 1),
@@ -251,6 +263,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--speakers", default=",".join(SPEAKERS), help="comma-separated Piper voices")
     ap.add_argument("--extra_train_sentences", type=int, default=0,
                     help="more train-only sentences; the held-out split stays that of --sentences")
+    ap.add_argument("--broad_train_sentences", type=int, default=0,
+                    help="train-only sentences of common English words in random order (f5rl.data.broad_text), "
+                         "for a model that says any English sentence, not only the grammar's words")
     ap.add_argument("--coverage_min", type=int, default=0,
                     help="add train-only sentences until every phoneme token occurs this often (default 0: none; "
                          "e.g. 20 for a corpus that trains every row)")
@@ -259,11 +274,12 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     from tqdm import tqdm
 
-    bar = tqdm(total=args.sentences + args.extra_train_sentences, desc="synthesising", unit="utt")
+    bar = tqdm(total=args.sentences + args.extra_train_sentences + args.broad_train_sentences,
+               desc="synthesising", unit="utt")
     summary = build(args.out, args.sentences, args.test_fraction, args.seed, args.speakers.split(","),
                     not args.no_similarity, progress=lambda i, n: bar.update(1),
                     extra_train_sentences=args.extra_train_sentences, coverage_min=args.coverage_min,
-                    free_text=not args.no_free_text)
+                    free_text=not args.no_free_text, broad_train_sentences=args.broad_train_sentences)
     bar.close()
     cov = summary["phoneme_coverage"]
     print(f"phoneme coverage: {cov['seen']}/{cov['tokens']} tokens in the train split; below {cov['min_count']}: "

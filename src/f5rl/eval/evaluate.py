@@ -105,11 +105,21 @@ def synthesize_items(tts, items: list[TestItem], nfe: int = 16, cfg: float = 2.0
 
 def evaluate_tts(tts, items: list[TestItem], providers: dict, nfe: int = 16, seed: int = 0) -> dict[str, float]:
     """Mean metrics of an in-memory model (trainer validation): ``val/cer``, ``val/sim``, ..."""
+    return val_metrics(evaluate_rows(tts, items, providers, nfe, seed))
+
+
+def evaluate_rows(tts, items: list[TestItem], providers: dict, nfe: int = 16, seed: int = 0) -> list[dict]:
+    """Per-item scores (and RTF) of an in-memory model on ``items``."""
     audios, rtfs = synthesize_items(tts, items, nfe, seed=seed)
     rows = score(items, audios, providers)
     for r, rtf in zip(rows, rtfs):
         r["rtf"] = rtf
-    return {f"val/{k}": v for k, v in summarize(rows).items() if k != "n" and not math.isnan(v)}
+    return rows
+
+
+def val_metrics(rows: list[dict], prefix: str = "val/") -> dict[str, float]:
+    """``rows``' means as logged metrics, ``{prefix}cer`` etc. (metrics no row has are left out)."""
+    return {f"{prefix}{k}": v for k, v in summarize(rows).items() if k != "n" and not math.isnan(v)}
 
 
 def evaluate_system(name: str, ckpt: str | None, items: list[TestItem], out_dir: Path, providers: dict,

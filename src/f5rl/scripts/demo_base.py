@@ -26,10 +26,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from f5rl.eval.base_model import SHIPPED, BaseModelReport, measure
+from f5rl.text.inventory import COUNTS_FILE
 from f5rl.utils.atomic import atomic_copy, atomic_path, atomic_write_text
 from f5rl.utils.cli import command_parser
 
 MAX_BYTES = 30 * 1024 * 1024
+FREE_LIST = "test_free_eval.jsonl"  # prepare_demo's free-text list: ordinary sentences, not the grammar's
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Stage:
     total_updates: int
     overrides: tuple[str, ...] = ()
     sentences: int = 1200  # the corpus's held-out split is drawn from these
+    broad_train_sentences: int = 0  # common English words in random order (f5rl.data.broad_text)
+    coverage_min: int = 0  # prepare_demo's coverage pass: every phoneme token at least this often
 
 
 def load_recipe(path: Path) -> tuple[Stage, ...]:
@@ -56,15 +60,17 @@ def load_recipe(path: Path) -> tuple[Stage, ...]:
 RECIPE = load_recipe(SHIPPED / "recipe.yaml")  # the shipped model's recipe
 
 
-def ensure_corpus(data: Path, sentences: int = 1200, extra_train_sentences: int = 0) -> None:
+def ensure_corpus(data: Path, sentences: int = 1200, extra_train_sentences: int = 0, broad_train_sentences: int = 0,
+                  coverage_min: int = 0) -> None:
     """Build the demo corpus when missing; add the phoneme vocab to a corpus built before it existed."""
     from f5rl.data.prepare_demo import build
 
     if not (data / "raw").is_dir():
-        extra = f" --extra_train_sentences {extra_train_sentences}" if extra_train_sentences else ""
-        print(f"[corpus] python -m f5rl.data.prepare_demo --out {data} --sentences {sentences}{extra}")
-        build(data, sentences=sentences, extra_train_sentences=extra_train_sentences,
-              report_similarity=not extra_train_sentences)
+        more = {"extra_train_sentences": extra_train_sentences, "broad_train_sentences": broad_train_sentences,
+                "coverage_min": coverage_min}
+        print(f"[corpus] python -m f5rl.data.prepare_demo --out {data} --sentences {sentences}"
+              + "".join(f" --{k} {v}" for k, v in more.items() if v))
+        build(data, sentences=sentences, report_similarity=not any(more.values()), **more)
     vocab = data / "vocab_phoneme.txt"
     if not vocab.is_file():
         from datasets import load_from_disk
@@ -105,7 +111,8 @@ def run_recipe(eval_data: Path, save_dir: Path, overrides: list[str], recipe: tu
     unfinished one."""
     for stage in recipe:
         corpus = root / stage.corpus
-        ensure_corpus(corpus, stage.sentences, stage.extra_train_sentences)
+        ensure_corpus(corpus, stage.sentences, stage.extra_train_sentences, stage.broad_train_sentences,
+                      stage.coverage_min)
         print(f"[stage {stage.name}] {corpus}, to update {stage.total_updates}")
         done = train(corpus, save_dir, [f"optim.total_updates={stage.total_updates}", *stage.overrides, *overrides],
                      eval_data=eval_data)
@@ -154,10 +161,11 @@ def _ema_file(ckpt: Path, tmp: Path) -> tuple[Path, int]:
     return out, update
 
 
-def select_checkpoint(save_dir: Path, test_list: Path, candidates: list[str], n_items: int, nfe: int,
+def select_checkpoint(save_dir: Path, test_lists: list[Path], candidates: list[str], n_items: int, nfe: int,
                       work: Path) -> tuple[Path, dict[str, float]]:
-    """The candidate with the lowest CER on the selection split: the ``n_items`` test items after the
-    ``n_items`` that are reported, so the reported numbers are not the ones the choice was made on.
+    """The candidate with the lowest CER on a selection split: the ``n_items`` items of each test list after
+    the ``n_items`` that are reported, so the reported numbers are not the ones the choice was made on
+    (with the template and the free-text list, the mean of the two lists' CERs).
 
     Each item's CER is clipped at 1 for the choice: a Whisper transcript that loops on noise scores
     CER 4-5 on one item, which would outweigh everything else a mean over 24 items measures."""
@@ -175,11 +183,13 @@ def select_checkpoint(save_dir: Path, test_list: Path, candidates: list[str], n_
             scores[ckpt.name] = by_update[update]
             print(f"[select] {ckpt.name}: update {update}, measured above")
             continue
-        r = measure(weights, test_list, n_items, nfe, config=work / "config.yaml", start=n_items)
-        clipped = sum(min(it["cer"], 1.0) for it in r.per_item) / len(r.per_item)
-        scores[ckpt.name] = by_update[update] = round(clipped, 4)
-        print(f"[select] {ckpt.name}: CER {r.cer:.4f} (clipped per item at 1: {scores[ckpt.name]:.4f}) "
-              "on the selection split")
+        per_list = []
+        for test_list in test_lists:
+            r = measure(weights, test_list, n_items, nfe, config=work / "config.yaml", start=n_items)
+            per_list.append(sum(min(it["cer"], 1.0) for it in r.per_item) / len(r.per_item))
+            print(f"[select] {ckpt.name}: {test_list.name} CER {r.cer:.4f} (clipped per item at 1: "
+                  f"{per_list[-1]:.4f}) on the selection split")
+        scores[ckpt.name] = by_update[update] = round(sum(per_list) / len(per_list), 4)
     return save_dir / min(scores, key=scores.get), scores
 
 
@@ -202,7 +212,8 @@ def export(save_dir: Path, out: Path, data: Path, n_items: int = 24, nfe: int = 
     try:
         work = tmp / "select"
         work.mkdir()
-        src, selection = select_checkpoint(save_dir, data / "test_eval.jsonl", list(candidates), n_items, nfe, work)
+        lists = [data / "test_eval.jsonl", *[p for p in [data / FREE_LIST] if p.is_file()]]
+        src, selection = select_checkpoint(save_dir, lists, list(candidates), n_items, nfe, work)
         shutil.rmtree(work)
         raw = read_weights_file(src)
         update = int(raw.get("update", 0))
@@ -214,16 +225,23 @@ def export(save_dir: Path, out: Path, data: Path, n_items: int = 24, nfe: int = 
         cfg = OmegaConf.load(save_dir / "config.yaml")
         vocab = cfg.model.tokenizer_path or Path(cfg.datasets.path or data) / "vocab.txt"
         shutil.copy(vocab, tmp / "vocab.txt")
+        # which rows were trained (the fallback reads it): the run's record, else the counts beside its vocab
+        for counts in (save_dir / COUNTS_FILE, Path(vocab).with_name(COUNTS_FILE)):
+            if counts.is_file():
+                shutil.copy(counts, tmp / COUNTS_FILE)
+                break
         cfg.model.tokenizer_path = "vocab.txt"  # resolved beside the config by TTS.from_checkpoint
         OmegaConf.save(cfg, tmp / "config.yaml")
         plot_curves(save_dir, tmp / "curves.png")
         report = measure(tmp / "model.safetensors", data / "test_eval.jsonl", n_items=n_items, nfe=nfe)
+        free = measure(tmp / "model.safetensors", lists[1], n_items=n_items, nfe=nfe) if len(lists) > 1 else None
         history = [json.loads(ln) for ln in (save_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
         val = [{k: r[k] for k in ("update", "val/cer", "val/sim") if k in r} for r in history if "val/cer" in r]
         info = {"source_checkpoint": src.name, "update": update, "selection_split_cer": selection,
                 "recipe": [asdict(st) for st in recipe],
                 "dtype": str(dtype).removeprefix("torch."),
                 "bytes": (tmp / "model.safetensors").stat().st_size, "measured": asdict(report), "validation": val,
+                "measured_free_text": asdict(free) if free else None,
                 # approximate time in training steps (validation excluded): each logged row's rate is
                 # the mean since that sitting started, applied to the row's log_every updates
                 "approx_train_step_seconds": round(sum(cfg.ckpts.log_every / r["updates_per_s"] for r in history
@@ -265,10 +283,19 @@ def model_card(cfg, info: dict) -> str:
     stages = "\n".join(f"  {i}. `{st['name']}`: `{st['corpus']}` until update {st['total_updates']}"
                        + (f" ({', '.join(st['overrides'])})" if st["overrides"] else "")
                        for i, st in enumerate(recipe, 1))
-    more = [f"stage {i} adds {st['extra_train_sentences']}" for i, st in enumerate(recipe, 1)
-            if st["extra_train_sentences"]]
-    extra = (f"\n  Train-only sentences (`--extra_train_sentences`): {', '.join(more)};\n"
+    more = [f"stage {i} adds {st['extra_train_sentences']}"
+            + (f" and {st['broad_train_sentences']} of common English words in random order"
+               if st.get("broad_train_sentences") else "")
+            for i, st in enumerate(recipe, 1) if st["extra_train_sentences"] or st.get("broad_train_sentences")]
+    flags = "`--extra_train_sentences`" + (", `--broad_train_sentences`" if any(st.get("broad_train_sentences")
+                                                                               for st in recipe) else "")
+    extra = (f"\n  Train-only sentences ({flags}): {', '.join(more)};\n"
              "  the held-out split and test lists are unchanged.") if more else ""
+    free = info.get("measured_free_text")
+    free_rows = (f"| this model, free-text sentences (`{FREE_LIST}`, {free['items']} items) | {free['cer']:.3f} | "
+                 f"{free['wer']:.3f} | {free['sim']:.3f} |\n"
+                 f"| ground truth, free-text sentences | {free['ground_truth_cer']:.3f} | | "
+                 f"{free['ground_truth_sim']:.3f} |\n") if free else ""
     tok = cfg.model.tokenizer
     fields = {
         **{k: m[k] for k in ("items", "nfe", "cer", "wer", "sim", "ground_truth_cer", "ground_truth_sim",
@@ -276,7 +303,7 @@ def model_card(cfg, info: dict) -> str:
         "dim": a.dim, "depth": a.depth, "conv_layers": a.conv_layers,
         "text": "average-upsampled text" if a.text_embedding_average_upsampling else "text padded to the audio length",
         "tokens": "IPA phoneme tokens from espeak-ng" if tok == "phoneme" else f"`{tok}` tokens",
-        "extra": extra, "stages": stages, "learning_rate": cfg.optim.learning_rate,
+        "extra": extra, "free_rows": free_rows, "stages": stages, "learning_rate": cfg.optim.learning_rate,
         "batch_frames": cfg.datasets.batch_size_per_gpu, "ema_beta": cfg.optim.ema_beta,
         "val_every": cfg.ckpts.val_every,
         "source_checkpoint": info["source_checkpoint"], "update": info["update"], "dtype": info["dtype"],

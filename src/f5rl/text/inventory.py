@@ -73,9 +73,12 @@ def read_counts(vocab_path: Path | None) -> dict[str, int] | None:
     if vocab_path is None:
         return None
     path = Path(vocab_path).with_name(COUNTS_FILE)
-    if not path.is_file():
-        return None
-    return {unicodedata.normalize("NFD", k): int(v) for k, v in json.loads(path.read_text())["counts"].items()}
+    return load_counts(path) if path.is_file() else None
+
+
+def load_counts(path: Path) -> dict[str, int]:
+    """The ``counts`` of a ``token_counts.json`` (tokens NFD-normalised, as the tokenizer writes them)."""
+    return {unicodedata.normalize("NFD", k): int(v) for k, v in json.loads(Path(path).read_text())["counts"].items()}
 
 
 class Fallback:

@@ -8,7 +8,7 @@ so that −1 becomes the filler row 0 of its embedding.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -104,6 +104,14 @@ class Tokenizer:
         if self.fallback is not None:
             return [i if (i := self.fallback.id(tok)) is not None else 0 for tok in self.tokenize(text)]
         return [self.vocab.get(tok, 0) for tok in self.tokenize(text)]
+
+    def for_training(self) -> Tokenizer:
+        """The tokenizer that reads training text: every row the vocab has counts as trained, since
+        training on a token trains its row (reading a never-trained token as its neighbour there would
+        keep the row untrained for ever); tokens without a row still fall back."""
+        if self.fallback is None:
+            return self
+        return replace(self, fallback=Fallback(self.vocab, None))
 
     def unknown(self, text: str) -> list[str]:
         """Tokens of ``text`` the model cannot read (they would be read as a space): missing from the

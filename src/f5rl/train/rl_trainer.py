@@ -70,6 +70,7 @@ class RLTrainer(Trainer):
     cfg: RLTrainConfig
     explicit_grad_sync = True  # the step losses call the policy network directly, not through DDP
     progress_label = "grpo"
+    trains_text_rows = False  # rollouts read text as synthesis does
 
     def data_shard(self) -> tuple[int, int]:
         """With ``rl.repeat_count`` = R, processes come in blocks of R that see the same prompts

@@ -49,6 +49,10 @@ class Trainer:
     # itself (PPO ratio) or with a dropout-free reference, so they evaluate it without dropout.
     dropout_in_training = True
     progress_label = "train"
+    # Stage 0/1 learn the text rows of their corpus: a phoneme token reads as itself even where the vocab's
+    # token_counts.json says its row was never trained, and the save dir records what was trained. Stage 2
+    # rolls out as synthesis reads text (the fallback included), so it neither.
+    trains_text_rows = True
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
@@ -74,6 +78,7 @@ class Trainer:
         self.tokenizer = tokenizer_for(cfg.model, data_dir)
         self.mel_config = mel_config(cfg.model)
         self.dataset, collate = self.build_dataset(data_dir)
+        self._record_trained_tokens(data_dir)
         self.sampler, self.loader = build_loader(self.dataset, collate, cfg.datasets, cfg.optim.seed,
                                                  *self.data_shard())
         k = cfg.optim.grad_accumulation_steps
@@ -123,12 +128,30 @@ class Trainer:
         """The ``keep_best_by`` value of ``model_best.pt`` (None before any)."""
         return self.keep_best.best
 
+    def _record_trained_tokens(self, data_dir: Path | None) -> None:
+        """Phoneme models: ``token_counts.json`` in the save dir gains this corpus's token counts (and those
+        of the weights the run started from), and validation reads untrained tokens by that record."""
+        if not (self.trains_text_rows and self.tokenizer.kind == "phoneme" and data_dir is not None):
+            return
+        from dataclasses import replace
+
+        from f5rl.data.coverage import record_training
+        from f5rl.text.inventory import COUNTS_FILE, Fallback, load_counts
+
+        initial = self.ckpts.initial_weights(self.cfg.ckpts.init_from)
+        if self.accelerator.is_main_process:
+            record_training(self.save_dir, data_dir, list(self.dataset.table["text"]), self.tokenizer, initial)
+        self.accelerator.wait_for_everyone()
+        counts = load_counts(self.save_dir / COUNTS_FILE)
+        self.tokenizer = replace(self.tokenizer, fallback=Fallback(self.tokenizer.vocab, counts))
+
     def _setup_validation(self) -> None:
         """Stage 0/1 validation on a small test list with the reward models' metrics (val/cer, ...)."""
         c = self.cfg.ckpts
         self.test_list_validation = None
         if c.val_list and c.val_every > 0 and self.accelerator.is_main_process:
-            self.test_list_validation = TestListValidation(c.val_list, c.val_size, c.val_nfe, str(self.device))
+            self.test_list_validation = TestListValidation(c.val_list, c.val_size, c.val_nfe, str(self.device),
+                                                           c.val_lists)
             if self._vocoder is None:
                 self._vocoder = self._build_vocoder()
 
@@ -150,7 +173,7 @@ class Trainer:
         """The training set and its collate function (a dataset exposes ``frame_lens``)."""
         cfg = self.cfg
         ds = TTSDataset(data_dir, self.mel_config, cfg.datasets.min_duration, cfg.datasets.max_duration)
-        return ds, Collate(self.tokenizer)
+        return ds, Collate(self.tokenizer.for_training() if self.trains_text_rows else self.tokenizer)
 
     def compute_loss(self, batch):
         """One micro-batch's loss (a LossOutput); stage 0/1: the CFM objective."""

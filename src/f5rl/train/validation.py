@@ -38,24 +38,36 @@ class KeepBest:
 
 
 class TestListValidation:
-    """Synthesise a test list with the EMA model and score it (``val/cer``, ``val/sim``, ...)."""
+    """Synthesise test lists with the EMA model and score them.
 
-    def __init__(self, val_list: str, size: int, nfe: int, device: str) -> None:
+    The main list logs ``val/cer``, ``val/sim``, ...; each of ``more_lists`` (e.g. the free-text list
+    beside the template list) logs ``val/<file stem>/cer``, ..., and with any of them ``val/all/cer``, ...
+    are the means over the items of every list (what ``ckpts.keep_best_by`` can name to keep the model
+    that is best on all of them)."""
+
+    def __init__(self, val_list: str, size: int, nfe: int, device: str, more_lists: list[str] = ()) -> None:
         from f5rl.eval.evaluate import read_test_list
         from f5rl.rewards.registry import build_provider
 
-        self.items = read_test_list(val_list)[:size]
+        self.lists = {"val/": read_test_list(val_list)[:size],
+                      **{f"val/{Path(p).stem}/": read_test_list(p)[:size] for p in more_lists}}
         self.nfe = nfe
         self.providers = {"asr": build_provider("whisper_asr"), "sim": build_provider("resemblyzer_sim")}
         for p in self.providers.values():
             p.ensure_setup(device)
 
     def __call__(self, model, tokenizer, mel_config, vocoder, device: str, precision: str) -> dict[str, float]:
-        from f5rl.eval.evaluate import evaluate_tts
+        from f5rl.eval.evaluate import evaluate_rows, val_metrics
         from f5rl.infer.tts import TTS
 
-        metrics = evaluate_tts(TTS(model, tokenizer, mel_config, vocoder, device, precision), self.items,
-                               self.providers, nfe=self.nfe)
+        tts = TTS(model, tokenizer, mel_config, vocoder, device, precision)
+        metrics, every = {}, []
+        for prefix, items in self.lists.items():
+            rows = evaluate_rows(tts, items, self.providers, nfe=self.nfe)
+            metrics.update(val_metrics(rows, prefix))
+            every += rows
+        if len(self.lists) > 1:
+            metrics.update(val_metrics(every, "val/all/"))
         for p in self.providers.values():
             p.release()  # idle Whisper threads would slow the training steps that follow
         return metrics
