@@ -30,6 +30,7 @@ class DPOTrainer(Trainer):
     explicit_grad_sync = True  # the losses call the networks directly, not through DDP
     dropout_in_training = False  # policy and reference errors come from the same (dropout-free) function
     progress_label = "dpo"
+    trains_text_rows = False  # pairs were synthesised from text read with the fallback: read it the same way
 
     def build_dataset(self, data_dir):
         return PairDataset(self.cfg.dpo.train_manifest, self.mel_config), PairCollate(self.tokenizer)
