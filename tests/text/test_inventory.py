@@ -123,16 +123,15 @@ def test_record_training_counts_each_corpus_once_with_the_initial_weights(tmp_pa
     init_dir = tmp_path / "base"
     init_dir.mkdir()
     write_counts({"a": 2, "ʌ": 0}, init_dir / "token_counts.json", "the base's corpus")
-    tok = build_tokenizer("phoneme", demo_corpus / "vocab_phoneme.txt")
     other = tmp_path / "other_corpus"  # no token_counts.json: counted from its texts
     other.mkdir()
     save = tmp_path / "run"
     save.mkdir()
     own = json.loads((demo_corpus / "token_counts.json").read_text())["counts"]
-    rec = record_training(save, demo_corpus, [], tok, init_dir / "model.safetensors")
+    rec = record_training(save, demo_corpus, list, init_dir / "model.safetensors")
     assert len(rec["corpora"]) == 2 and rec["counts"]["a"] == own["a"] + 2
-    assert record_training(save, demo_corpus, [], tok, init_dir / "model.safetensors") == rec  # a resume: once
-    rec = record_training(save, other, ["cut cut"], tok)
+    assert record_training(save, demo_corpus, list, init_dir / "model.safetensors") == rec  # a resume: once
+    rec = record_training(save, other, lambda: ["cut cut"])
     assert len(rec["corpora"]) == 3 and rec["counts"]["ˈʌ"] == own["ˈʌ"] + 2 and rec["counts"]["ʌ"] == own["ʌ"]
     assert json.loads((save / "token_counts.json").read_text()) == rec
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 FRAMES = ("Please say {w} again.", "She wrote {w} on the {noun}.", "The word {w} was on the {noun}.",
@@ -38,13 +39,13 @@ def write_counts(counts: Counter, path: Path, source: str) -> Path:
                                               indent=0) + "\n")
 
 
-def record_training(save_dir: Path, corpus: Path, texts: list[str], tokenizer, initial: Path | None = None) -> dict:
+def record_training(save_dir: Path, corpus: Path, texts: Callable[[], list[str]], initial: Path | None = None) -> dict:
     """Add a training corpus to ``save_dir/token_counts.json``: the phoneme tokens of every corpus a run
     (and the weights it started from) trained on, so an exported model knows which rows are trained.
 
     Each corpus counts once however often the run resumes on it (keyed by its resolved path); its counts
     are its own ``token_counts.json`` when it has one (``prepare_demo`` writes it), else counted from
-    ``texts`` with ``tokenizer``. The first record also takes the counts beside the initial weights
+    ``texts()`` (called only then). The first record also takes the counts beside the initial weights
     (``initial``'s folder, e.g. the shipped demo base's) when they are outside the save dir."""
     from f5rl.text.inventory import COUNTS_FILE
     from f5rl.utils.atomic import atomic_write_text
@@ -59,8 +60,7 @@ def record_training(save_dir: Path, corpus: Path, texts: list[str], tokenizer, i
     key = str(Path(corpus).resolve())
     if key not in corpora:
         own = Path(corpus) / COUNTS_FILE
-        corpora[key] = (json.loads(own.read_text())["counts"] if own.is_file()
-                        else dict(Counter(t for s in texts for t in tokenizer.tokenize(s))))
+        corpora[key] = json.loads(own.read_text())["counts"] if own.is_file() else dict(token_counts(texts()))
     total: Counter = Counter()
     for counts in corpora.values():
         total.update(counts)

@@ -103,13 +103,8 @@ def synthesize_items(tts, items: list[TestItem], nfe: int = 16, cfg: float = 2.0
     return audios, rtfs
 
 
-def evaluate_tts(tts, items: list[TestItem], providers: dict, nfe: int = 16, seed: int = 0) -> dict[str, float]:
-    """Mean metrics of an in-memory model (trainer validation): ``val/cer``, ``val/sim``, ..."""
-    return val_metrics(evaluate_rows(tts, items, providers, nfe, seed))
-
-
 def evaluate_rows(tts, items: list[TestItem], providers: dict, nfe: int = 16, seed: int = 0) -> list[dict]:
-    """Per-item scores (and RTF) of an in-memory model on ``items``."""
+    """Per-item scores (and RTF) of an in-memory model on ``items`` (trainer validation)."""
     audios, rtfs = synthesize_items(tts, items, nfe, seed=seed)
     rows = score(items, audios, providers)
     for r, rtf in zip(rows, rtfs):

@@ -140,7 +140,7 @@ class Trainer:
 
         initial = self.ckpts.initial_weights(self.cfg.ckpts.init_from)
         if self.accelerator.is_main_process:
-            record_training(self.save_dir, data_dir, list(self.dataset.table["text"]), self.tokenizer, initial)
+            record_training(self.save_dir, data_dir, lambda: list(self.dataset.table["text"]), initial)
         self.accelerator.wait_for_everyone()
         counts = load_counts(self.save_dir / COUNTS_FILE)
         self.tokenizer = replace(self.tokenizer, fallback=Fallback(self.tokenizer.vocab, counts))
