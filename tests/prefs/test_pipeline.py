@@ -223,6 +223,9 @@ def test_one_dpo_round_end_to_end(tmp_path, demo_corpus, tiny_ckpt):
     on_train = trained.validate()
     print(f"implicit accuracy on the training pairs after DPO: {on_train['val/dpo/accuracy']:.2f}")
     assert on_train["val/dpo/accuracy"] > 0.5 and on_train["val/loss"] < 0.6931
+    # fit() measures the same pairs from the training set itself (what iterate records per round)
+    assert trained.fit() == {k.replace("val/", "fit/", 1): v for k, v in on_train.items()}
+    assert r.fit["fit/dpo/accuracy"] == on_train["val/dpo/accuracy"]  # the round's own record of it
 
 
 def _wav_pairs_config(tmp_path, demo_corpus, tiny_ckpt, *extra: str):

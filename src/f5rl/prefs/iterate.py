@@ -102,6 +102,7 @@ class RoundResult:
     train: dict = field(default_factory=dict)
     val_before: dict = field(default_factory=dict)
     val_after: dict = field(default_factory=dict)
+    fit: dict = field(default_factory=dict)  # implicit accuracy and margin on the training pairs after training
     held_out: HeldOutReward | None = None
 
 
@@ -148,6 +149,7 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
     before = trainer.validate()
     summary = trainer.train()
     after = trainer.validate()
+    fit = trainer.fit()
     ckpt = str(d / "train" / "model_last.pt")
     held_out = None
     if val_manifest:  # fresh samples of the trained policy on the held-out prompts, same seeds
@@ -160,7 +162,7 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
                            d / "held_out.png", f"round {k}, held-out samples (n={h.n}): change "
                            f"{h.change:+.4f} ± {h.change_se:.4f}")
     return RoundResult(k, ckpt, gen, pairs, {"updates": summary.updates, "final_loss": summary.final_loss},
-                       before, after, held_out)
+                       before, after, fit, held_out)
 
 
 def round_overrides(d: Path, policy_ckpt: str, val_pairs: Path | None) -> list[str]:
@@ -216,7 +218,8 @@ def iterate(manifest: str, init_ckpt: str, work_dir: str, rounds: int, group_siz
         line = (f"[round {k}] generated {r.generation['done']} (mean CER {r.generation['mean_cer']:.3f}, "
                 f"SIM {r.generation['mean_sim']:.3f}); pairs {r.pairs['train']} train / {r.pairs['val']} val; "
                 f"val accuracy {r.val_before.get('val/dpo/accuracy', float('nan')):.2f} -> "
-                f"{r.val_after.get('val/dpo/accuracy', float('nan')):.2f}"
+                f"{r.val_after.get('val/dpo/accuracy', float('nan')):.2f}; training pairs fitted "
+                f"{r.fit.get('fit/dpo/accuracy', float('nan')):.2f}"
                 + (f"; held-out reward {r.held_out.reward_before:.4f} -> {r.held_out.reward_after:.4f} "
                    f"(change {r.held_out.change:+.4f} ± {r.held_out.change_se:.4f}, n={r.held_out.n})"
                    if r.held_out else ""))

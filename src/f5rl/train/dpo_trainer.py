@@ -141,21 +141,37 @@ class DPOTrainer(Trainer):
         is the one training optimises."""
         if self.val_data is None:
             return {}
-        batch = self.val_data.to(self.device)
+        # the reference is frozen: its errors under the fixed draws are computed once
+        if self._val_ref is None or self._val_ref[0] != seed:
+            self._val_ref = (seed, self._held_out_errors(self.val_data.to(self.device), self.ref, seed))
+        return self._pair_metrics(self.val_data, seed, self._val_ref[1], "val")
+
+    @torch.no_grad()
+    def fit(self, limit: int = 64, seed: int = 0) -> dict[str, float]:
+        """How well the policy fits its own training pairs (the first ``limit``): implicit accuracy
+        and margin as in ``validate``, logged as ``fit/*``. DPO optimises exactly this, so it is the
+        direct check that training moved the policy toward the chosen samples (held-out pairs of a
+        small round measure generalisation, which varies from round to round)."""
+        ds = self.dataset
+        batch = PairCollate(self.tokenizer)([ds[i] for i in range(min(limit, len(ds)))])
+        ref = self._held_out_errors(batch.to(self.device), self.ref, seed)
+        return self._pair_metrics(batch, seed, ref, "fit")
+
+    def _pair_metrics(self, batch: PairBatch, seed: int, ref: tuple[torch.Tensor, torch.Tensor],
+                      prefix: str) -> dict[str, float]:
+        """``preference_loss`` of the policy against the reference's errors ``ref`` on ``batch``."""
+        batch = batch.to(self.device)
         policy = self.accelerator.unwrap_model(self.model).transformer
         was = policy.training
         policy.eval()
-        # the reference is frozen: its errors under the fixed draws are computed once
-        if self._val_ref is None or self._val_ref[0] != seed:
-            self._val_ref = (seed, self._held_out_errors(batch, self.ref, seed))
-        ref_w, ref_l = self._val_ref[1]
+        ref_w, ref_l = ref
         # before any update the policy is the reference (same errors, exactly)
         e_w, e_l = (ref_w, ref_l) if _same_weights(policy, self.ref) else self._held_out_errors(batch, policy, seed)
         policy.train(was)
         d = self.cfg.dpo
         out = preference_loss(e_w, e_l, ref_w, ref_l, d.beta, d.loss_type, d.label_smoothing, batch.reward_gap,
                               d.rpo_eta)
-        return {"val/loss": float(out.loss), **{f"val/{k}": float(v) for k, v in out.metrics.items()}}
+        return {f"{prefix}/loss": float(out.loss), **{f"{prefix}/{k}": float(v) for k, v in out.metrics.items()}}
 
     @torch.no_grad()
     def _held_out_errors(self, batch: PairBatch, network, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
