@@ -5,8 +5,10 @@ sampling 400 frames from a 100-frame prompt at 32 NFE with CFG 2 and sway −1 (
 both integrate the same time grid), for a DiT of dim 512 / depth 8 and one of dim 256 / depth 4
 (``--configs base`` adds the F5TTS_v1_Base shape). Each measurement runs in its own subprocess and
 the two implementations alternate (``--rounds``, each round in the opposite order), so neither
-gets a warmer machine. Prints a table of medians and ratios (upstream time / f5rl time: > 1 means
-f5rl is faster) and writes JSON. Never asserts.
+gets a warmer machine. ``--impls`` names the f5rl variants: ``f5rl`` (eager) and ``f5rl_compile``
+(``model.compile=true``: the DiT trunk through torch.compile; its first call, which compiles, is timed
+apart). Prints a table of medians and ratios (upstream time / f5rl time: > 1 means f5rl is faster)
+and writes JSON. Never asserts.
 
 Upstream is installed once with ``pip install --no-deps --target`` into ``--upstream_dir`` (with
 ``torchdiffeq``); its ``torchaudio`` cannot load beside CPU torch 2.13, and only its DiT and CFM are
@@ -75,7 +77,8 @@ def build(impl: str, shape: dict, target: Path):
         return CFM(net, mel_spec_module=front, num_channels=MEL)
     from f5rl.model import CFM, DiT, DiTConfig
 
-    return CFM(DiT(DiTConfig(**shape, mel_dim=MEL, text_num_embeds=VOCAB, dropout=0.0)))
+    compile_ = impl == "f5rl_compile"  # model.compile=true
+    return CFM(DiT(DiTConfig(**shape, mel_dim=MEL, text_num_embeds=VOCAB, dropout=0.0, compile=compile_)))
 
 
 def worker(impl: str, config: str, precision: str, what: str, reps: int, target: Path) -> dict:
@@ -109,14 +112,16 @@ def worker(impl: str, config: str, precision: str, what: str, reps: int, target:
         def step():
             with torch.no_grad(), ctx():
                 model.sample(cond, text, PROMPT + GEN, **kw)
-    step()  # warm-up (allocations, lazy init)
+    t0 = time.perf_counter()
+    step()  # warm-up (allocations, lazy init; with model.compile the compilation)
+    first = time.perf_counter() - t0
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
     return {"impl": impl, "config": config, "precision": precision, "what": what, "params": params,
-            "seconds": statistics.median(times), "all": times, "threads": torch.get_num_threads()}
+            "seconds": statistics.median(times), "all": times, "first_s": first, "threads": torch.get_num_threads()}
 
 
 def measure(impl: str, config: str, precision: str, what: str, reps: int, target: Path) -> dict:
@@ -138,6 +143,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--reps", type=int, default=3, help="timed repetitions per subprocess (median kept)")
     ap.add_argument("--upstream_dir", default=str(ROOT / "benchmarks" / ".upstream"),
                     help="where upstream F5-TTS is installed (pip --target), reused")
+    ap.add_argument("--impls", default="f5rl,f5rl_compile",
+                    help="comma-separated f5rl variants to time against upstream: f5rl (eager), f5rl_compile "
+                         "(model.compile=true)")
     ap.add_argument("--json", default=None, help="write every measurement and the table here")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -146,37 +154,44 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(worker(args.worker, args.configs, args.precisions, args.what, args.reps, target)))
         return []
     install_upstream(target)
+    impls = ["upstream", *args.impls.split(",")]
     runs = []
     for config in args.configs.split(","):
         for precision in args.precisions.split(","):
             for what in args.what.split(","):
                 for r in range(args.rounds):
-                    order = ("upstream", "f5rl") if r % 2 == 0 else ("f5rl", "upstream")
-                    for impl in order:
+                    for impl in impls if r % 2 == 0 else impls[::-1]:  # alternate who goes first
                         runs.append(measure(impl, config, precision, what, args.reps, target))
-                        print(f"  {impl:8s} {config} {precision} {what}: {runs[-1]['seconds']:.3f} s", flush=True)
+                        print(f"  {impl:12s} {config} {precision} {what}: {runs[-1]['seconds']:.3f} s "
+                              f"(first call {runs[-1]['first_s']:.1f} s)", flush=True)
     rows = []
     for config in args.configs.split(","):
         for precision in args.precisions.split(","):
-            row = {"config": config, "precision": precision}
-            for what in args.what.split(","):
-                key = (config, precision, what)
-                t = {impl: statistics.median(x["seconds"] for x in runs
-                                             if x["impl"] == impl and (x["config"], x["precision"], x["what"]) == key)
-                     for impl in ("upstream", "f5rl")}
-                row[what] = {**t, "ratio": t["upstream"] / t["f5rl"]}
-                row["params"] = next(x["params"] for x in runs if x["config"] == config and x["impl"] == "f5rl")
-            rows.append(row)
+            for impl in impls[1:]:
+                row = {"config": config, "precision": precision, "impl": impl}
+                for what in args.what.split(","):
+                    key = (config, precision, what)
+                    mine = [x for x in runs if (x["config"], x["precision"], x["what"]) == key]
+                    t = {i: statistics.median(x["seconds"] for x in mine if x["impl"] == i) for i in ("upstream", impl)}
+                    first = statistics.median(x["first_s"] for x in mine if x["impl"] == impl)
+                    row[what] = {"upstream": t["upstream"], "f5rl": t[impl], "ratio": t["upstream"] / t[impl],
+                                 "first_call_s": first}
+                row["params"] = next(x["params"] for x in runs if x["config"] == config and x["impl"] == impl)
+                rows.append(row)
     print(f"\nupstream {UPSTREAM} vs f5rl, this machine; medians of {args.rounds} alternating rounds × {args.reps} "
-          f"reps; ratio = upstream / f5rl (> 1: f5rl faster)")
-    print("| config | params | precision | train step upstream / f5rl | sampling upstream / f5rl |")
-    print("|---|---|---|---|---|")
+          f"reps after one warm-up call; ratio = upstream / f5rl (> 1: f5rl faster); f5rl_compile is "
+          f"model.compile=true (its first call, which compiles, is in the last column)")
+    print("| config | params | precision | f5rl | train step upstream / f5rl | sampling upstream / f5rl "
+          "| first call train / sample |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         cells = []
         for what in ("train", "sample"):
             c = row.get(what)
             cells.append(f"{c['upstream']:.3f} s / {c['f5rl']:.3f} s = {c['ratio']:.2f}×" if c else "—")
-        print(f"| {row['config']} | {row['params'] / 1e6:.1f} M | {row['precision']} | {cells[0]} | {cells[1]} |")
+        firsts = " / ".join(f"{row[w]['first_call_s']:.1f} s" if w in row else "—" for w in ("train", "sample"))
+        print(f"| {row['config']} | {row['params'] / 1e6:.1f} M | {row['precision']} | {row['impl']} | {cells[0]} | "
+              f"{cells[1]} | {firsts} |")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"rows": rows, "runs": runs}, indent=1))

@@ -98,6 +98,9 @@ def test_every_arch_key_reaches_the_dit_and_every_mel_key_the_front_end():
         if f.name not in ("qk_norm", "attn_backend"):
             assert getattr(d, f.name) == getattr(m.arch, f.name), f.name
     assert (d.mel_dim, d.text_num_embeds) == (80, 42)
+    assert not d.compile
+    m.compile = True
+    assert dit_config(m, vocab_size=42).compile  # model.compile reaches the DiT
     mel = mel_config(m)
     assert (mel.n_mels, mel.hop_length, mel.sample_rate, mel.mel_type) == (80, 240, 24000, "vocos")
 

@@ -43,6 +43,18 @@ def test_api_batched_equals_single_and_long_text_is_chunked(ckpt, prompt):
     assert abs(got - expected) / expected < 0.05
 
 
+def test_compiled_synthesis_equals_eager(ckpt, prompt):
+    """TTS.from_checkpoint(compile=True) (synthesize --compile, model.compile) samples what eager does."""
+    ref = load_audio(prompt[0])
+    eager, compiled = TTS.from_checkpoint(ckpt, precision="no"), TTS.from_checkpoint(ckpt, precision="no",
+                                                                                     compile=True)
+    assert compiled.model.transformer.config.compile and not eager.model.transformer.config.compile
+    for text in ("Tom will clean the window.", "Please open the red door today."):  # two lengths
+        a = eager.synthesize(ref, prompt[1], text, seed=5, nfe=4)
+        b = compiled.synthesize(ref, prompt[1], text, seed=5, nfe=4)
+        torch.testing.assert_close(b.mel, a.mel, atol=1e-4, rtol=1e-4)
+
+
 def test_best_of_n_returns_the_highest_scoring_candidate(ckpt, prompt):
     from f5rl.infer.best_of_n import best_of_n
     from f5rl.rewards.combine import RewardSet

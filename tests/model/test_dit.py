@@ -37,6 +37,21 @@ def test_rotary_pairs_by_hand():
     assert torch.allclose(out[1], expected)
 
 
+def test_rotary_pair_form_is_bit_identical_to_the_repeated_table_form():
+    """apply_rotary on cos/sin per channel pair computes exactly x·cos + rotate_half(x)·sin with the
+    tables repeated over each pair (x-transformers' form, what it computed before): same bits."""
+    torch.manual_seed(0)
+    table = RotaryEmbedding(16)(33)
+    angles = torch.outer(torch.arange(33).float(), RotaryEmbedding(16).inv_freq).repeat_interleave(2, dim=-1)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(2, 3, 33, 16).to(dtype)
+        xf = x.float()
+        half = torch.stack((-xf[..., 1::2], xf[..., 0::2]), dim=-1).flatten(-2)  # (x0, x1) -> (-x1, x0)
+        assert torch.equal(apply_rotary(x, table), (xf * angles.cos() + half * angles.sin()).to(dtype))
+    flat = torch.randn(2, 33, 48)  # v0: only the first 16 channels rotate, the rest pass through untouched
+    assert torch.equal(apply_rotary(flat, table)[..., 16:], flat[..., 16:])
+
+
 def test_rotary_matches_x_transformers_convention():
     xt = pytest.importorskip("x_transformers.x_transformers", reason="x-transformers (dev extra) is the reference")
     q = torch.randn(2, 3, 9, 16)

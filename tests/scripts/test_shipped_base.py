@@ -80,15 +80,16 @@ def test_dpo_from_the_shipped_base_fits_its_pairs_and_raises_the_held_out_reward
     fresh reward change +0.0513 ± 0.0163, +0.0561 ± 0.0153 (CI), +0.0413 ± 0.0176 (n=192 each; CER
     0.366 -> 0.307, 0.373 -> 0.310, 0.363 -> 0.311).
 
-    The implicit accuracy on the ~40 held-out pairs is printed, not asserted: the pairs differ from run
-    to run (43/40, 47/38, 49/40 train/held-out pairs: synthesis is not bit-reproducible across runs), and
-    the three runs measured 0.70, 0.47 (CI) and 0.55 — a fraction of 40 pairs has a standard error near 0.08, so
-    "above 0.5" failed one run in three while the fresh samples improved by 2.3-3.7 standard errors."""
+    The implicit accuracy on the ~40 held-out pairs is printed, not asserted: the pairs differ between
+    machines (43/40, 47/38 in CI, 49/40 twice on the dev machine: train/held-out pairs), and the three
+    rounds measured 0.70, 0.47 (CI) and 0.55 — a fraction of 40 pairs has a standard error near 0.08, so
+    "above 0.5" failed one run in three while the fresh samples improved by 2.3-3.7 standard errors. The
+    training pairs: all 49 fitted (1.00) on the dev machine."""
     d, h = dpo_round, dpo_round["held_out"]
     assert d["pairs"]["train"] >= 40 and d["pairs"]["val"] >= 28, d["pairs"]  # pairs from real rewards
     assert d["acc_before"] == 0.5  # policy == reference: every margin is exactly 0, a tie counts half
     print(f"held-out implicit accuracy 0.5 -> {d['acc_after']:.3f} (margin {d['margin_after']:+.3f}); "
           f"training pairs {d['fit_after']:.3f}")
-    assert d["fit_after"] > 0.5, d  # trained toward the chosen sample of its own pairs
+    assert d["fit_after"] > 0.8, d  # trained toward the chosen sample of its own pairs
     assert h["n"] == 4 * HELD_OUT_GROUPS
     assert h["change"] > 0.0, h  # paired by seed; its standard error is in h["change_se"]

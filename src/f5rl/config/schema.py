@@ -176,6 +176,9 @@ class ModelCfg(Checked):
     use_rl_head: bool = False
     ln_sig_init: float = 1.0
     nll_t_weight: float = 1.0
+    # f5rl: torch.compile the DiT's blocks for training, rollouts and sampling (f5rl.model.dit.compiled_trunk);
+    # the first calls compile (about a minute on a CPU), later ones are faster (benchmarks/bench_vs_upstream.py)
+    compile: bool = False
     arch: ArchCfg = field(default_factory=ArchCfg)
     mel_spec: MelSpecCfg = field(default_factory=MelSpecCfg)
     vocoder: VocoderCfg = field(default_factory=VocoderCfg)

@@ -55,10 +55,12 @@ class TTS:
     @classmethod
     def from_checkpoint(cls, ckpt: str | os.PathLike, config: str | os.PathLike | None = None,
                         vocoder: str | None = None, device: str | None = None, precision: str = "auto",
-                        use_ema: bool = True, model_cfg: str | None = None, vocab: str | None = None) -> TTS:
+                        use_ema: bool = True, model_cfg: str | None = None, vocab: str | None = None,
+                        compile: bool | None = None) -> TTS:
         """``config``: a trainer's ``config.yaml`` (default: beside the checkpoint). For a released
         F5 checkpoint without one, name a shipped config (``model_cfg="F5TTS_v1_Base"``) and its
-        ``vocab`` (the released vocab.txt)."""
+        ``vocab`` (the released vocab.txt). ``compile``: ``model.compile`` for synthesis (None: the
+        config's value)."""
         from f5rl.audio.vocoder import build_vocoder
         from f5rl.data.dataset import resolve_dataset_dir
         from f5rl.model.build import build_cfm, mel_config, tokenizer_for
@@ -89,6 +91,8 @@ class TTS:
             data_dir = resolve_dataset_dir(cfg.datasets, cfg.model)
         tok = tokenizer_for(cfg.model, data_dir)
         cfg.model.lora.enabled = False  # adapters are merged into plain weights below
+        if compile is not None:
+            cfg.model.compile = compile
         model = build_cfm(cfg.model, tok.vocab_size)
         state = dit_state_from(read_weights_file(ckpt), use_ema=use_ema)
         if any(k.endswith("lora_A") for k in state):

@@ -36,7 +36,7 @@ def dit_config(model: ModelCfg, vocab_size: int) -> DiTConfig:
     known = {f.name for f in fields(DiTConfig)}
     arch = {f.name: getattr(model.arch, f.name) for f in fields(model.arch) if f.name in known}
     return DiTConfig(**arch, mel_dim=model.mel_spec.n_mel_channels, text_num_embeds=vocab_size,
-                     use_rl_head=model.use_rl_head, ln_sig_init=model.ln_sig_init)
+                     use_rl_head=model.use_rl_head, ln_sig_init=model.ln_sig_init, compile=model.compile)
 
 
 def build_cfm(model: ModelCfg, vocab_size: int, objective: str | None = None) -> CFM:

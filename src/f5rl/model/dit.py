@@ -9,6 +9,7 @@ Legend: ``b`` batch, ``n`` frames, ``m`` mel bins, ``t`` text tokens, ``d`` widt
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,10 +21,13 @@ from f5rl.model.modules import (
     AdaLayerNormFinal,
     DiTBlock,
     InputEmbedding,
+    RopeTable,
     RotaryEmbedding,
     TextEmbedding,
     TimestepEmbedding,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,6 +53,9 @@ class DiTConfig:
     text_num_embeds: int = 256
     use_rl_head: bool = False  # build proj_out_ln_sig (log σ of the velocity)
     ln_sig_init: float = 1.0  # σ0 for a freshly initialised head: weight 0, bias log σ0
+    # run the transformer blocks and output head through torch.compile (model.compile): not a weight,
+    # not part of the architecture; the same outputs within float tolerance, faster after compiling
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.dim != self.heads * self.dim_head and self.dim % self.heads:
@@ -146,15 +153,40 @@ class DiT(nn.Module):
         else:
             h = self._input(x, cond, text, mask, drop_audio_cond, drop_text)
         rope = self.rotary_embed(n)
-        for block in self.transformer_blocks:
-            if self.config.checkpoint_activations and self.training and torch.is_grad_enabled():
-                h = checkpoint(block, h, t, mask, rope, use_reentrant=False)
-            else:
-                h = block(h, t, mask=mask, rope=rope)
-        h = self.norm_out(h, t)
-        mu = self.proj_out(h)
-        ln_sig = self.proj_out_ln_sig(h) if self.proj_out_ln_sig is not None else None
-        return VelocityOutput(mu, ln_sig)
+        trunk = compiled_trunk() if self.config.compile else run_trunk
+        return trunk(self, h, t, mask, rope)
+
+
+def run_trunk(net: DiT, h: Tensor, t: Tensor, mask: Tensor | None, rope: RopeTable) -> VelocityOutput:
+    """The transformer blocks and the output head of ``net`` on embedded input ``h (b, n, d)``, time
+    embedding ``t (b, d)``: where nearly all of a forward's time goes, and what ``model.compile`` compiles."""
+    for block in net.transformer_blocks:
+        if net.config.checkpoint_activations and net.training and torch.is_grad_enabled():
+            h = checkpoint(block, h, t, mask, rope, use_reentrant=False)
+        else:
+            h = block(h, t, mask=mask, rope=rope)
+    h = net.norm_out(h, t)
+    mu = net.proj_out(h)
+    ln_sig = net.proj_out_ln_sig(h) if net.proj_out_ln_sig is not None else None
+    return VelocityOutput(mu, ln_sig)
+
+
+_COMPILED: list = []
+
+
+def compiled_trunk():
+    """``run_trunk`` through ``torch.compile`` (built once per process, shared by every DiT: the policy,
+    its reference and EMA copies take the same code with their own weights). Frame counts vary from call
+    to call, so shapes become dynamic after the first change instead of compiling every length. Where
+    compiling fails (no C++ compiler, an unsupported op) dynamo warns and runs that call eagerly."""
+    if not _COMPILED:
+        import torch._dynamo
+
+        torch._dynamo.config.suppress_errors = True  # fall back to eager, with dynamo's warning, on failure
+        log.info("model.compile: the DiT trunk is compiled on its first calls (about a minute per new shape "
+                 "kind on a CPU); later calls reuse it")
+        _COMPILED.append(torch.compile(run_trunk, dynamic=None))
+    return _COMPILED[0]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -7,6 +7,7 @@ Legend: ``b`` batch, ``n`` mel frames, ``t`` text tokens, ``d`` model width, ``h
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,15 @@ def precompute_freqs_cis(dim: int, end: int, theta: float = 10000.0) -> Tensor:
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
 
 
+@dataclass(frozen=True)
+class RopeTable:
+    """cos and sin of the RoPE angles, ``(n, e/2)`` fp32, one per adjacent channel pair; computed once
+    per forward and shared by every layer (the angles depend only on the frame index)."""
+
+    cos: Tensor
+    sin: Tensor
+
+
 class RotaryEmbedding(nn.Module):
     """RoPE frequencies as in x-transformers (which F5-TTS uses).
 
@@ -61,24 +71,22 @@ class RotaryEmbedding(nn.Module):
         inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim))
         self.register_buffer("inv_freq", inv_freq)  # persistent: present in released checkpoints
 
-    def forward(self, seq_len: int) -> Tensor:  # -> (n, e)
+    def forward(self, seq_len: int) -> RopeTable:
         pos = torch.arange(seq_len, device=self.inv_freq.device).float()
-        freqs = torch.outer(pos, self.inv_freq.float())
-        return freqs.repeat_interleave(2, dim=-1)
+        angles = torch.outer(pos, self.inv_freq.float())  # (n, e/2)
+        return RopeTable(angles.cos(), angles.sin())
 
 
-def rotate_pairs(x: Tensor) -> Tensor:
-    x = x.unflatten(-1, (-1, 2))
-    x1, x2 = x.unbind(dim=-1)
-    return torch.stack((-x2, x1), dim=-1).flatten(-2)
-
-
-def apply_rotary(x: Tensor, freqs: Tensor) -> Tensor:
-    """Rotate the first ``freqs.shape[-1]`` channels of ``x (..., n, e)`` in fp32; keep the rest."""
-    rot = freqs.shape[-1]
-    xr, xp = x[..., :rot].float(), x[..., rot:]
-    xr = xr * freqs.cos() + rotate_pairs(xr) * freqs.sin()
-    return torch.cat((xr.to(x.dtype), xp), dim=-1)
+def apply_rotary(x: Tensor, rope: RopeTable) -> Tensor:
+    """Rotate each adjacent channel pair ``(x0, x1)`` of the first ``2·rope.cos.shape[-1]`` channels of
+    ``x (..., n, e)`` by its angle, in fp32: ``(x0·c − x1·s, x1·c + x0·s)`` — the same floating-point
+    operations as x-transformers' ``x·cos + rotate_half(x)·sin``, without repeating the tables."""
+    rot = 2 * rope.cos.shape[-1]
+    xr = x[..., :rot].float().unflatten(-1, (-1, 2))  # (..., n, e/2, 2)
+    x0, x1 = xr.unbind(dim=-1)
+    c, s = rope.cos, rope.sin
+    out = torch.stack((x0 * c - x1 * s, x1 * c + x0 * s), dim=-1).flatten(-2).to(x.dtype)
+    return out if rot == x.shape[-1] else torch.cat((out, x[..., rot:]), dim=-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,7 +273,7 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(dim, inner)
         self.to_out = nn.ModuleList([nn.Linear(inner, dim), nn.Dropout(dropout)])
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, rope: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None, rope: RopeTable | None = None) -> Tensor:
         b, n, _ = x.shape
         q, k, v = (proj(x).view(b, n, self.heads, self.dim_head).transpose(1, 2)
                    for proj in (self.to_q, self.to_k, self.to_v))  # (b, h, n, e)
@@ -308,7 +316,7 @@ class DiTBlock(nn.Module):
         self.ff_norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.ff = FeedForward(dim, ff_mult, dropout)
 
-    def forward(self, x: Tensor, t: Tensor, mask: Tensor | None = None, rope: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, mask: Tensor | None = None, rope: RopeTable | None = None) -> Tensor:
         norm, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.attn_norm(x, t)
         x = x + gate_msa.unsqueeze(1) * self.attn(norm, mask=mask, rope=rope)
         norm = self.ff_norm(x) * (1 + scale_mlp[:, None]) + shift_mlp[:, None]
