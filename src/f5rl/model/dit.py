@@ -9,6 +9,7 @@ Legend: ``b`` batch, ``n`` frames, ``m`` mel bins, ``t`` text tokens, ``d`` widt
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -171,22 +172,18 @@ def run_trunk(net: DiT, h: Tensor, t: Tensor, mask: Tensor | None, rope: RopeTab
     return VelocityOutput(mu, ln_sig)
 
 
-_COMPILED: list = []
-
-
+@functools.cache
 def compiled_trunk():
     """``run_trunk`` through ``torch.compile`` (built once per process, shared by every DiT: the policy,
     its reference and EMA copies take the same code with their own weights). Frame counts vary from call
     to call, so shapes become dynamic after the first change instead of compiling every length. Where
     compiling fails (no C++ compiler, an unsupported op) dynamo warns and runs that call eagerly."""
-    if not _COMPILED:
-        import torch._dynamo
+    import torch._dynamo
 
-        torch._dynamo.config.suppress_errors = True  # fall back to eager, with dynamo's warning, on failure
-        log.info("model.compile: the DiT trunk is compiled on its first calls (about a minute per new shape "
-                 "kind on a CPU); later calls reuse it")
-        _COMPILED.append(torch.compile(run_trunk, dynamic=None))
-    return _COMPILED[0]
+    torch._dynamo.config.suppress_errors = True  # fall back to eager, with dynamo's warning, on failure
+    log.info("model.compile: the DiT trunk is compiled on its first calls (about a minute per new shape "
+             "kind on a CPU); later calls reuse it")
+    return torch.compile(run_trunk, dynamic=None)
 
 
 def count_parameters(model: nn.Module) -> int:

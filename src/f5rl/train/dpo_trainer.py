@@ -141,10 +141,11 @@ class DPOTrainer(Trainer):
         is the one training optimises."""
         if self.val_data is None:
             return {}
+        batch = self.val_data.to(self.device)
         # the reference is frozen: its errors under the fixed draws are computed once
         if self._val_ref is None or self._val_ref[0] != seed:
-            self._val_ref = (seed, self._held_out_errors(self.val_data.to(self.device), self.ref, seed))
-        return self._pair_metrics(self.val_data, seed, self._val_ref[1], "val")
+            self._val_ref = (seed, self._held_out_errors(batch, self.ref, seed))
+        return self._pair_metrics(batch, seed, self._val_ref[1], "val")
 
     @torch.no_grad()
     def fit(self, limit: int = 64, seed: int = 0) -> dict[str, float]:
@@ -153,14 +154,12 @@ class DPOTrainer(Trainer):
         direct check that training moved the policy toward the chosen samples (held-out pairs of a
         small round measure generalisation, which varies from round to round)."""
         ds = self.dataset
-        batch = PairCollate(self.tokenizer)([ds[i] for i in range(min(limit, len(ds)))])
-        ref = self._held_out_errors(batch.to(self.device), self.ref, seed)
-        return self._pair_metrics(batch, seed, ref, "fit")
+        batch = PairCollate(self.tokenizer)([ds[i] for i in range(min(limit, len(ds)))]).to(self.device)
+        return self._pair_metrics(batch, seed, self._held_out_errors(batch, self.ref, seed), "fit")
 
     def _pair_metrics(self, batch: PairBatch, seed: int, ref: tuple[torch.Tensor, torch.Tensor],
                       prefix: str) -> dict[str, float]:
-        """``preference_loss`` of the policy against the reference's errors ``ref`` on ``batch``."""
-        batch = batch.to(self.device)
+        """``preference_loss`` of the policy against the reference's errors ``ref`` on ``batch`` (on the device)."""
         policy = self.accelerator.unwrap_model(self.model).transformer
         was = policy.training
         policy.eval()
