@@ -2,8 +2,9 @@
 
 For each config and precision it reports milliseconds per training step, achieved TFLOP/s and
 that as a fraction of a plain square matmul of the same precision measured in the same run, and
-for sampling the generated frames per second and the real-time factor (seconds of compute per
-second of audio, 93.75 frames/s). Prints a table; ``--json`` writes the rows. Never asserts.
+for sampling the generated frames per second, the real-time factor (seconds of compute per
+second of audio, 93.75 frames/s) and the achieved TFLOP/s as a fraction of that matmul. ``m4`` and
+``m33`` are the shapes of ``bench_vs_upstream.py``. Prints a table; ``--json`` writes the rows. Never asserts.
 
     python benchmarks/bench_model.py --configs small,base --precisions fp32,bf16 --json out.json
 """
@@ -22,6 +23,9 @@ from f5rl.model import CFM, DiT, DiTConfig
 from f5rl.utils.precision import autocast
 
 CONFIGS = {
+    # the two shapes of bench_vs_upstream.py (issue 20): 4.5 M and 32.8 M parameters
+    "m4": DiTConfig(dim=256, depth=4, heads=4, dim_head=64, text_dim=128, conv_layers=2, text_num_embeds=256),
+    "m33": DiTConfig(dim=512, depth=8, heads=8, dim_head=64, text_dim=512, conv_layers=4, text_num_embeds=256),
     "tiny": DiTConfig(dim=256, depth=6, heads=4, dim_head=64, text_dim=128, conv_layers=2, text_num_embeds=64),
     "small": DiTConfig(dim=768, depth=18, heads=12, dim_head=64, text_dim=512, text_num_embeds=2545),
     "base": DiTConfig(text_num_embeds=2545),
@@ -90,20 +94,21 @@ def bench(name: str, precision: str, frames: int, batch: int, steps: int, repeat
         "sample_frames_per_s": round(gen_frames / sample_s, 1),
         "sample_rtf": round(sample_s / (gen_frames / FRAME_RATE), 3),
         "sample_tflops": round(sample_flops / sample_s / 1e12, 3),
+        "sample_frac_of_matmul": round(sample_flops / sample_s / 1e12 / peak, 3),
         "matmul_tflops": round(peak, 3),
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default="small,base")
-    ap.add_argument("--precisions", default="fp32,bf16")
+    ap.add_argument("--configs", default="small,base", help=f"comma-separated DiT shapes of {sorted(CONFIGS)}")
+    ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated fp32, bf16 (autocast)")
     ap.add_argument("--frames", type=int, default=400, help="frames per sample (93.75 per second)")
-    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=1, help="samples per training step and per sampling call")
     ap.add_argument("--steps", type=int, default=8, help="ODE steps for the sampling benchmark")
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2, help="timed training steps after one warm-up")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
-    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None, help="write the rows and machine facts here")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -115,10 +120,11 @@ def main() -> None:
             r = rows[-1]
             print(f"{r['config']:>6} {r['precision']:>5} {r['params_m']:>7.1f}M  step {r['train_step_ms']:>9.1f} ms "
                   f"{r['train_tflops']:>6.3f} TFLOP/s ({r['train_frac_of_matmul']:.0%} of matmul)  "
-                  f"sample {r['sample_frames_per_s']:>8.1f} frames/s RTF {r['sample_rtf']:.3f}", flush=True)
+                  f"sample {r['sample_frames_per_s']:>8.1f} frames/s RTF {r['sample_rtf']:.3f} "
+                  f"{r['sample_tflops']:.3f} TFLOP/s ({r['sample_frac_of_matmul']:.0%} of matmul)", flush=True)
     print()
     head = ["config", "precision", "params_m", "train_step_ms", "train_tflops", "train_frac_of_matmul",
-            "sample_frames_per_s", "sample_rtf", "matmul_tflops"]
+            "sample_frames_per_s", "sample_rtf", "sample_tflops", "sample_frac_of_matmul", "matmul_tflops"]
     print(" | ".join(head))
     for r in rows:
         print(" | ".join(str(r[h]) for h in head))
