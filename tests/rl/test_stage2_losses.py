@@ -56,6 +56,29 @@ def test_group_advantages_by_hand():
     assert clipped.adv.max().item() == 1.0 and clipped.adv.min().item() == pytest.approx(-1 / math.sqrt(3), rel=1e-3)
 
 
+def test_group_advantages_without_std_scaling_and_with_a_minimum_spread():
+    """Dr. GRPO (``norm="none"``): A = r − mean, so a group whose rewards differ by a little gets small
+    advantages instead of ±1; ``min_spread`` (DMOSpeech 2's skip of groups with a reward range below
+    0.01) zeroes groups whose range of valid rewards is below it."""
+    r = torch.tensor([1.0, 3.0, 2.0, 2.004, 5.0, float("nan"), 7.0, 0.0, 0.3, 0.6])
+    ids = torch.tensor([0, 0, 1, 1, 2, 2, 3, 4, 4, 4])
+    plain = group_advantages(r, ids, norm="none")
+    # group 0: mean 2 -> -1, +1; group 1: mean 2.002 -> -0.002, +0.002; group 4: mean 0.3 -> -0.3, 0, 0.3
+    assert plain.adv.tolist() == pytest.approx([-1.0, 1.0, -0.002, 0.002, 0.0, 0.0, 0.0, -0.3, 0.0, 0.3], abs=1e-6)
+    assert plain.low_spread_ratio.item() == 0.0
+    scaled = group_advantages(r, ids, eps=1e-4)  # GRPO: group 1's 0.004 difference becomes ±1
+    assert scaled.adv[2:4].tolist() == pytest.approx([-0.002 / 0.0021, 0.002 / 0.0021], rel=1e-3)
+    skipped = group_advantages(r, ids, eps=1e-4, min_spread=0.01)
+    assert skipped.adv[2:4].tolist() == [0.0, 0.0]  # range 0.004 < 0.01: no signal
+    assert skipped.adv[:2].tolist() == pytest.approx([-1 / 1.0001, 1 / 1.0001])  # range 2: kept
+    std4 = 0.06 ** 0.5  # group 4: population variance (0.09 + 0 + 0.09) / 3
+    assert skipped.adv[7:].tolist() == pytest.approx([-0.3 / (std4 + 1e-4), 0.0, 0.3 / (std4 + 1e-4)], rel=1e-5)
+    # groups 1 (range 0.004), 2 (one valid member) and 3 (one member) have less than the minimum range
+    assert skipped.low_spread_ratio.item() == pytest.approx(3 / 5)
+    with pytest.raises(ValueError, match="norm"):
+        group_advantages(r, ids, norm="max")
+
+
 def test_ppo_clip_by_hand():
     logp = torch.tensor([[math.log(1.5), math.log(0.5)]], requires_grad=True)
     old = torch.zeros(1, 2)

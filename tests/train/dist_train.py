@@ -31,8 +31,10 @@ MODES = {
     "f5r": ("F5TTS_RL_tiny", ["optim.max_updates=3", "rl.loss=f5r", "rl.skip_grad_prob=0.5"]),
     "online_dpo": ("F5TTS_RL_tiny", ["optim.max_updates=3", "rl.loss=online_dpo", "rl.group_size=3"]),
     "lora": ("F5TTS_RL_tiny", ["optim.max_updates=3", "model.lora.enabled=true", "model.lora.rank=4"]),
-    # one group spans both processes; every member draws the split of its prompt
-    "repeat": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.repeat_count=2", "rl.prompt_length_mode=per_sample"]),
+    # one group spans both processes; every member draws the split of its prompt; Dr. GRPO advantages with a
+    # minimum reward range computed on the gathered group
+    "repeat": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.repeat_count=2", "rl.prompt_length_mode=per_sample",
+                                 "rl.adv_norm=none", "rl.min_reward_spread=1e-6"]),
     # advantage-weighted matching, positive weights only, several optimiser steps per rollout batch, one
     # start noise per group
     "awm": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.loss=awm", "rl.inner_epochs=2", "rl.awm_negative_weight=0",

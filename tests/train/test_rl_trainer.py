@@ -59,6 +59,20 @@ def test_one_update_records_metrics_and_changes_weights(tmp_path, demo_corpus, l
     assert "transformer.proj_out_ln_sig.weight" in changed and len(changed) > 10
 
 
+def test_advantage_norm_and_minimum_spread_reach_the_trainer(tmp_path, demo_corpus):
+    """rl.adv_norm and rl.min_reward_spread shape the trainer's advantages (group_size 2 here: the
+    groups are rollouts (0, 1) and (2, 3))."""
+    rewards = torch.tensor([1.0, 1.5, 2.0, 2.005])
+    t = _trainer(tiny_rl_config(tmp_path / "a", demo_corpus, "rl.group_size=2", "rl.adv_norm=none",
+                                "rl.min_reward_spread=0.01"))
+    assert t.copies == 2
+    out = t.advantages(rewards)
+    assert out.adv.tolist() == pytest.approx([-0.25, 0.25, 0.0, 0.0])  # r − mean; the 0.005 group skipped
+    assert out.low_spread_ratio.item() == 0.5
+    default = _trainer(tiny_rl_config(tmp_path / "b", demo_corpus, "rl.group_size=2")).advantages(rewards)
+    assert default.adv.tolist() == pytest.approx([-1, 1, -1, 1], rel=0.05)  # GRPO: each group scaled to ±1
+
+
 def test_rl_resume_equals_uninterrupted(tmp_path, demo_corpus):
     args = ("ckpts.last_per_updates=100", "rl.train_steps=2", "optim.learning_rate=1e-3")
     straight = _trainer(tiny_rl_config(tmp_path / "a", demo_corpus, *args, "optim.max_updates=4"))

@@ -88,6 +88,11 @@ class RLCfg(Checked):
     inner_epochs: int = 1
     adv_clip: float | None = None
     adv_eps: float = 1e-4
+    # std: A = (r − group mean) / group std (GRPO); none: A = r − group mean (Dr. GRPO), so groups whose
+    # rewards differ only by the judge's noise pull weakly
+    adv_norm: str = "std"
+    # groups whose reward range (max − min) is below this get zero advantages (DMOSpeech 2 used 0.01)
+    min_reward_spread: float = 0.0
     rollout_dropout: bool = False
     max_duration: int = 4096  # frames
     # f5rl: roll out synthesis prompts (voice prompt + new text, as inference does) from this JSONL
@@ -115,6 +120,9 @@ class RLCfg(Checked):
             raise ValueError(f"rl.awm_negative_weight={self.awm_negative_weight} must be in [0, 1] "
                              "(1: AWM as published, 0: only above-average rollouts pull)")
         _one_of("rl.dpo_loss_type", self.dpo_loss_type, ("dpo", "ipo", "rpo"))
+        _one_of("rl.adv_norm", self.adv_norm, ("std", "none"))
+        if self.min_reward_spread < 0:
+            raise ValueError(f"rl.min_reward_spread={self.min_reward_spread} must be >= 0 (a reward range)")
         if self.loss == "online_dpo" and (self.reference_free or self.kl_weight == 0):
             raise ValueError("rl.loss=online_dpo needs a reference model: set rl.kl_weight>0 and "
                              "rl.reference_free=false (the KL weight itself is not used by this loss)")

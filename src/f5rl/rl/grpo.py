@@ -6,7 +6,7 @@ Legend: ``b`` rollouts, ``k`` kept (gradient-carrying) ODE steps, ``n`` frames, 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -22,13 +22,25 @@ class Advantages:
     zero_std_ratio: Tensor  # fraction of groups whose rewards are all equal (no signal)
     group_mean: Tensor  # (b,) mean of the sample's group
     group_std: Tensor  # (b,)
+    # fraction of groups whose range of valid rewards is below ``min_spread`` (given zero advantages)
+    low_spread_ratio: Tensor = field(default_factory=lambda: torch.tensor(0.0))
 
 
-def group_advantages(rewards: Tensor, group_ids: Tensor, eps: float = 1e-4, clip: float | None = None) -> Advantages:
+ADVANTAGE_NORMS = ("std", "none")
+
+
+def group_advantages(rewards: Tensor, group_ids: Tensor, eps: float = 1e-4, clip: float | None = None,
+                     norm: str = "std", min_spread: float = 0.0) -> Advantages:
     """``A = (r − mean_group) / (std_group + eps)`` over the valid (non-NaN) members of each group.
 
     ``rewards (b,)``, ``group_ids (b,)`` long. Std is the population std of the group (GRPO);
-    a group with one valid member gets A = 0. NaN rewards get A = 0 and ``valid = False``."""
+    a group with one valid member gets A = 0. NaN rewards get A = 0 and ``valid = False``.
+    ``norm="none"`` leaves out the division (Dr. GRPO, Liu et al. 2025): dividing by the std makes a
+    group whose rewards differ only by the judge's noise pull as hard as one with a real difference.
+    Groups whose range of valid rewards (max − min) is below ``min_spread`` get A = 0 (DMOSpeech 2
+    skips groups with a range below 0.01)."""
+    if norm not in ADVANTAGE_NORMS:
+        raise ValueError(f"advantage norm={norm!r} is not known; use one of {ADVANTAGE_NORMS}")
     valid = ~torch.isnan(rewards)
     r = torch.where(valid, rewards, torch.zeros_like(rewards))
     groups, inv = torch.unique(group_ids, return_inverse=True)
@@ -39,11 +51,18 @@ def group_advantages(rewards: Tensor, group_ids: Tensor, eps: float = 1e-4, clip
     dev = torch.where(valid, r - mean[inv], torch.zeros_like(r))
     var = torch.zeros(g, dtype=r.dtype, device=r.device).index_add_(0, inv, dev.square()) / count.clamp_min(1)
     std = var.sqrt()
-    adv = torch.where(valid & (count[inv] > 1), dev / (std[inv] + eps), torch.zeros_like(r))
+    inf = torch.full((g,), float("inf"), dtype=r.dtype, device=r.device)
+    high = (-inf).scatter_reduce(0, inv, torch.where(valid, r, -inf[inv]), "amax")
+    low = inf.scatter_reduce(0, inv, torch.where(valid, r, inf[inv]), "amin")
+    spread = torch.where(count > 1, high - low, torch.zeros_like(high))
+    signal = (count > 1) & (spread >= min_spread)
+    scaled = dev / (std[inv] + eps) if norm == "std" else dev
+    adv = torch.where(valid & signal[inv], scaled, torch.zeros_like(r))
     if clip is not None:
         adv = adv.clamp(-clip, clip)
     zero_std = ((std <= 1e-12) | (count <= 1)).float().mean()
-    return Advantages(adv, valid, zero_std, mean[inv], std[inv])
+    low_spread = (~signal).float().mean() if min_spread > 0 else torch.tensor(0.0)
+    return Advantages(adv, valid, zero_std, mean[inv], std[inv], low_spread)
 
 
 @dataclass

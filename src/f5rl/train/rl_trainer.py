@@ -201,13 +201,13 @@ class RLTrainer(Trainer):
         rl, acc = self.cfg.rl, self.accelerator
         local_ids = self.group_ids(len(rewards))
         if rl.repeat_count == 1:
-            return group_advantages(rewards, local_ids, rl.adv_eps, rl.adv_clip)
+            return group_advantages(rewards, local_ids, rl.adv_eps, rl.adv_clip, rl.adv_norm, rl.min_reward_spread)
         gathered = acc.gather(rewards.to(self.device)).cpu()  # (P·b,) in process order
         b = len(rewards)
         proc = torch.arange(acc.num_processes).repeat_interleave(b)
         # processes p and q hold copies of the same prompts when p // repeat_count == q // repeat_count
         ids = (proc // rl.repeat_count) * 100_000 + local_ids.repeat(acc.num_processes)
-        out = group_advantages(gathered, ids, rl.adv_eps, rl.adv_clip)
+        out = group_advantages(gathered, ids, rl.adv_eps, rl.adv_clip, rl.adv_norm, rl.min_reward_spread)
         sl = slice(acc.process_index * b, (acc.process_index + 1) * b)
         out.adv, out.valid = out.adv[sl], out.valid[sl]
         out.group_mean, out.group_std = out.group_mean[sl], out.group_std[sl]

@@ -67,6 +67,7 @@ def reward_metrics(scored: CombinedReward, adv: Advantages) -> dict[str, float]:
         "reward/max": float(r[ok].max()) if ok.any() else nan,
         "reward/nan_ratio": float((~ok).float().mean()),
         "stats/zero_std_ratio": float(adv.zero_std_ratio),
+        "stats/low_spread_ratio": float(adv.low_spread_ratio),
     }
     for name, v in scored.metrics.items():
         vals = v[~torch.isnan(v)]
