@@ -51,11 +51,13 @@ def group_advantages(rewards: Tensor, group_ids: Tensor, eps: float = 1e-4, clip
     dev = torch.where(valid, r - mean[inv], torch.zeros_like(r))
     var = torch.zeros(g, dtype=r.dtype, device=r.device).index_add_(0, inv, dev.square()) / count.clamp_min(1)
     std = var.sqrt()
-    inf = torch.full((g,), float("inf"), dtype=r.dtype, device=r.device)
-    high = (-inf).scatter_reduce(0, inv, torch.where(valid, r, -inf[inv]), "amax")
-    low = inf.scatter_reduce(0, inv, torch.where(valid, r, inf[inv]), "amin")
-    spread = torch.where(count > 1, high - low, torch.zeros_like(high))
-    signal = (count > 1) & (spread >= min_spread)
+    # range of the valid rewards per group (a group with fewer than two valid members has no signal anyway)
+    inf = float("inf")
+    high = torch.full((g,), -inf, dtype=r.dtype, device=r.device).scatter_reduce(
+        0, inv, rewards.masked_fill(~valid, -inf), "amax")
+    low = torch.full((g,), inf, dtype=r.dtype, device=r.device).scatter_reduce(
+        0, inv, rewards.masked_fill(~valid, inf), "amin")
+    signal = (count > 1) & (high - low >= min_spread)
     scaled = dev / (std[inv] + eps) if norm == "std" else dev
     adv = torch.where(valid & signal[inv], scaled, torch.zeros_like(r))
     if clip is not None:
