@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> dict:
     from f5rl.audio.io import load_audio
     from f5rl.eval.base_model import SHIPPED
     from f5rl.eval.evaluate import read_test_list
-    from f5rl.eval.held_out import HeldOutJudge, compare
+    from f5rl.eval.held_out import HeldOutJudge, compare, corpus_words, recall_by_familiarity
     from f5rl.text.tokenizer import build_tokenizer
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--free_items", type=int, default=111, help="items of test_free_eval.jsonl (from the first)")
     ap.add_argument("--nfe", type=int, default=32, help="Euler steps")
     ap.add_argument("--judges", default="embedded:tiny.en,embedded:base", help="comma-separated Whisper models")
+    ap.add_argument("--known_words_from", action="append", default=None, type=Path,
+                    help="corpus whose training text makes a word 'known' in the word-recall table (repeat for "
+                         "several; default: --data). The shipped base trained on template sentences only")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
     ckpts = args.ckpt or [str(SHIPPED / "model.safetensors")]
@@ -80,6 +83,19 @@ def main(argv: list[str] | None = None) -> dict:
             by = {r["list"]: r["cer"] for r in results if r["ckpt"] == ckpt and r["judge"] == j}
             print(f"  {ckpt} | {j}: {by['free text']:.4f} - {by['template']:.4f} = "
                   f"{by['free text'] - by['template']:+.4f}")
+    known = set().union(*(corpus_words(d) for d in (args.known_words_from or [args.data])))
+    print(f"\nword recall (reference words the judge heard in place), {len(known)} known words "
+          f"(training text of {', '.join(str(d) for d in args.known_words_from or [args.data])}) against novel ones:")
+    recall: dict[str, dict] = {}
+    for ckpt in ckpts:
+        for name in lists:
+            for j in judges:
+                r = recall_by_familiarity(rows[ckpt][name], j, known)
+                recall.setdefault(ckpt, {}).setdefault(name, {})[j] = {k: vars(v) | {"recall": v.recall}
+                                                                        for k, v in r.items()}
+                print(f"  {Path(ckpt).parent.name}/{Path(ckpt).name} | {name} | {j}: known "
+                      f"{r['known'].hits}/{r['known'].words} = {r['known'].recall:.3f}, novel "
+                      f"{r['novel'].hits}/{r['novel'].words} = {r['novel'].recall:.3f}")
     fallbacks = {}
     for ckpt in ckpts:
         tok = build_tokenizer("phoneme", Path(ckpt).with_name("vocab.txt"))
@@ -87,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
                                   if tok.fallback is not None and tok.fallback.resolve(t) != t})
         print(f"free-text tokens {ckpt} reads through the fallback: {fallbacks[ckpt]}")
     out = {"ckpts": ckpts, "nfe": args.nfe, "judges": judges, "results": results, "fallback_tokens": fallbacks,
-           "per_item": rows}
+           "word_recall": recall, "per_item": rows}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1, ensure_ascii=False))
     return out

@@ -26,3 +26,33 @@ def test_nan_pairs_are_left_out_and_mismatches_refused():
         paired_change([1.0, math.nan], [1.0, 1.0])
     with pytest.raises(ValueError, match="different items"):
         compare([{"utt": "a", "sim": 1.0}], [{"utt": "b", "sim": 1.0}], "sim")
+
+
+def test_word_hits_follow_the_wer_alignment():
+    from f5rl.rewards.text_metrics import word_hits
+
+    # "quick" deleted, "fox" substituted by "box", an inserted "big": hits are the aligned equal words only
+    assert word_hits("The quick brown fox!", "the big brown box") == [
+        ("the", True), ("quick", False), ("brown", True), ("fox", False)]
+    # a word said elsewhere in the sentence is not a hit where it belongs: "cat" aligns with "dog" at the end
+    assert word_hits("cat sat on the dog", "sat on the cat") == [
+        ("cat", False), ("sat", True), ("on", True), ("the", True), ("dog", False)]
+    assert word_hits("Hello there", "") == [("hello", False), ("there", False)]
+    assert word_hits("", "anything") == []
+
+
+def test_recall_splits_known_from_novel_words(tmp_path):
+    from datasets import Dataset
+
+    from f5rl.eval.held_out import corpus_words, recall_by_familiarity
+
+    Dataset.from_dict({"text": ["The cat sat.", "A dog, the END?"], "audio_path": ["a.wav", "b.wav"]}
+                      ).save_to_disk(str(tmp_path / "raw"))
+    known = corpus_words(tmp_path)
+    assert known == {"the", "cat", "sat", "a", "dog", "end"}
+    rows = [{"text": "The cat ate a plum.", "transcript@j": "the hat ate a plum"},
+            {"text": "The dog slept.", "transcript@j": "the dog"}]
+    r = recall_by_familiarity(rows, "j", known)
+    # known: the, cat, a, the, dog -> hits the, a, the, dog = 4 of 5; novel: ate, plum, slept -> 2 of 3
+    assert (r["known"].hits, r["known"].words) == (4, 5) and r["known"].recall == pytest.approx(0.8)
+    assert (r["novel"].hits, r["novel"].words) == (2, 3)

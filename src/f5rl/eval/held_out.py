@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from f5rl.eval.evaluate import TestItem
 
@@ -132,3 +133,41 @@ def compare(before: list[dict], after: list[dict], metric: str) -> PairedChange:
     if [r["utt"] for r in before] != [r["utt"] for r in after]:
         raise ValueError("the two measurements are of different items")
     return paired_change([r[metric] for r in before], [r[metric] for r in after])
+
+
+@dataclass
+class WordRecall:
+    """How many reference words a judge heard where they belong (WER alignment hits), of how many."""
+
+    hits: int
+    words: int
+
+    @property
+    def recall(self) -> float:
+        return self.hits / self.words if self.words else math.nan
+
+
+def recall_by_familiarity(rows: list[dict], judge: str, known: set[str]) -> dict[str, WordRecall]:
+    """Word recall of :meth:`HeldOutJudge.score` rows split into words the model trained on (``known``,
+    normalised words of its training text) and ``novel`` ones: a model that learned its corpus's words
+    rather than their sounds says the first and not the second."""
+    from f5rl.rewards.text_metrics import word_hits
+
+    out = {"known": WordRecall(0, 0), "novel": WordRecall(0, 0)}
+    for r in rows:
+        for word, hit in word_hits(r["text"], r[f"transcript@{judge}"]):
+            w = out["known" if word in known else "novel"]
+            w.hits, w.words = w.hits + hit, w.words + 1
+    return out
+
+
+def corpus_words(folder) -> set[str]:
+    """The normalised words of a prepared corpus's training text (``folder/raw``, the train split)."""
+    from datasets import load_from_disk
+
+    from f5rl.rewards.text_metrics import normalize_text
+
+    words: set[str] = set()
+    for text in load_from_disk(str(Path(folder) / "raw"))["text"]:
+        words.update(normalize_text(text).split())
+    return words

@@ -29,6 +29,30 @@ def edit_distance(ref: list[str] | str, hyp: list[str] | str) -> int:
     return prev[-1]
 
 
+def word_hits(ref: str, hyp: str) -> list[tuple[str, bool]]:
+    """Each normalised word of ``ref`` with whether a minimum-edit word alignment to ``hyp`` matches it
+    exactly (the hits of WER's alignment: a word said in the wrong place does not count)."""
+    r, h = normalize_text(ref).split(), normalize_text(hyp).split()
+    # cost[i][j]: edit distance of r[:i] and h[:j]; then walk back from the end along a cheapest path
+    cost = [[i + j if i == 0 or j == 0 else 0 for j in range(len(h) + 1)] for i in range(len(r) + 1)]
+    for i in range(1, len(r) + 1):
+        for j in range(1, len(h) + 1):
+            cost[i][j] = min(cost[i - 1][j] + 1, cost[i][j - 1] + 1, cost[i - 1][j - 1] + (r[i - 1] != h[j - 1]))
+    hit = [False] * len(r)
+    i, j = len(r), len(h)
+    while i > 0 and j > 0:
+        if r[i - 1] == h[j - 1] and cost[i][j] == cost[i - 1][j - 1]:
+            hit[i - 1] = True
+            i, j = i - 1, j - 1
+        elif cost[i][j] == cost[i - 1][j - 1] + 1:
+            i, j = i - 1, j - 1
+        elif cost[i][j] == cost[i - 1][j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    return list(zip(r, hit))
+
+
 def _is_cjk(c: str) -> bool:
     return "\u3100" <= c <= "\u9fff"
 
