@@ -161,7 +161,7 @@ def recall_by_familiarity(rows: list[dict], judge: str, known: set[str]) -> dict
     return out
 
 
-def corpus_words(folder) -> set[str]:
+def corpus_words(folder: str | Path) -> set[str]:
     """The normalised words of a prepared corpus's training text (``folder/raw``, the train split)."""
     from datasets import load_from_disk
 
