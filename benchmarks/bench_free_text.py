@@ -83,9 +83,10 @@ def main(argv: list[str] | None = None) -> dict:
             by = {r["list"]: r["cer"] for r in results if r["ckpt"] == ckpt and r["judge"] == j}
             print(f"  {ckpt} | {j}: {by['free text']:.4f} - {by['template']:.4f} = "
                   f"{by['free text'] - by['template']:+.4f}")
-    known = set().union(*(corpus_words(d) for d in (args.known_words_from or [args.data])))
+    sources = args.known_words_from or [args.data]
+    known = set().union(*(corpus_words(d) for d in sources))
     print(f"\nword recall (reference words the judge heard in place), {len(known)} known words "
-          f"(training text of {', '.join(str(d) for d in args.known_words_from or [args.data])}) against novel ones:")
+          f"(training text of {', '.join(map(str, sources))}) against novel ones:")
     recall: dict[str, dict] = {}
     for ckpt in ckpts:
         for name in lists:
