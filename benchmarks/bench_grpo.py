@@ -24,6 +24,10 @@ import json
 import time
 from pathlib import Path
 
+# bumped when the sampler's output changes for the same checkpoint, items and seeds, so the cache in
+# WORK/measurements.jsonl never pairs a measurement of old code with one of new code
+# (2: the text encoder's GRN reads only each row's own frames, so a held-out batch's rows equal them alone)
+MEASURE_VERSION = 2
 
 def training_rewards():
     """The reward set GRPO trains with (``F5TTS_RL_tiny``'s providers): best-of-N reranks with it."""
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     def measure(ckpt, candidates: int = 1) -> tuple[dict[str, list[dict]], float]:
         """Rows of every list; kept beside the checkpoint's run (keyed by what was measured), so an
         unchanged checkpoint is measured once across invocations."""
-        key = json.dumps([str(ckpt), Path(ckpt).stat().st_mtime, candidates, args.nfe, judges,
+        key = json.dumps([MEASURE_VERSION, str(ckpt), Path(ckpt).stat().st_mtime, candidates, args.nfe, judges,
                           {k: [it.utt for it in v] for k, v in items.items()}])
         cache = args.work / "measurements.jsonl"
         if cache.is_file():

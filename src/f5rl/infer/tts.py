@@ -150,7 +150,8 @@ class TTS:
     def synthesize_batch(self, ref_audios: list[Tensor], ref_texts: list[str], texts: list[str], seeds: list[int],
                          *, nfe: int = 32, cfg_strength: float = 2.0, sway: float | None = -1.0,
                          speed: float = 1.0) -> list[Synthesis]:
-        """Several syntheses in one batched ODE solve; sample i equals ``synthesize`` with seed i."""
+        """Several syntheses in one batched ODE solve; sample i equals ``synthesize`` with seed i (in
+        fp32; under bf16 autocast up to its rounding, which the ODE carries on)."""
         for t in texts:
             self.check_text(t)
         prompts = [self.prepare_prompt(a) for a in ref_audios]

@@ -47,8 +47,9 @@ class DiTConfig:
     text_embedding_average_upsampling: bool = False
     dropout: float = 0.1
     checkpoint_activations: bool = False
-    # true: padded frames are masked out of attention (a padded batch equals its rows run alone);
-    # false: F5-TTS's released setting, attention also reads padded frames
+    # true: padded frames are masked out of attention and out of the text encoder's global response
+    # normalisation (a padded batch equals its rows run alone); false: F5-TTS's released setting,
+    # both also read padded frames
     attn_mask_enabled: bool = True
     mel_dim: int = 100
     text_num_embeds: int = 256
@@ -82,7 +83,7 @@ class DiT(nn.Module):
         self.time_embed = TimestepEmbedding(c.dim)
         self.text_embed = TextEmbedding(
             c.text_num_embeds, c.text_dim, mask_padding=c.text_mask_padding, conv_layers=c.conv_layers,
-            average_upsampling=c.text_embedding_average_upsampling,
+            average_upsampling=c.text_embedding_average_upsampling, mask_frames=c.attn_mask_enabled,
         )
         self.input_embed = InputEmbedding(c.mel_dim, c.text_dim, c.dim)
         self.rotary_embed = RotaryEmbedding(c.dim_head)

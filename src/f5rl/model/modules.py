@@ -101,8 +101,10 @@ class GRN(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1, 1, dim))
         self.beta = nn.Parameter(torch.zeros(1, 1, dim))
 
-    def forward(self, x: Tensor) -> Tensor:  # (b, n, c)
-        gx = torch.norm(x, p=2, dim=1, keepdim=True)
+    def forward(self, x: Tensor, valid: Tensor | None = None) -> Tensor:  # (b, n, c), valid (b, n)
+        # the norm is over the time axis, so a batch's padding frames would change every frame of a
+        # shorter row; ``valid`` keeps them out (F5-TTS releases count them)
+        gx = torch.norm(x if valid is None else x * valid.unsqueeze(-1).to(x.dtype), p=2, dim=1, keepdim=True)
         nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)
         return self.gamma * (x * nx) + self.beta + x
 
@@ -117,9 +119,9 @@ class ConvNeXtV2Block(nn.Module):
         self.grn = GRN(intermediate_dim)
         self.pwconv2 = nn.Linear(intermediate_dim, dim)
 
-    def forward(self, x: Tensor) -> Tensor:  # (b, n, c)
+    def forward(self, x: Tensor, valid: Tensor | None = None) -> Tensor:  # (b, n, c), valid (b, n)
         y = self.dwconv(x.transpose(1, 2)).transpose(1, 2)
-        y = self.pwconv2(self.grn(self.act(self.pwconv1(self.norm(y)))))
+        y = self.pwconv2(self.grn(self.act(self.pwconv1(self.norm(y))), valid))
         return x + y
 
 
@@ -147,11 +149,16 @@ def average_upsample(text: Tensor, valid: Tensor, audio_lens: Tensor) -> Tensor:
 
 
 class TextEmbedding(nn.Module):
-    """Token embedding + fixed positions + ConvNeXt-V2 blocks; ``(b, t) ids -> (b, n, c)``."""
+    """Token embedding + fixed positions + ConvNeXt-V2 blocks; ``(b, t) ids -> (b, n, c)``.
+
+    ``mask_frames``: the blocks' global response normalisation sees only each row's own frames
+    (``audio_lens``), so a row of a padded batch is embedded as it is alone (F5-TTS releases: false)."""
 
     def __init__(self, text_num_embeds: int, text_dim: int, mask_padding: bool = True,
-                 conv_layers: int = 4, conv_mult: int = 2, average_upsampling: bool = False) -> None:
+                 conv_layers: int = 4, conv_mult: int = 2, average_upsampling: bool = False,
+                 mask_frames: bool = False) -> None:
         super().__init__()
+        self.mask_frames = mask_frames
         self.text_embed = nn.Embedding(text_num_embeds + 1, text_dim)  # row 0 is the filler token
         self.mask_padding = mask_padding
         self.average_upsampling = average_upsampling
@@ -172,13 +179,17 @@ class TextEmbedding(nn.Module):
         x = self.text_embed(text)  # (b, n, c)
         pos = torch.arange(seq_len, device=text.device).clamp(max=self.max_pos - 1)
         x = x + self.freqs_cis[pos].to(x.dtype)
+        valid = None
+        if self.mask_frames and audio_lens is not None:
+            valid = torch.arange(seq_len, device=text.device).unsqueeze(0) < audio_lens.unsqueeze(1)
         if self.mask_padding:
             keep = (~filler).unsqueeze(-1).to(x.dtype)
             x = x * keep
             for block in self.text_blocks:
-                x = block(x) * keep
+                x = block(x, valid) * keep
         else:
-            x = self.text_blocks(x)
+            for block in self.text_blocks:
+                x = block(x, valid)
         if self.average_upsampling:
             if audio_lens is None:
                 audio_lens = torch.full((x.shape[0],), seq_len, device=x.device, dtype=torch.long)
