@@ -29,6 +29,7 @@ from pathlib import Path
 # (2: the text encoder's GRN reads only each row's own frames, so a held-out batch's rows equal them alone)
 MEASURE_VERSION = 2
 
+
 def training_rewards():
     """The reward set GRPO trains with (``F5TTS_RL_tiny``'s providers): best-of-N reranks with it."""
     from f5rl.config import compose, validate
