@@ -30,6 +30,14 @@ from pathlib import Path
 MEASURE_VERSION = 2
 
 
+def dpo_round_seconds(log: Path) -> float:
+    """Wall seconds of the last DPO round a bench run wrote to ``iterate.log`` (NaN if none)."""
+    import re
+
+    found = re.findall(r"^bench_grpo: DPO round ([0-9.]+) s$", log.read_text() if log.is_file() else "", re.M)
+    return float(found[-1]) if found else float("nan")
+
+
 def training_rewards():
     """The reward set GRPO trains with (``F5TTS_RL_tiny``'s providers): best-of-N reranks with it."""
     from f5rl.config import compose, validate
@@ -77,7 +85,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                          "the DPO round's are); a setting uses it with rl.prompts_manifest={prompts}")
     ap.add_argument("--skip_start", action="store_true", help="do not measure the stage-1 checkpoint itself")
     ap.add_argument("--reuse", action="store_true",
-                    help="measure a setting's existing WORK/NAME/model_last.pt instead of training it again")
+                    help="measure a setting's existing WORK/NAME/model_last.pt (and with --dpo the round's "
+                         "WORK/dpo/iter_0/train/model_last.pt) instead of training again")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
 
@@ -155,13 +164,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
         work = args.work / "dpo"
         manifest = write_jsonl(demo_rows(args.data, groups=args.dpo_groups, nsamples=4, split="train"),
                                work / "pairs.jsonl")
-        t0 = time.perf_counter()
-        r = run_round(0, str(manifest), str(base_ckpt), work, 4, "F5TTS_DPO_tiny",
-                      [*base_overrides(SHIPPED), f"datasets.path={args.data}", "ckpts.logger=null",
-                       f"optim.max_minutes={args.max_minutes}"], nfe=16)
-        rows, _ = measure(r.ckpt)
-        results.append(summarise("DPO (prefs.iterate defaults)", rows, base_rows, judges, time.perf_counter() - t0,
-                                 {"updates": r.train["updates"], "note": "generation + training"}))
+        done = work / "iter_0" / "train" / "model_last.pt"
+        if args.reuse and done.is_file():  # run_round would resume its training for another budget
+            ckpt, seconds, updates = done, dpo_round_seconds(work / "iterate.log"), None
+        else:
+            t0 = time.perf_counter()
+            r = run_round(0, str(manifest), str(base_ckpt), work, 4, "F5TTS_DPO_tiny",
+                          [*base_overrides(SHIPPED), f"datasets.path={args.data}", "ckpts.logger=null",
+                           f"optim.max_minutes={args.max_minutes}"], nfe=16)
+            ckpt, seconds, updates = r.ckpt, time.perf_counter() - t0, r.train["updates"]
+            with open(work / "iterate.log", "a") as f:  # what a later --reuse reports as its cost
+                f.write(f"bench_grpo: DPO round {seconds:.1f} s\n")
+        rows, _ = measure(ckpt)
+        results.append(summarise("DPO (prefs.iterate defaults)", rows, base_rows, judges, seconds,
+                                 {"updates": updates, "note": "generation + training"}))
 
     head = judges[0]
     print(f"\nheld-out CER (per item clipped at 1) judged by Whisper {head} (the training reward uses "
