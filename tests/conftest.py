@@ -37,6 +37,16 @@ def tiny_config(**overrides) -> DiTConfig:
     return DiTConfig(**kw)
 
 
+def randomise_grn(net: torch.nn.Module, seed: int = 5) -> None:
+    """Give every GRN of ``net`` random weights, as training would: GRN is the identity at init
+    (gamma = beta = 0), which hides what its time-axis norm reads."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if ".grn." in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+
+
 @pytest.fixture
 def tiny_dit() -> DiT:
     torch.manual_seed(0)

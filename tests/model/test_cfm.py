@@ -2,16 +2,7 @@ import pytest
 import torch
 
 from f5rl.model import CFM, CFMConfig, DiT
-from tests.conftest import speech_like, tiny_config
-
-
-def _trained_grn(cfm):
-    """GRN is the identity at init (gamma = beta = 0), which hides what its time-axis norm reads."""
-    gen = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for name, p in cfm.transformer.named_parameters():
-            if ".grn." in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+from tests.conftest import randomise_grn, speech_like, tiny_config
 
 
 def _prompt(b=2, n=20):
@@ -25,7 +16,7 @@ def _prompt(b=2, n=20):
 @pytest.mark.parametrize("from_dist", [False, True])
 @pytest.mark.parametrize("cfg", [0.0, 2.0])
 def test_batched_sampling_equals_single_with_same_seeds(tiny_cfm, from_dist, cfg):
-    _trained_grn(tiny_cfm)
+    randomise_grn(tiny_cfm)
     cond, text = _prompt()
     kw = dict(steps=6, cfg_strength=cfg, sample_from_dist=from_dist)
     both = tiny_cfm.sample(cond, text, torch.tensor([40, 31]), seed=[11, 12], **kw)
@@ -136,7 +127,7 @@ def test_average_upsampled_sampling_batched_equals_single():
     """The text is spread over each sample's whole duration (prompt + target), also under CFG."""
     torch.manual_seed(0)
     cfm = CFM(DiT(tiny_config(text_embedding_average_upsampling=True)), CFMConfig())
-    _trained_grn(cfm)
+    randomise_grn(cfm)
     cond, text = _prompt()
     both = cfm.sample(cond, text, torch.tensor([40, 31]), seed=[11, 12], steps=4, cfg_strength=2.0)
     one = cfm.sample(cond[1:], text[1:, :8], torch.tensor([31]), seed=[12], steps=4, cfg_strength=2.0)

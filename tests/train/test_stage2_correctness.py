@@ -255,14 +255,12 @@ def test_rollouts_are_vocoded_in_batches_and_the_ground_truth_once_per_prompt(tm
 
 def test_attn_mask_enabled_chooses_masked_or_f5_attention():
     from f5rl.model import DiT
-    from tests.conftest import tiny_config
+    from tests.conftest import randomise_grn, tiny_config
 
     for enabled in (True, False):
         torch.manual_seed(0)
         net = DiT(tiny_config(attn_mask_enabled=enabled)).eval()
-        for name, p in net.named_parameters():  # a trained text encoder: GRN is the identity at init
-            if ".grn." in name:
-                torch.nn.init.normal_(p, std=0.5)
+        randomise_grn(net)
         x, text = torch.randn(2, 16, 100), torch.randint(0, 20, (2, 6))
         mask = torch.arange(16)[None] < torch.tensor([16, 10])[:, None]
         padded = net(x, x, text, torch.tensor([0.3, 0.3]), mask=mask).mu[1, :10]
