@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from f5rl.rewards import RewardBatch, RewardOutput, RewardProvider, build_provider
-from f5rl.rewards.combine import RewardSet, harmonic, normalized_sum, rank_shaping, weighted_sum
+from f5rl.rewards.combine import (
+    RewardSet,
+    group_normalized_sum,
+    harmonic,
+    normalized_sum,
+    rank_shaping,
+    weighted_sum,
+)
 
 NAN = math.nan
 
@@ -90,6 +97,48 @@ def test_combiners_by_hand():
     # harmonic: CER 0 -> U_cer 1; NLL = tau ln 2 -> U_nll 0.5; R = 1 / (0.5/1 + 0.5/0.5) = 2/3
     h = harmonic(torch.tensor([0.0]), torch.tensor([math.log(2.0)]), beta_c=10, tau_n=1, lambda_c=0.5, lambda_n=0.5)
     assert h.item() == pytest.approx(2 / 3, rel=1e-5)
+
+
+def test_group_normalized_sum_standardises_each_provider_within_each_group():
+    """Group A (samples 0-2): provider 0 scores 1, 2, 3 -> z -1.2247, 0, +1.2247; provider 1 scores 0.90,
+    0.91, 0.92 (a spread 100x smaller) -> the same z. Group B (3-4): provider 0 ties (z 0), provider 1
+    0.5, 0.7 -> -1, +1. Over the whole batch (normalized_sum) provider 1's within-group spread would be
+    drowned by the gap between the groups (0.91 against 0.6)."""
+    s = torch.tensor([[1.0, 2.0, 3.0, 5.0, 5.0], [0.90, 0.91, 0.92, 0.5, 0.7]])
+    w = torch.tensor([3.0, 1.0])
+    g = torch.tensor([0, 0, 0, 1, 1])
+    out = group_normalized_sum(s, w, g)
+    z = math.sqrt(1.5)  # (x - mean) / population std of (1, 2, 3)
+    assert out.tolist() == pytest.approx([-4 * z, 0.0, 4 * z, -1.0, 1.0], abs=1e-3)
+    # provider 1 moves the reward as much as provider 0 per unit of weight, inside a group
+    flat = normalized_sum(s, w)
+    assert abs(flat[2] - flat[0]) > 0 and abs(out[2] - out[0]) / 4 == pytest.approx(2 * z, abs=1e-3)
+    # NaN (an unscorable sample) stays NaN and is left out of its group's statistics
+    s2 = s.clone()
+    s2[1, 1] = NAN
+    out2 = group_normalized_sum(s2, w, g)
+    assert math.isnan(out2[1].item())
+    assert out2[0].item() == pytest.approx(3 * -1.0 + -1.0, abs=1e-3)  # group A's valid samples: 0 and 2
+    # one group spanning the batch equals normalized_sum
+    one = group_normalized_sum(s, w, torch.zeros(5, dtype=torch.long))
+    assert one.tolist() == pytest.approx(normalized_sum(s, w).tolist(), abs=1e-5)
+
+
+def test_reward_set_group_mode_uses_the_groups_it_is_given():
+    rs = RewardSet.from_config([{"name": "duration"}], mode="group_normalized_sum")
+    out = {"duration": RewardOutput(torch.tensor([1.0, 3.0, 10.0, 30.0]), {})}
+    grouped = rs.combine(out, groups=torch.tensor([0, 0, 1, 1])).reward
+    assert grouped.tolist() == pytest.approx([-1.0, 1.0, -1.0, 1.0], abs=1e-4)
+    whole = rs.combine(out).reward  # no groups: the batch is one group
+    assert whole.tolist() == pytest.approx(normalized_sum(torch.tensor([[1.0, 3.0, 10.0, 30.0]]),
+                                                          torch.tensor([1.0])).tolist(), abs=1e-5)
+    # held-out validation compares batches: there the plain weighted sum, not a mean-zero z-score
+    assert rs.comparable(out).tolist() == pytest.approx([1.0, 3.0, 10.0, 30.0])
+    for mode in ("normalized_sum", "rank_shaping"):
+        assert RewardSet.from_config([{"name": "duration", "weight": 2.0}], mode=mode).comparable(out).tolist() \
+            == pytest.approx([2.0, 6.0, 20.0, 60.0])
+    assert RewardSet.from_config([{"name": "duration", "weight": 2.0}]).comparable(out).tolist() \
+        == pytest.approx([2.0, 6.0, 20.0, 60.0])
 
 
 class _Fixed(RewardProvider):

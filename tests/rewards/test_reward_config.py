@@ -47,6 +47,13 @@ def test_bad_reward_settings_fail_at_config_time(override, message):
         check_rewards(rl("F5TTS_RL_tiny", override))
 
 
+def test_group_normalized_sum_needs_each_group_in_one_process():
+    ok = rl("F5TTS_RL_tiny", "rl.rewards.mode=group_normalized_sum")
+    assert ok.rl.rewards.mode == "group_normalized_sum"
+    with pytest.raises(ValueError, match="rl.repeat_count=2 spreads a group over processes"):
+        rl("F5TTS_RL_tiny", "rl.rewards.mode=group_normalized_sum", "rl.repeat_count=2")
+
+
 def test_train_rl_refuses_a_bad_reward_value_in_one_line_before_loading_anything(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "f5rl.train.train_rl", "-cn", "F5TTS_RL_tiny",
                            f"ckpts.save_dir={tmp_path}", "rl.rewards.providers.0.config.wer_mode=words"],

@@ -73,6 +73,25 @@ def test_advantage_norm_and_minimum_spread_reach_the_trainer(tmp_path, demo_corp
     assert default.adv.tolist() == pytest.approx([-1, 1, -1, 1], rel=0.05)  # GRPO: each group scaled to ±1
 
 
+def test_group_normalized_rewards_are_standardised_per_group_and_validation_stays_absolute(tmp_path, demo_corpus):
+    """rl.rewards.mode=group_normalized_sum: the trainer passes its groups (2 prompts x 4 rollouts), so each
+    group's rewards have mean 0 and population std 1; held-out validation reports the plain weighted sum
+    (a mean-zero z-score would make val/mean_reward and model_best.pt meaningless)."""
+    t = _trainer(tiny_rl_config(tmp_path, demo_corpus, "rl.rewards.mode=group_normalized_sum",
+                                "rl.rewards.providers=[{name: mel_energy, weight: 2.0, config: {target: -2.0}}]",
+                                f"rl.val_manifest={demo_corpus / 'test.jsonl'}", "rl.val_size=2", "rl.val_every=100"))
+    batch = t.val_batch  # two held-out utterances, infilled as training batches are
+    prompts, use_cfg = t.draw_split(batch, t.split_generator())
+    batch, prompts = t._expand(batch), prompts.repeat_interleave(t.copies)
+    _, scored, _ = t.rollout_and_score(batch, prompts, use_cfg)
+    groups = scored.reward.view(2, 4)
+    assert groups.mean(dim=1).tolist() == pytest.approx([0.0, 0.0], abs=1e-4)
+    assert groups.std(dim=1, unbiased=False).tolist() == pytest.approx([2.0, 2.0], abs=1e-3)  # weight 2 x z
+    val = t.validate()
+    assert val["val/mean_reward"] == pytest.approx(2.0 * val["val/mel_energy"], rel=1e-5)
+    assert val["val/mean_reward"] != pytest.approx(0.0, abs=1e-3)
+
+
 def test_rl_resume_equals_uninterrupted(tmp_path, demo_corpus):
     args = ("ckpts.last_per_updates=100", "rl.train_steps=2", "optim.learning_rate=1e-3")
     straight = _trainer(tiny_rl_config(tmp_path / "a", demo_corpus, *args, "optim.max_updates=4"))

@@ -22,7 +22,7 @@ class ProviderCfg(Checked):
 
 @dataclass
 class RewardsCfg(Checked):
-    mode: str = "sum"  # sum | normalized_sum | rank_shaping | harmonic
+    mode: str = "sum"  # sum | normalized_sum | group_normalized_sum | rank_shaping | harmonic
     params: dict[str, Any] = field(default_factory=dict)
     providers: list[ProviderCfg] = field(default_factory=lambda: [ProviderCfg()])
     vocoder_batch: int = 16  # f5rl: clips of equal length vocoded at once for scoring
@@ -45,7 +45,8 @@ class RewardsCfg(Checked):
         if self.score_chunks > 1 and self.process != "server":
             raise ValueError("rl.rewards.score_chunks>1 overlaps scoring with rollouts, which needs the reward models "
                              "in their own process: set rl.rewards.process=server")
-        _one_of("rl.rewards.mode", self.mode, ("sum", "normalized_sum", "rank_shaping", "harmonic"))
+        _one_of("rl.rewards.mode", self.mode,
+                ("sum", "normalized_sum", "group_normalized_sum", "rank_shaping", "harmonic"))
         if not self.providers:
             raise ValueError("rl.rewards.providers is empty; configure at least one reward provider")
 
@@ -141,6 +142,10 @@ class RLCfg(Checked):
                 "every GRPO group would have one member, so all advantages are zero and only the KL term trains; "
                 "set rl.group_size>=2 (rollouts per prompt in one process) or rl.repeat_count>=2 across processes"
             )
+        if self.rewards.mode == "group_normalized_sum" and self.repeat_count > 1:
+            raise ValueError(f"rl.rewards.mode=group_normalized_sum standardises rewards within a group, but "
+                             f"rl.repeat_count={self.repeat_count} spreads a group over processes; use "
+                             "rl.repeat_count=1 (and rl.group_size for the group) or rl.rewards.mode=normalized_sum")
         if not 0 <= self.skip_grad_prob < 1:
             raise ValueError(f"rl.skip_grad_prob={self.skip_grad_prob} must be in [0, 1)")
         if self.train_steps < 1 or self.inner_epochs < 1:

@@ -5,6 +5,10 @@ combined reward is NaN (the trainer drops it from its group); other samples are 
 
 * ``sum``: ``Σ_k w_k r_k`` (F5R default weights: SIM 1.0, ASR 3.0);
 * ``normalized_sum``: each provider's scores standardised over the batch's valid samples first;
+* ``group_normalized_sum``: each provider's scores standardised within each GRPO group (the rollouts
+  of one prompt) first — the z-scored weighted sum of FlowTTS-GRPO. Within a group a speaker
+  similarity spreads by ~0.01 while CER spreads by ~0.1, so in a plain sum SIM barely moves the
+  group's ranking whatever its weight; standardised, each provider's weight is its share of the ranking;
 * ``rank_shaping``: each provider's scores replaced by their rank in the batch scaled to [0, 1];
 * ``harmonic`` (LLaSA): utilities ``U_cer = 1 − tanh(β_c·CER)``, ``U_nll = exp(−NLL/τ_n)`` and
   ``R = (λ_c + λ_n) / (λ_c/U_cer + λ_n/U_nll)``, a weighted harmonic mean.
@@ -22,7 +26,7 @@ from torch import Tensor
 from f5rl.rewards.base import RewardBatch, RewardOutput, RewardProvider
 from f5rl.rewards.registry import build_provider
 
-MODES = ("sum", "normalized_sum", "rank_shaping", "harmonic")
+MODES = ("sum", "normalized_sum", "group_normalized_sum", "rank_shaping", "harmonic")
 
 
 def _valid(scores: Tensor) -> Tensor:
@@ -41,11 +45,25 @@ def normalized_sum(scores: Tensor, weights: Tensor, eps: float = 1e-6) -> Tensor
     ok = _valid(scores)
     z = torch.full_like(scores, math.nan)
     if ok.any():
-        s = scores[:, ok]
-        mean = s.mean(dim=1, keepdim=True)
-        std = s.std(dim=1, unbiased=False, keepdim=True)
-        z[:, ok] = (s - mean) / (std + eps)
+        z[:, ok] = _standardise(scores[:, ok], eps)
     return weighted_sum(z, weights)
+
+
+def group_normalized_sum(scores: Tensor, weights: Tensor, groups: Tensor, eps: float = 1e-6) -> Tensor:
+    """``scores (k, b)``, ``weights (k,)``, ``groups (b,)`` → ``(b,)``: each provider standardised over
+    the valid samples of each group (population std), then the weighted sum; NaN where any provider is NaN."""
+    z = torch.full_like(scores, math.nan)
+    ok = _valid(scores)
+    for g in torch.unique(groups):
+        members = ok & (groups == g)
+        if members.any():
+            z[:, members] = _standardise(scores[:, members], eps)
+    return weighted_sum(z, weights)
+
+
+def _standardise(s: Tensor, eps: float) -> Tensor:
+    """``(k, n)`` → each row's ``(x − mean) / (std + eps)``."""
+    return (s - s.mean(dim=1, keepdim=True)) / (s.std(dim=1, unbiased=False, keepdim=True) + eps)
 
 
 def rank_shaping(scores: Tensor, weights: Tensor) -> Tensor:
@@ -135,8 +153,8 @@ class RewardSet:
         for p in self.providers:
             p.ensure_setup(device)
 
-    def __call__(self, batch: RewardBatch) -> CombinedReward:
-        return self.combine(self.score(batch))
+    def __call__(self, batch: RewardBatch, groups: Tensor | None = None) -> CombinedReward:
+        return self.combine(self.score(batch), groups)
 
     def score(self, batch: RewardBatch) -> dict[str, RewardOutput]:
         """Every provider's output on ``batch``, by label (not yet combined)."""
@@ -155,15 +173,19 @@ class RewardSet:
                 [r for o in outs for r in (o.reasons or [None] * len(o.scores))])
         return out
 
-    def combine(self, outputs: dict[str, RewardOutput]) -> CombinedReward:
+    def combine(self, outputs: dict[str, RewardOutput], groups: Tensor | None = None) -> CombinedReward:
         """One reward per sample from the providers' outputs of one whole batch (the ``normalized_sum``
-        and ``rank_shaping`` modes look at the batch as a whole)."""
+        and ``rank_shaping`` modes look at the batch as a whole). ``groups (b,)``: each sample's GRPO
+        group, for ``group_normalized_sum`` (None: the batch is one group)."""
         scores = torch.stack([outputs[lb].scores for lb in self.labels])  # (k, b)
         weights = torch.tensor([s.weight for s in self.specs], dtype=torch.float32)
         if self.mode == "sum":
             reward = weighted_sum(scores, weights)
         elif self.mode == "normalized_sum":
             reward = normalized_sum(scores, weights)
+        elif self.mode == "group_normalized_sum":
+            groups = torch.zeros(scores.shape[1], dtype=torch.long) if groups is None else groups.cpu()
+            reward = group_normalized_sum(scores, weights, groups)
         elif self.mode == "rank_shaping":
             reward = rank_shaping(scores, weights)
         else:
@@ -175,6 +197,15 @@ class RewardSet:
             for comp, v in out.components.items():
                 metrics[f"reward/{label}/{comp}"] = v
         return CombinedReward(reward, metrics, outputs)
+
+    def comparable(self, outputs: dict[str, RewardOutput]) -> Tensor:
+        """``(b,)`` rewards comparable across batches (held-out validation, checkpoint selection): the
+        batch-relative modes (``normalized_sum``, ``group_normalized_sum``, ``rank_shaping``) give every
+        batch mean ~0, so they are replaced by the plain weighted sum of the providers' scores."""
+        if self.mode in ("sum", "harmonic"):
+            return self.combine(outputs).reward
+        scores = torch.stack([outputs[lb].scores for lb in self.labels])
+        return weighted_sum(scores, torch.tensor([s.weight for s in self.specs], dtype=torch.float32))
 
     def _harmonic(self, outputs: dict[str, RewardOutput]) -> Tensor:
         p = {**HARMONIC_DEFAULTS, **self.params}

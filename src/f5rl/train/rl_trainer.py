@@ -239,7 +239,7 @@ class RLTrainer(Trainer):
         t1 = time.perf_counter()
         outputs = RewardSet.concat([f.result() for f in pending])
         wait = time.perf_counter() - t1
-        return cat_rollouts(parts), self.scorer.rewards.combine(outputs), {
+        return cat_rollouts(parts), self.scorer.rewards.combine(outputs, self.group_ids(len(batch))), {
             "time/rollout_s": t_roll, "time/reward_s": time.perf_counter() - t0 - t_roll,
             "time/reward_wait_s": wait}
 
@@ -371,7 +371,7 @@ class RLTrainer(Trainer):
         prompts, use_cfg = self.draw_split(batch, gen)
         ro = self.rollout(batch, self.policy, prompts, use_cfg, generator=gen)
         scored = self.scorer(ro, batch, copies=1)
-        out = {"val/mean_reward": float(scored.reward.nanmean())}
+        out = {"val/mean_reward": float(self.scorer.rewards.comparable(scored.outputs).nanmean())}
         for name, v in scored.metrics.items():
             out["val/" + name.removeprefix("reward/")] = float(v.nanmean())
         return out

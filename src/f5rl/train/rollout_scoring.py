@@ -51,8 +51,9 @@ class RolloutScorer:
                            metadata=[{"gt_audio": r} for r in refs])
 
     def __call__(self, ro: Rollout, batch: Batch, copies: int) -> CombinedReward:
-        """Vocode and score a batch of rollouts with the reward set."""
-        return self.rewards(self.reward_batch(ro, batch, copies))
+        """Vocode and score a batch of rollouts with the reward set (``copies`` consecutive rows are
+        one group, for ``rl.rewards.mode=group_normalized_sum``)."""
+        return self.rewards(self.reward_batch(ro, batch, copies), torch.arange(len(batch)) // copies)
 
 
 def reward_metrics(scored: CombinedReward, adv: Advantages) -> dict[str, float]:
