@@ -49,6 +49,20 @@ def training_rewards():
                                   for p in rl.rewards.providers], rl.rewards.mode, dict(rl.rewards.params))
 
 
+def average_rows(runs: list[dict[str, list[dict]]]) -> dict[str, list[dict]]:
+    """Per list and item, the numbers of several seeds' rows averaged (text fields from the first);
+    a paired change then compares each item's mean over its samples, with less sampling noise."""
+    out = {}
+    for lst, first in runs[0].items():
+        out[lst] = []
+        for i, row in enumerate(first):
+            vals = [run[lst][i] for run in runs]
+            assert all(v["utt"] == row["utt"] for v in vals)
+            out[lst].append({k: (sum(v[k] for v in vals) / len(vals) if isinstance(x, (int, float)) else x)
+                             for k, x in row.items()} | {"seeds": len(vals)})
+    return out
+
+
 def summarise(name: str, rows: dict[str, list[dict]], base: dict[str, list[dict]], judges: list[str],
               seconds: float, extra: dict | None = None) -> dict:
     """Means and paired changes against the base, per list and over both lists."""
@@ -75,6 +89,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--template_items", type=int, default=60, help="items of test_eval.jsonl (from the first)")
     ap.add_argument("--free_items", type=int, default=60, help="items of test_free_eval.jsonl (from the first)")
     ap.add_argument("--nfe", type=int, default=16, help="Euler steps of held-out synthesis")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="samples per held-out item (seeds 0, 1000, ...), averaged per item before pairing")
     ap.add_argument("--judges", default="embedded:base,embedded:tiny.en",
                     help="Whisper judges of held-out CER (the first is the headline; the reward uses tiny.en)")
     ap.add_argument("--best_of", type=int, default=0, help="also measure best-of-N reranking of the base (0: no)")
@@ -105,10 +121,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     judge = HeldOutJudge(tuple(judges), nfe=args.nfe, rerank=training_rewards() if args.best_of > 1 else None)
 
     def measure(ckpt, candidates: int = 1) -> tuple[dict[str, list[dict]], float]:
-        """Rows of every list; kept beside the checkpoint's run (keyed by what was measured), so an
-        unchanged checkpoint is measured once across invocations."""
-        key = json.dumps([MEASURE_VERSION, str(ckpt), Path(ckpt).stat().st_mtime, candidates, args.nfe, judges,
-                          {k: [it.utt for it in v] for k, v in items.items()}])
+        """Rows of every list, each item's numbers averaged over ``--seeds`` samples (seeds 0, 1000, ...)."""
+        runs = [measure_seed(ckpt, candidates, 1000 * k) for k in range(args.seeds)]
+        return average_rows([rows for rows, _ in runs]), sum(s for _, s in runs)
+
+    def measure_seed(ckpt, candidates: int, seed: int) -> tuple[dict[str, list[dict]], float]:
+        """Rows of every list for one seed; kept beside the checkpoint's run (keyed by what was measured),
+        so an unchanged checkpoint is measured once across invocations."""
+        what = [MEASURE_VERSION, str(ckpt), Path(ckpt).stat().st_mtime, candidates, args.nfe, judges,
+                {k: [it.utt for it in v] for k, v in items.items()}]
+        key = json.dumps(what + [seed] if seed else what)  # seed 0: the key of measurements before --seeds
         cache = args.work / "measurements.jsonl"
         if cache.is_file():
             for line in cache.read_text().splitlines():
@@ -116,6 +138,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 if entry["key"] == key:
                     return entry["rows"], entry["seconds"]
         t0 = time.perf_counter()
+        judge.seed = seed
         rows = {lst: judge.measure(ckpt, its, candidates) for lst, its in items.items()}
         seconds = time.perf_counter() - t0
         args.work.mkdir(parents=True, exist_ok=True)
@@ -182,7 +205,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     head = judges[0]
     print(f"\nheld-out CER (per item clipped at 1) judged by Whisper {head} (the training reward uses "
           f"embedded:tiny.en); {len(items['template'])} template + {len(items['free'])} free-text items, "
-          f"nfe {args.nfe}, seed 0; change vs the shipped base, paired by item, ± standard error")
+          f"nfe {args.nfe}, {args.seeds} seed(s) per item; change vs the shipped base, paired by item, "
+          f"± standard error")
     print(f"| system | s | CER@{head} all | rel | CER@{head} template | CER@{head} free | CER@tiny.en all | SIM all |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
