@@ -65,3 +65,40 @@ def test_stage2_rolls_out_synthesis_prompts(tmp_path, demo_corpus):
         assert set(texts) <= rows  # every rollout says a manifest text in a manifest voice
         assert torch.equal(prompts.cpu(), ref_lengths.cpu())  # the whole prompt is given
     assert refs[1] == seen[0][2][::4].tolist()  # the speaker reference is the prompt audio, once per group
+
+
+@pytest.mark.parametrize("span", ["auto", "full"])
+def test_synthesis_rollouts_are_scored_on_what_inference_returns(tmp_path, demo_corpus, span):
+    """With synthesis prompts the reward hears the generated speech alone and checks it against the new
+    text (what TTS inference returns and the held-out judge scores); the prompt's copied frames and
+    transcript would dilute CER and SIM. rl.rewards.score_span=full keeps the old whole-output scoring."""
+    from f5rl.train.rl_trainer import RLTrainer
+    from tests.conftest import tiny_rl_config
+
+    manifest = _manifest(tmp_path, demo_corpus)
+    cfg = tiny_rl_config(tmp_path / "run", demo_corpus, "optim.max_updates=1", f"rl.prompts_manifest={manifest}",
+                         f"rl.rewards.score_span={span}")
+    t = RLTrainer(cfg)
+    t.setup()
+    seen, vocoded, scored = [], [], []
+    orig_rollout, orig_vocode, orig_score = t.rollout, t.scorer.vocode, t.scorer.rewards.score
+
+    def spy(batch, policy, prompts, use_cfg, generator=None, shared_start=1):
+        ro = orig_rollout(batch, policy, prompts, use_cfg, generator, shared_start)
+        seen.append((batch, ro))
+        return ro
+
+    t.rollout = spy
+    t.scorer.vocode = lambda mels: vocoded.append([m.shape[0] for m in mels]) or orig_vocode(mels)
+    t.scorer.rewards.score = lambda rb: scored.append(rb) or orig_score(rb)
+    t.train()
+    (batch, ro), rb = seen[0], scored[0]
+    rows = {f"{r.prompt_text} {r.text}": r.text for r in t.prompt_set.rows}
+    durations, prompts = ro.durations.cpu(), ro.prompt_lens.cpu()
+    if span == "auto":
+        assert rb.texts == [rows[x] for x in batch.texts]  # the new text alone
+        assert vocoded[0] == (durations - prompts).tolist()  # the generated frames alone
+    else:
+        assert rb.texts == list(batch.texts)  # prompt transcript + new text
+        assert vocoded[0] == durations.tolist()
+    assert vocoded[1] == prompts[::4].tolist()  # the speaker reference: the prompt audio, once per group

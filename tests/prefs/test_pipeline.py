@@ -189,6 +189,10 @@ def test_one_dpo_round_end_to_end(tmp_path, demo_corpus, tiny_ckpt):
     assert (work / "held_out.png").read_bytes()[:4] == b"\x89PNG"  # CER/SIM before and after, for the eye
     assert (work / "train" / "curves.png").is_file()
     assert (tmp_path / "work" / "rounds.json").is_file()
+    phases = ("generate", "held_out_before", "train", "implicit_accuracy", "held_out_after")
+    assert list(r.seconds) == list(phases) and all(v > 0 for v in r.seconds.values()), r.seconds
+    saved = json.loads((tmp_path / "work" / "rounds.json").read_text())[0]
+    assert saved["seconds"] == r.seconds  # where the round's time went, kept with its results
     log = (tmp_path / "work" / "iterate.log").read_text()  # the readable account of the run
     assert "[round 0] generated 16" in log and str(work / "pairs" / "train.jsonl") in log and r.ckpt in log
     assert r.pairs["val"] >= 1  # the held-out prompts gave held-out pairs, so the next check runs

@@ -32,11 +32,17 @@ class RewardsCfg(Checked):
     server_threads: int = 1  # f5rl: CPU threads of the reward server (process=server)
     # f5rl: roll out the update's prompts in this many chunks, scoring one while the next rolls out
     score_chunks: int = 1
+    # f5rl: what the reward hears. auto: with synthesis prompts (rl.prompts_manifest) the generated speech
+    # alone against the new text, as inference returns it and the held-out judge scores it; infilling the
+    # corpus, the whole utterance against its transcript (F5R). full: always the whole output (prompt +
+    # generation) against the whole text; the copied prompt then dilutes CER and SIM
+    score_span: str = "auto"
 
     def rules(self) -> None:
         if self.vocoder_batch < 1:
             raise ValueError(f"rl.rewards.vocoder_batch={self.vocoder_batch} must be >= 1")
         _one_of("rl.rewards.process", self.process, ("inline", "server"))
+        _one_of("rl.rewards.score_span", self.score_span, ("auto", "full"))
         if self.server_threads < 0:
             raise ValueError(f"rl.rewards.server_threads={self.server_threads} must be >= 0 "
                              "(0: the libraries' default)")

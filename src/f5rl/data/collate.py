@@ -21,10 +21,13 @@ class Batch:
     # frames of real audio per row, the speaker reference (a synthesis prompt: its prompt frames);
     # None: all of mel_lengths (a corpus utterance)
     ref_lengths: Tensor | None = None
+    # a synthesis prompt's new text alone (``texts`` holds prompt transcript + new text); None: a corpus utterance
+    target_texts: list[str] | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(self.mel.to(device), self.mel_lengths.to(device), self.text.to(device), self.texts,
-                     self.audio_paths, None if self.ref_lengths is None else self.ref_lengths.to(device))
+                     self.audio_paths, None if self.ref_lengths is None else self.ref_lengths.to(device),
+                     self.target_texts)
 
     @property
     def reference_lengths(self) -> Tensor:
@@ -37,7 +40,8 @@ class Batch:
         """The batch of the rows ``idx`` (a slice, or an index tensor that may repeat rows)."""
         keep = range(len(self))[idx] if isinstance(idx, slice) else idx.tolist()
         return Batch(self.mel[idx], self.mel_lengths[idx], self.text[idx], [self.texts[i] for i in keep],
-                     [self.audio_paths[i] for i in keep], None if self.ref_lengths is None else self.ref_lengths[idx])
+                     [self.audio_paths[i] for i in keep], None if self.ref_lengths is None else self.ref_lengths[idx],
+                     None if self.target_texts is None else [self.target_texts[i] for i in keep])
 
 
 def pad_frames(mels: list[Tensor]) -> tuple[Tensor, Tensor]:

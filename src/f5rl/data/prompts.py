@@ -103,5 +103,6 @@ class PromptSet:
         for i, p in enumerate(prompts):
             mel[i, : p.shape[0]] = p
         texts = [f"{r.prompt_text} {r.text}" for r in rows]
-        batch = Batch(mel, totals, self.tokenizer.encode(texts), texts, [r.audio for r in rows], ref_lengths=n_prompt)
+        batch = Batch(mel, totals, self.tokenizer.encode(texts), texts, [r.audio for r in rows], ref_lengths=n_prompt,
+                      target_texts=[r.text for r in rows])
         return batch, n_prompt

@@ -104,6 +104,9 @@ class RoundResult:
     val_after: dict = field(default_factory=dict)
     fit: dict = field(default_factory=dict)  # implicit accuracy and margin on the training pairs after training
     held_out: HeldOutReward | None = None
+    # wall seconds of each phase: generate, held_out_before, train, implicit_accuracy (held-out pairs before
+    # and after, training pairs after: dpo.val_draws draws each), held_out_after
+    seconds: dict = field(default_factory=dict)
 
 
 def _pairs(generated: Path, out: Path, group_size: int, cer_threshold: float, max_duration: float, val_size: int,
@@ -123,33 +126,49 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
               overrides: list[str], nfe: int = 16, cer_threshold: float = 1.0, val_size: int = 2,
               max_duration: float = 30.0, asr: str = "whisper_asr", sim: str = "resemblyzer_sim",
               seed: int = 0, val_manifest: str | None = None, rank_by: str | None = None) -> RoundResult:
+    import time
+
     from f5rl.config import compose, validate
     from f5rl.config.schema import DPOTrainConfig
     from f5rl.prefs.generate import generate
     from f5rl.train.dpo_trainer import DPOTrainer
 
     d = work_dir / f"iter_{k}"
+    seconds: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(phase: str) -> None:
+        now = time.perf_counter()
+        seconds[phase] = round(seconds.get(phase, 0.0) + now - clock[0], 1)
+        clock[0] = now
+
     gen_kw = dict(nfe=nfe, seed=seed + 1000 * k, asr=asr, sim=sim, extra_rewards=(rank_by,) if rank_by else ())
     gen = generate(manifest, policy_ckpt, str(d / "generated"), desc=f"round {k}: generate", **gen_kw)
     pairs = _pairs(d / "generated", d / "pairs", group_size, cer_threshold, max_duration,
                    0 if val_manifest else val_size, seed, rank_by)
     val_pairs = d / "pairs" / "val.jsonl"
+    lap("generate")
     if val_manifest:  # held-out pairs from the held-out prompts' own generations
         generate(val_manifest, policy_ckpt, str(d / "held_out_before"), desc=f"round {k}: held-out before", **gen_kw)
         held = _pairs(d / "held_out_before", d / "held_out_pairs", group_size, cer_threshold, max_duration, 0, seed,
                       rank_by)
         pairs = {**pairs, "val": held["train"], "dropped_held_out": held["dropped"]}
         val_pairs = d / "held_out_pairs" / "train.jsonl"
+        lap("held_out_before")
     if pairs["train"] == 0:
         raise RuntimeError(f"round {k}: no preference pair survived the filters ({pairs['dropped']}); "
                            "generate more samples per group or relax --cer_threshold")
     over = round_overrides(d, policy_ckpt, val_pairs if pairs["val"] else None)
     trainer = DPOTrainer(validate(compose(config_name, over + list(overrides)), DPOTrainConfig))
     trainer.setup()
+    lap("train")
     before = trainer.validate()
+    lap("implicit_accuracy")
     summary = trainer.train()
+    lap("train")
     after = trainer.validate()
     fit = trainer.fit()
+    lap("implicit_accuracy")
     ckpt = str(d / "train" / "model_last.pt")
     held_out = None
     if val_manifest:  # fresh samples of the trained policy on the held-out prompts, same seeds
@@ -161,8 +180,9 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
         write_before_after({"CER": h.cer, "SIM": h.sim, "(1 - CER) + SIM": (h.reward_before, h.reward_after)},
                            d / "held_out.png", f"round {k}, held-out samples (n={h.n}): change "
                            f"{h.change:+.4f} ± {h.change_se:.4f}")
+        lap("held_out_after")
     return RoundResult(k, ckpt, gen, pairs, {"updates": summary.updates, "final_loss": summary.final_loss},
-                       before, after, fit, held_out)
+                       before, after, fit, held_out, seconds)
 
 
 def round_overrides(d: Path, policy_ckpt: str, val_pairs: Path | None) -> list[str]:
@@ -226,7 +246,7 @@ def iterate(manifest: str, init_ckpt: str, work_dir: str, rounds: int, group_siz
         print(line)
         with open(log, "a", encoding="utf-8") as f:
             f.write(f"{line}\n    dropped: {r.pairs['dropped']}; {r.train['updates']} updates, final loss "
-                    f"{r.train['final_loss']}; {time.perf_counter() - t0:.0f} s\n    data: "
+                    f"{r.train['final_loss']}; {time.perf_counter() - t0:.0f} s ({r.seconds})\n    data: "
                     f"{work / f'iter_{k}' / 'pairs' / 'train.jsonl'}; policy: {r.ckpt}\n")
     atomic_write_text(work / "rounds.json", json.dumps([asdict(r) for r in results], indent=2))
     return results

@@ -113,7 +113,7 @@ class RLTrainer(Trainer):
         rewards.setup(str(self.device))
         if self._vocoder is None:
             self._vocoder = self._build_vocoder()
-        self.scorer = RolloutScorer(rewards, self._vocoder, rl.rewards.vocoder_batch)
+        self.scorer = RolloutScorer(rewards, self._vocoder, rl.rewards.vocoder_batch, rl.rewards.score_span)
         self._score_pool = ThreadPoolExecutor(1, thread_name_prefix="reward")  # waits on the reward server
         self.unscorable = UnscorableGuard(rl.max_unscorable_updates, self.accelerator)
         self.prompt_set = None

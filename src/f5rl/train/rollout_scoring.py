@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 class RolloutScorer:
     """Vocodes rollouts (and their ground truths) and scores them with a :class:`RewardSet`."""
 
-    def __init__(self, rewards: RewardSet, vocoder, vocoder_batch: int = 16) -> None:
-        self.rewards, self.vocoder, self.vocoder_batch = rewards, vocoder, vocoder_batch
+    def __init__(self, rewards: RewardSet, vocoder, vocoder_batch: int = 16, span: str = "auto") -> None:
+        self.rewards, self.vocoder, self.vocoder_batch, self.span = rewards, vocoder, vocoder_batch, span
 
     def vocode(self, mels: list[torch.Tensor]) -> list[torch.Tensor]:
         """Audio of each ``(frames, m)`` mel, vocoded ``vocoder_batch`` at a time among clips of
@@ -38,15 +38,21 @@ class RolloutScorer:
 
     @torch.no_grad()
     def reward_batch(self, ro: Rollout, batch: Batch, copies: int) -> RewardBatch:
-        """Vocode full outputs (prompt + generation) and, once per prompt, the ground truth (the
-        speaker reference: the utterance, or a synthesis prompt's audio). ``copies``: consecutive
-        rows sharing one prompt."""
-        outs = self.vocode([ro.mel[j, : int(ro.durations[j])] for j in range(len(batch))])
+        """Vocode the outputs and, once per prompt, the ground truth (the speaker reference: the
+        utterance, or a synthesis prompt's audio). ``copies``: consecutive rows sharing one prompt.
+
+        A synthesis prompt's output is scored as inference returns it, the generated speech against the
+        new text (``span`` auto); an infilled utterance, and every output with ``span`` full, as the
+        whole output (prompt + generation) against the whole text."""
+        generated_only = self.span == "auto" and batch.target_texts is not None
+        n = len(batch)
+        outs = self.vocode([ro.generated(j) if generated_only else ro.mel[j, : int(ro.durations[j])] for j in range(n)])
+        texts = list(batch.target_texts if generated_only else batch.texts)
         firsts = list(range(0, len(batch), copies))
         ref_lens = batch.reference_lengths
         gts = self.vocode([batch.mel[j, : int(ref_lens[j])] for j in firsts])
         refs = [gts[j // copies] for j in range(len(batch))]
-        return RewardBatch(outs, list(batch.texts), ref_audio=refs,
+        return RewardBatch(outs, texts, ref_audio=refs,
                            mel=[ro.generated(j).cpu() for j in range(len(batch))],
                            metadata=[{"gt_audio": r} for r in refs])
 
