@@ -135,12 +135,13 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
 
     d = work_dir / f"iter_{k}"
     seconds: dict[str, float] = {}
-    clock = [time.perf_counter()]
+    clock = time.perf_counter()
 
     def lap(phase: str) -> None:
+        nonlocal clock
         now = time.perf_counter()
-        seconds[phase] = round(seconds.get(phase, 0.0) + now - clock[0], 1)
-        clock[0] = now
+        seconds[phase] = round(seconds.get(phase, 0.0) + now - clock, 1)
+        clock = now
 
     gen_kw = dict(nfe=nfe, seed=seed + 1000 * k, asr=asr, sim=sim, extra_rewards=(rank_by,) if rank_by else ())
     gen = generate(manifest, policy_ckpt, str(d / "generated"), desc=f"round {k}: generate", **gen_kw)

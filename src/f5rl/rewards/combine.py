@@ -41,12 +41,8 @@ def weighted_sum(scores: Tensor, weights: Tensor) -> Tensor:
 
 
 def normalized_sum(scores: Tensor, weights: Tensor, eps: float = 1e-6) -> Tensor:
-    """Standardise each provider over the valid samples, then the weighted sum."""
-    ok = _valid(scores)
-    z = torch.full_like(scores, math.nan)
-    if ok.any():
-        z[:, ok] = _standardise(scores[:, ok], eps)
-    return weighted_sum(z, weights)
+    """Standardise each provider over the valid samples, then the weighted sum (the batch is one group)."""
+    return group_normalized_sum(scores, weights, torch.zeros(scores.shape[1], dtype=torch.long), eps)
 
 
 def group_normalized_sum(scores: Tensor, weights: Tensor, groups: Tensor, eps: float = 1e-6) -> Tensor:
@@ -57,13 +53,9 @@ def group_normalized_sum(scores: Tensor, weights: Tensor, groups: Tensor, eps: f
     for g in torch.unique(groups):
         members = ok & (groups == g)
         if members.any():
-            z[:, members] = _standardise(scores[:, members], eps)
+            s = scores[:, members]
+            z[:, members] = (s - s.mean(dim=1, keepdim=True)) / (s.std(dim=1, unbiased=False, keepdim=True) + eps)
     return weighted_sum(z, weights)
-
-
-def _standardise(s: Tensor, eps: float) -> Tensor:
-    """``(k, n)`` → each row's ``(x − mean) / (std + eps)``."""
-    return (s - s.mean(dim=1, keepdim=True)) / (s.std(dim=1, unbiased=False, keepdim=True) + eps)
 
 
 def rank_shaping(scores: Tensor, weights: Tensor) -> Tensor:
@@ -184,8 +176,8 @@ class RewardSet:
         elif self.mode == "normalized_sum":
             reward = normalized_sum(scores, weights)
         elif self.mode == "group_normalized_sum":
-            groups = torch.zeros(scores.shape[1], dtype=torch.long) if groups is None else groups.cpu()
-            reward = group_normalized_sum(scores, weights, groups)
+            reward = normalized_sum(scores, weights) if groups is None else \
+                group_normalized_sum(scores, weights, groups.cpu())
         elif self.mode == "rank_shaping":
             reward = rank_shaping(scores, weights)
         else:
