@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# test processes (pytest-xdist): a module stays on one worker; the longest modules start first (tests/conftest.py)
+TEST_WORKERS ?= 2
 
 .PHONY: demo demo-base test lint bench bench-upstream app browser clean-venv
 
@@ -27,7 +29,7 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

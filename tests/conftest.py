@@ -2,13 +2,58 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from f5rl.model import CFM, CFMConfig, DiT, DiTConfig
 
-REF_DIR = __import__("pathlib").Path(__file__).resolve().parent / "fixtures" / "reference"
+REF_DIR = Path(__file__).resolve().parent / "fixtures" / "reference"
+DEFAULT_SLOW_SECONDS = 30  # a slow test without a measured `seconds`
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs two workers) each worker gets its share of the cores, and so do
+    the processes it starts (OMP_NUM_THREADS is inherited): two workers of 2 threads on 2 cores would
+    oversubscribe them and spin-wait in each other's way."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        threads = max(1, (os.cpu_count() or 1) // int(workers))
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest test modules first, by the seconds measured on the dev machine (`slow(seconds=N)`): with
+    `--dist loadscope` a module runs on one worker, so starting the longest one first keeps the workers'
+    finishing times close (longest-processing-time-first). Order within a module is kept."""
+    cost: dict[Path, float] = {}
+    for item in items:
+        mark = item.get_closest_marker("slow")
+        cost[item.path] = cost.get(item.path, 0.0) + (mark.kwargs.get("seconds", DEFAULT_SLOW_SECONDS) if mark else 1)
+    items.sort(key=lambda item: -cost[item.path])
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (tests on two workers must not share a fixed port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def accelerate_launch(script: Path, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    """``accelerate launch --multi_gpu --num_processes 2`` (gloo, CPU) of ``script``, on a free port."""
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    return subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                           "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend",
+                           "no", str(script), *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
 def speech_like(seconds: float = 1.5, sr: int = 24000, seed: int = 0) -> np.ndarray:

@@ -201,7 +201,7 @@ def test_the_table_is_big_enough():
     assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=53)
 def test_every_bad_input_gets_one_line_and_exit_2(files):
     d = files["d"]
     (d / "unreadable.jsonl").write_text(json.dumps({"audio_path": "junk.wav", "text": "hi"}) + "\n")

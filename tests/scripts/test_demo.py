@@ -5,7 +5,7 @@ import sys
 import pytest
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=83)
 def test_quick_demo_runs_end_to_end_and_writes_what_it_promises(tmp_path):
     out, data = tmp_path / "ckpts" / "demo", tmp_path / "data" / "demo_char"
     cmd = [sys.executable, "-m", "f5rl.scripts.demo", "--quick", "--out", str(out), "--data", str(data)]

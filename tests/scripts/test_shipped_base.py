@@ -12,7 +12,7 @@ def base_report(standard_demo_corpus):
     return report
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=103)
 def test_shipped_base_model_speaks_and_sounds_like_the_prompt(base_report):
     """Measured when shipped (update 26500): CER 0.380 (median 0.379), 23/24 transcripts closest to
     their own sentence, SIM 0.840 against 0.559 for a different speaker; on the corpus rebuilt inside
@@ -75,7 +75,7 @@ def dpo_round(tmp_path_factory, standard_demo_corpus):
     return out
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=1067)
 def test_dpo_from_the_shipped_base_fits_its_pairs_and_raises_the_held_out_reward(dpo_round):
     """Issue 6 on the shipped base: DPO moves the policy toward the chosen samples (implicit accuracy on
     its training pairs above 0.5) and the mean reward (1 - CER) + SIM of fresh samples on held-out

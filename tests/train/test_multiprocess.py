@@ -3,15 +3,12 @@ every process must hold the same weights afterwards, and a two-process GRPO upda
 one-process update of the concatenated batch."""
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import tiny_rl_config
+from tests.conftest import accelerate_launch, tiny_rl_config
 
 MODES = ["grpo", "f5r", "online_dpo", "lora", "repeat", "awm", "prompts", "server", "dpo", "dpo_anchor"]
 
@@ -19,11 +16,8 @@ MODES = ["grpo", "f5r", "online_dpo", "lora", "repeat", "awm", "prompts", "serve
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory, demo_corpus, tiny_ckpt):
     out = tmp_path_factory.mktemp("dist")
-    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-    script = Path(__file__).with_name("dist_train.py")
-    proc = subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                           "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(demo_corpus),
-                           str(out), str(tiny_ckpt), *MODES], capture_output=True, text=True, timeout=900)
+    proc = accelerate_launch(Path(__file__).with_name("dist_train.py"), demo_corpus, out, tiny_ckpt, *MODES,
+                             timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
 

@@ -23,7 +23,7 @@ COMMAND = """python -m f5rl.train.train -cn F5TTS_v1_Base \
   ckpts.save_dir=ckpts/mini_rl_warmup ckpts.save_per_updates=1000 ckpts.keep_last_n_checkpoints=0 ckpts.log_samples=false ckpts.logger=null"""
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=74)
 def test_stage1_recipe_runs_unchanged(tmp_path):
     # the released pinyin vocab has 2545 tokens; a stand-in with the same size and a space first
     vocab = tmp_path / "data" / "Emilia_ZH_EN_pinyin" / "vocab.txt"

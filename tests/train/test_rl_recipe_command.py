@@ -31,7 +31,7 @@ COMMAND = """python -m f5rl.train.train_rl \
   rl.rewards.providers.1.config.device=cpu"""
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=143)
 def test_stage2_recipe_runs_unchanged(tmp_path):
     pytest.importorskip("wandb", reason="the recipe logs to wandb (offline here)")
     pytest.importorskip("funasr", reason="funasr extra not installed")

@@ -137,17 +137,13 @@ def test_grpo_raises_held_out_reward_on_tiny_model(tmp_path, demo_corpus):
 def test_two_processes_share_groups_like_one(tmp_path, demo_corpus):
     """`accelerate launch --num_processes 2` (gloo, CPU) with rl.repeat_count=2 gives the
     advantages of the single-process computation over the same groups."""
-    import shutil
-    import subprocess
-    import sys
     from pathlib import Path
 
-    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-    script = Path(__file__).with_name("dist_advantages.py")
+    from tests.conftest import accelerate_launch
+
     out = tmp_path / "adv.json"
-    proc = subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                           "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(demo_corpus),
-                           str(tmp_path / "run"), str(out)], capture_output=True, text=True, timeout=600)
+    proc = accelerate_launch(Path(__file__).with_name("dist_advantages.py"), demo_corpus, tmp_path / "run", out,
+                             timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["rewards"] == [1.0, 2.0, 5.0, 9.0, 11.0, 12.0, 15.0, 19.0]  # process 0 then process 1
