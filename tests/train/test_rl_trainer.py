@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,7 +8,7 @@ import torch
 from f5rl.config import ConfigError, compose, validate
 from f5rl.config.schema import RLTrainConfig
 from f5rl.train.rl_trainer import RLTrainer
-from tests.conftest import tiny_rl_config
+from tests.conftest import accelerate_launch, tiny_rl_config
 
 
 def _trainer(cfg) -> RLTrainer:
@@ -137,10 +138,6 @@ def test_grpo_raises_held_out_reward_on_tiny_model(tmp_path, demo_corpus):
 def test_two_processes_share_groups_like_one(tmp_path, demo_corpus):
     """`accelerate launch --num_processes 2` (gloo, CPU) with rl.repeat_count=2 gives the
     advantages of the single-process computation over the same groups."""
-    from pathlib import Path
-
-    from tests.conftest import accelerate_launch
-
     out = tmp_path / "adv.json"
     proc = accelerate_launch(Path(__file__).with_name("dist_advantages.py"), demo_corpus, tmp_path / "run", out,
                              timeout=600)
