@@ -148,6 +148,7 @@ def test_keep_best_by_needs_validation_and_a_logged_name(tmp_path):
     ("rl.awm_time_range=[0.5,0.1]", "rl.awm_time_range"),
     ("rl.adv_norm=max", "rl.adv_norm"),
     ("rl.min_reward_spread=-0.1", "rl.min_reward_spread=-0.1 must be >= 0"),
+    ("rl.awm_guided=true", "rl.awm_guided=true applies to rl.loss=awm only"),
 ])
 def test_bad_awm_settings_are_refused(override, message):
     from f5rl.config import compose, validate

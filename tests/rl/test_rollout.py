@@ -60,3 +60,41 @@ def test_a_group_can_share_its_start_noise_and_still_differ(mode):
     assert not torch.equal(independent.states[0][0], independent.states[0][1])
     with pytest.raises(ValueError, match="blocks of 3"):
         gaussian_rollout(model, cond, text, lens, prompts, steps=4, mode=mode, shared_start=3)
+
+
+def test_awm_can_fit_the_guided_velocity_that_sampling_uses():
+    """rl.awm_guided: the advantage-weighted error is that of the CFG-combined velocity
+    v_c + w·(v_c − v_u) at the rollout's own w, computed here by hand from two plain forwards."""
+    from f5rl.rollout.evaluate import awm_step_loss
+
+    torch.manual_seed(0)
+    model = DiT(tiny_config(use_rl_head=True)).eval()
+    with torch.no_grad():  # away from the zero-initialised output layers, so v_c and v_u differ clearly
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    cond = torch.randn(2, 16, 100)
+    text = torch.randint(0, 30, (2, 5))
+    lens, prompts = torch.tensor([16, 12]), torch.tensor([4, 4])
+    ro = gaussian_rollout(model, cond, text, lens, prompts, steps=3, cfg_strength=2.0)
+    adv, valid = torch.tensor([1.0, 0.5]), torch.ones(2, dtype=torch.bool)
+    t, x0 = torch.tensor([0.05, 0.3]), torch.randn(ro.mel.shape)
+    x1, span = ro.mel.float(), ro.target
+    xt = (1 - t.view(-1, 1, 1)) * x0 + t.view(-1, 1, 1) * x1
+    masked = torch.where(span.unsqueeze(-1), torch.zeros_like(x1), x1)
+    with torch.no_grad():
+        v_c = model(xt, masked, ro.text, t, mask=ro.mask).mu
+        v_u = model(xt, masked, ro.text, t, mask=ro.mask, drop_audio_cond=True, drop_text=True).mu
+
+    def by_hand(v):
+        err = ((v - (x1 - x0)).square() * span.unsqueeze(-1)).sum((1, 2)) / (span.sum(1) * 100)
+        return (adv * err).mean().item()
+
+    plain = awm_step_loss(model, None, ro, adv, valid, t, x0, 0.0)
+    guided = awm_step_loss(model, None, ro, adv, valid, t, x0, 0.0, guidance=2.0)
+    assert plain.loss.item() == pytest.approx(by_hand(v_c), rel=1e-4)
+    assert guided.loss.item() == pytest.approx(by_hand(v_c + 2.0 * (v_c - v_u)), rel=1e-4)
+    assert (v_c - v_u).abs().mean() > 0.1 * v_c.abs().mean()  # the two branches differ at these inputs
+    assert guided.loss.item() != pytest.approx(plain.loss.item(), rel=1e-4)
+    # the regulariser compares guided velocities too: a policy that is its own reference has no drift
+    same = awm_step_loss(model, model, ro, adv, valid, t, x0, 1.0, guidance=2.0)
+    assert same.metrics["loss/kl"].item() == pytest.approx(0.0, abs=1e-10)

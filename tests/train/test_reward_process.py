@@ -173,6 +173,29 @@ def test_awm_trains_toward_the_better_rollouts(tmp_path, demo_corpus):
     assert seen["change"][good].mean() < seen["change"][bad].mean()
 
 
+@pytest.mark.parametrize("guided, cfg_prob, expected", [("true", 1.0, 2.0), ("false", 1.0, 0.0), ("true", 0.0, 0.0)])
+def test_awm_guided_fits_the_velocity_at_the_rollouts_own_guidance(tmp_path, demo_corpus, monkeypatch, guided,
+                                                                    cfg_prob, expected):
+    """rl.awm_guided=true evaluates the loss at the CFG strength the rollout was sampled with (2 with
+    CFG, 0 for a rollout without it); false always fits the conditional velocity."""
+    import f5rl.rollout.evaluate as evaluate
+
+    cfg = tiny_rl_config(tmp_path, demo_corpus, "optim.max_updates=1", "rl.loss=awm", "rl.inner_epochs=2",
+                         "rl.cfg_strength=2.0", f"rl.cfg_prob={cfg_prob}", f"rl.awm_guided={guided}")
+    seen = []
+    orig = evaluate.awm_step_loss
+
+    def spy(*args, **kwargs):
+        seen.append(args[9] if len(args) > 9 else kwargs.get("guidance", 0.0))
+        return orig(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "awm_step_loss", spy)
+    t = RLTrainer(cfg)
+    t.setup()
+    t.train()
+    assert seen == [expected, expected]
+
+
 def test_train_rl_through_a_served_reward_survives_the_server_dying_and_coming_back(tmp_path, demo_corpus, caplog):
     """LLaSA's shape: rewards from a server on loopback. Killed after update 2, the scores are NaN with
     a reason and those updates train nothing (counted in the summary); restarted on the same port

@@ -81,6 +81,10 @@ class RLCfg(Checked):
     # velocity toward above-average rollouts (reward-filtered self-distillation, the term that moves
     # offline DPO here: CFM on the chosen sample); pushing the error of bad rollouts up is unbounded
     awm_negative_weight: float = 1.0
+    # awm: fit the CFG-combined velocity v_c + w·(v_c − v_u) at the rollout's own w (the field that
+    # sampled it) rather than the conditional one; false fits v_c to guided output, and inference's
+    # CFG then guides a second time on top of it
+    awm_guided: bool = False
     dpo_beta: float = 500.0  # online_dpo: β of the flow-matching DPO loss on each group's best/worst pair
     dpo_loss_type: str = "dpo"  # online_dpo: dpo | ipo | rpo
     rollout: str = "gaussian"  # gaussian (σ head) | sde (Flow-GRPO noise on a deterministic model)
@@ -123,6 +127,9 @@ class RLCfg(Checked):
             raise ValueError(f"rl.steps={self.steps} must be >= 2 (ODE steps of a rollout; F5R uses 30)")
         if self.awm_draws < 1:
             raise ValueError(f"rl.awm_draws={self.awm_draws} must be >= 1")
+        if self.awm_guided and self.loss != "awm":
+            raise ValueError(f"rl.awm_guided=true applies to rl.loss=awm only (got rl.loss={self.loss}); "
+                             "drop it or set rl.loss=awm")
         if not 0 <= self.awm_negative_weight <= 1:
             raise ValueError(f"rl.awm_negative_weight={self.awm_negative_weight} must be in [0, 1] "
                              "(1: AWM as published, 0: only above-average rollouts pull)")

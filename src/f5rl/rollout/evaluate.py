@@ -96,13 +96,18 @@ def f5r_step_loss(policy: DiT, ref_rollout: Rollout | None, ref: DiT | None, ro:
     return f5r_policy_loss(f.unsqueeze(0), mu_c.unsqueeze(0), ln_sig_c.unsqueeze(0), adv, ro.target, kl, kl_weight)
 
 
-def flow_velocity(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mask: Tensor | None, span: Tensor
-                  ) -> Tensor:
+def flow_velocity(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mask: Tensor | None, span: Tensor,
+                  cfg_strength: float = 0.0) -> Tensor:
     """``network``'s velocity ``(b, n, m)`` (float32) at ``x_t = (1−t)·x0 + t·x1`` with the span zeroed
-    in the condition (the infill task of training); its flow-matching target is ``x1 − x0``."""
+    in the condition (the infill task of training); its flow-matching target is ``x1 − x0``. With
+    ``cfg_strength`` w > 0 it is the guided velocity ``v_c + w·(v_c − v_u)`` that CFG sampling follows
+    (conditional and unconditional rows in one packed forward)."""
     t = time.view(-1, 1, 1)
     xt = (1 - t) * x0 + t * x1
     cond = torch.where(span.unsqueeze(-1), torch.zeros_like(x1), x1)
+    if cfg_strength > 0:
+        v_c, v_u = network(xt, cond, text, time, mask=mask, cfg_infer=True).mu.float().chunk(2, dim=0)
+        return v_c + cfg_strength * (v_c - v_u)
     return network(xt, cond, text, time, mask=mask).mu.float()
 
 
@@ -116,18 +121,21 @@ def flow_errors(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mas
 
 
 def awm_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, adv: Tensor, valid: Tensor, time: Tensor, x0: Tensor,
-                  drift_weight: float, negative_weight: float = 1.0) -> PolicyLoss:
+                  drift_weight: float, negative_weight: float = 1.0, guidance: float = 0.0) -> PolicyLoss:
     """Advantage-weighted flow matching on the rollouts' own outputs at flow times ``time (b,)`` with
     noise ``x0``; the regulariser is the squared distance to the reference's velocity at the same
-    points (per rollout over its generated elements)."""
+    points (per rollout over its generated elements). ``guidance`` w > 0 fits the CFG-combined
+    velocity ``v_c + w·(v_c − v_u)`` instead of the conditional one (``rl.awm_guided``): rollouts
+    sampled with CFG are then matched by the field that sampled them, and inference's guidance is
+    not applied a second time on top of a conditional branch that already moved toward guided output."""
     x1 = ro.mel.float()
     span = ro.target.unsqueeze(-1)
-    mu = flow_velocity(policy, x1, x0, time, ro.text, ro.mask, ro.target)
+    mu = flow_velocity(policy, x1, x0, time, ro.text, ro.mask, ro.target, guidance)
     err = masked_mean((mu - (x1 - x0)).square(), span, dim=(1, 2))
     drift = None
     if ref is not None and drift_weight > 0:
         with torch.no_grad():
-            mu_ref = flow_velocity(ref, x1, x0, time, ro.text, ro.mask, ro.target)
+            mu_ref = flow_velocity(ref, x1, x0, time, ro.text, ro.mask, ro.target, guidance)
         drift = masked_mean((mu - mu_ref).square(), span, dim=(1, 2))
     return advantage_weighted_loss(err, adv, valid, drift, drift_weight, negative_weight)
 

@@ -321,7 +321,7 @@ class RLTrainer(Trainer):
                 t = lo + (hi - lo) * torch.rand(ro.mel.shape[0], device=self.device)
                 with acc.autocast():
                     out = awm_step_loss(self.policy, self.ref, ro, a, valid, t, x0, rl.kl_weight,
-                                        rl.awm_negative_weight)
+                                        rl.awm_negative_weight, ro.cfg_strength if rl.awm_guided else 0.0)
                 acc.backward(out.loss / rl.awm_draws)
                 for name, v in {"loss": out.loss.detach(), **out.metrics}.items():
                     sums[name] = sums.get(name, 0.0) + float(v) / rl.awm_draws
