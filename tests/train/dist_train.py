@@ -36,9 +36,9 @@ MODES = {
     "repeat": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.repeat_count=2", "rl.prompt_length_mode=per_sample",
                                  "rl.adv_norm=none", "rl.min_reward_spread=1e-6"]),
     # advantage-weighted matching, positive weights only, several optimiser steps per rollout batch, one
-    # start noise per group
+    # start noise per group, the guided velocity fitted (a packed CFG forward through the wrapped model)
     "awm": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.loss=awm", "rl.inner_epochs=2", "rl.awm_negative_weight=0",
-                              "rl.shared_start_noise=true", "rl.awm_time_range=[0.0,0.5]"]),
+                              "rl.shared_start_noise=true", "rl.awm_time_range=[0.0,0.5]", "rl.awm_guided=true"]),
     # synthesis prompts from a manifest instead of the corpus's utterances
     "prompts": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.prompts_manifest={prompts}"]),
     # rewards scored in a server process per training process, in two chunks overlapping the rollouts
