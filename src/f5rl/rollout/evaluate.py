@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from f5rl.model.dit import DiT, VelocityOutput
+from f5rl.model.sampling import cfg_combine
 from f5rl.rl.gaussian import cfg_gaussian, f5r_kl, gaussian_kl, gaussian_log_prob
 from f5rl.rl.grpo import PolicyLoss, advantage_weighted_loss, f5r_policy_loss, ppo_clip_loss
 from f5rl.rl.masked import masked_mean
@@ -38,7 +39,7 @@ def step_gaussian(model: DiT, x: Tensor, cond: Tensor, text: Tensor, t: Tensor, 
     if cfg_strength > 0:
         out = model(x, cond, text, t, mask=mask, cfg_infer=True)
         v_c, v_u = out.mu.float().chunk(2, dim=0)
-        v = v_c + cfg_strength * (v_c - v_u)
+        v = cfg_combine(v_c, v_u, cfg_strength)
     else:
         v = model(x, cond, text, t, mask=mask).mu.float()
     return sde_step_gaussian(v, x.float(), t.view(-1, 1, 1).float(), dt.float(), kind.sde_noise, kind.t_floor)
@@ -107,7 +108,7 @@ def flow_velocity(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, m
     cond = torch.where(span.unsqueeze(-1), torch.zeros_like(x1), x1)
     if cfg_strength > 0:
         v_c, v_u = network(xt, cond, text, time, mask=mask, cfg_infer=True).mu.float().chunk(2, dim=0)
-        return v_c + cfg_strength * (v_c - v_u)
+        return cfg_combine(v_c, v_u, cfg_strength)
     return network(xt, cond, text, time, mask=mask).mu.float()
 
 
