@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--dpo_groups", type=int, default=48, help="DPO train sentences (4 samples each)")
     ap.add_argument("--prompts_groups", type=int, default=96,
                     help="train sentences of WORK/prompts.jsonl (each said in the voice of a held-out utterance, as "
-                         "the DPO round's are); a setting uses it with rl.prompts_manifest={prompts}")
+                         "the DPO round's are): every setting rolls them out (rl.prompts_manifest, as the "
+                         "recipe does; a setting's rl.prompts_manifest=null infills the corpus instead)")
     ap.add_argument("--skip_start", action="store_true", help="do not measure the stage-1 checkpoint itself")
     ap.add_argument("--reuse", action="store_true",
                     help="measure a setting's existing WORK/NAME/model_last.pt (and with --dpo the round's "
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         results.append(summarise(f"best-of-{args.best_of} (training reward)", rows, base_rows, judges, s,
                                  {"note": "inference cost only"}))
     for name, *over in args.setting or [["recipe"]]:
-        over = [o.replace("{prompts}", str(prompts)) for o in over]
+        over = [o.replace("{prompts}", str(prompts)) for o in [f"rl.prompts_manifest={prompts}", *over]]
         run = args.work / name.replace(" ", "_")
         t0 = time.perf_counter()
         if not (args.reuse and (run / "model_last.pt").is_file()):

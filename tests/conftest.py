@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from f5rl.model import CFM, CFMConfig, DiT, DiTConfig
+from tests.train.plain_grpo import PLAIN_GRPO
 
 REF_DIR = Path(__file__).resolve().parent / "fixtures" / "reference"
 DEFAULT_SLOW_SECONDS = 30  # a slow test without a measured `seconds`
@@ -161,7 +162,7 @@ def tiny_rl_config(save_dir, data_dir, *overrides: str):
         "model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2", "model.arch.dim_head=32",
         "model.arch.text_dim=32", "model.arch.conv_layers=1", "optim.mixed_precision=no", "rl.steps=6",
         "rl.group_size=4", "datasets.batch_size_per_gpu=2", "model.vocoder.griffin_lim_iters=2",
-        "rl.rewards.providers=[{name: mel_energy, weight: 1.0, config: {target: -2.0}}]",
+        "rl.rewards.providers=[{name: mel_energy, weight: 1.0, config: {target: -2.0}}]", *PLAIN_GRPO,
     ]
     return validate(compose("F5TTS_RL_tiny", base + list(overrides)), RLTrainConfig)
 

@@ -105,6 +105,22 @@ def test_every_arch_key_reaches_the_dit_and_every_mel_key_the_front_end():
     assert (mel.n_mels, mel.hop_length, mel.sample_rate, mel.mel_type) == (80, 240, 24000, "vocos")
 
 
+def test_rl_tiny_defaults_are_the_measured_grpo_recipe():
+    """README "GRPO on the demo base": the best measured stage-2 row is F5TTS_RL_tiny's defaults."""
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import RLTrainConfig
+
+    cfg = validate(compose("F5TTS_RL_tiny", []), RLTrainConfig)
+    rl = cfg.rl
+    assert (rl.loss, rl.awm_negative_weight, list(rl.awm_time_range), rl.steps, rl.inner_epochs, rl.kl_weight,
+            rl.cfg_prob, rl.awm_guided) == ("awm", 0.0, [0.0, 0.1], 8, 8, 1.0, 1.0, False)
+    assert cfg.optim.learning_rate == 1e-4 and cfg.model.lora.enabled is False
+    assert (rl.rewards.mode, rl.rewards.process) == ("group_normalized_sum", "server")
+    assert [(p.name, p.weight, p.config.get("model")) for p in rl.rewards.providers] == [
+        ("whisper_asr", 1.0, "embedded:tiny.en"), ("resemblyzer_sim", 1.0, None),
+        ("whisper_nll", 1.0, "embedded:tiny.en")]
+
+
 def test_keep_best_by_needs_validation_and_a_logged_name(tmp_path):
     from f5rl.config import compose, validate
     from f5rl.config.schema import DPOTrainConfig, RLTrainConfig, TrainConfig

@@ -5,6 +5,7 @@ import json
 import sys
 
 import torch
+from plain_grpo import PLAIN_GRPO  # beside this script (accelerate puts its folder on sys.path)
 
 from f5rl.config import compose, validate
 from f5rl.config.schema import RLTrainConfig
@@ -17,7 +18,7 @@ def main(data_dir: str, save_dir: str, out: str) -> None:
             "model.arch.text_dim=32", "model.arch.conv_layers=1", "optim.mixed_precision=no", "rl.steps=4",
             "rl.group_size=2", "rl.repeat_count=2", "datasets.batch_size_per_gpu=2", "optim.max_updates=1",
             "model.vocoder.griffin_lim_iters=2",
-            "rl.rewards.providers=[{name: mel_energy, weight: 1.0, config: {target: -2.0}}]"]
+            "rl.rewards.providers=[{name: mel_energy, weight: 1.0, config: {target: -2.0}}]", *PLAIN_GRPO]
     trainer = RLTrainer(validate(compose("F5TTS_RL_tiny", over), RLTrainConfig))
     trainer.setup()
     acc = trainer.accelerator

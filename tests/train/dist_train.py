@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import torch
+from plain_grpo import PLAIN_GRPO  # beside this script (accelerate puts its folder on sys.path)
 
 from f5rl.config import compose, validate
 from f5rl.config.schema import DPOTrainConfig, RLTrainConfig
@@ -24,7 +25,7 @@ TINY = ["ckpts.logger=null", "ckpts.log_samples=false", "model.arch.dim=64", "mo
         "model.arch.heads=2", "model.arch.dim_head=32", "model.arch.text_dim=32", "model.arch.conv_layers=1",
         "optim.mixed_precision=no", "optim.learning_rate=1e-2", "optim.num_warmup_updates=0",
         "model.vocoder.griffin_lim_iters=2"]
-RL = ["rl.steps=4", "rl.group_size=2", "datasets.batch_size_per_gpu=2", "rl.train_steps=2",
+RL = [*PLAIN_GRPO, "rl.steps=4", "rl.group_size=2", "datasets.batch_size_per_gpu=2", "rl.train_steps=2",
       "rl.rewards.providers=[{name: mel_energy, weight: 1.0, config: {target: -2.0}}]"]
 MODES = {
     "grpo": ("F5TTS_RL_tiny", ["optim.max_updates=3", "rl.kl_weight=0.5"]),

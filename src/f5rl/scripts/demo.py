@@ -5,8 +5,8 @@
    a tiny DiT that already speaks; ``--from-scratch`` trains a stage-0 CFM model instead (minutes,
    unintelligible: ASR rewards then carry little signal);
 3. stage 1 – Gaussian-NLL warmup of the σ head, starting from the base (or stage-0) weights;
-4. stage 2 – GRPO over ODE rollouts with the embedded offline rewards (Whisper tiny.en CER and
-   resemblyzer speaker similarity on Griffin-Lim audio), held-out reward before/after;
+4. stage 2 – GRPO over ODE rollouts with the embedded offline rewards (Whisper tiny.en CER and NLL,
+   resemblyzer speaker similarity on Griffin-Lim audio), held-out CER and SIM before/after;
 5. DPO      – one round of offline preference optimisation from the GRPO policy, with held-out
    pair accuracy and the reward of fresh samples on held-out sentences before/after (same seeds);
 then a summary: loss curves (PNG), checkpoints, sample audio and the trackio project.
@@ -42,6 +42,7 @@ class DemoPlan:
     dpo_groups: int = 48  # train sentences, 4 samples each
     dpo_held_out_groups: int = 24  # held-out sentences, 4 samples each, before and after
     dpo_updates: int = 120
+    stage2_prompt_groups: int = 96  # GRPO's synthesis prompts: train sentences in held-out voices
     held_out_items: int = 24  # GRPO's before/after table: half template, half free-text sentences
     judge: str = "embedded:base"  # Whisper model judging held-out CER (the reward uses tiny.en)
     base: Path | None = None  # shipped base model folder; None: train stage 0
@@ -53,7 +54,7 @@ def plan(out: str, data: str, quick: bool, base: Path | None = None) -> DemoPlan
     if quick:
         return DemoPlan(Path(out), Path(data), sentences=60, stage0_updates=12, stage1_updates=6, stage2_updates=2,
                         quick=True, dpo_groups=3, dpo_held_out_groups=2, dpo_updates=2, base=base,
-                        held_out_items=4, judge="embedded:tiny.en")
+                        stage2_prompt_groups=3, held_out_items=4, judge="embedded:tiny.en")
     return DemoPlan(Path(out), Path(data), sentences=1200, stage0_updates=600, stage1_updates=200, stage2_updates=16,
                     quick=False, base=base)
 
@@ -135,17 +136,22 @@ def stage1(p: DemoPlan) -> None:
 
 
 def stage2(p: DemoPlan) -> None:
-    """GRPO with the embedded offline rewards (Whisper tiny.en CER, resemblyzer similarity) on
-    Griffin-Lim audio, the ``F5TTS_RL_tiny`` recipe; then held-out sentences (template and free text)
+    """GRPO with the embedded offline rewards (Whisper tiny.en CER and NLL, resemblyzer similarity,
+    z-scored within each group) on Griffin-Lim audio, the ``F5TTS_RL_tiny`` recipe (advantage-weighted
+    matching on synthesis prompts, README "GRPO on the demo base"); then held-out sentences (template and free text)
     synthesised before and after with the same seeds and judged by Whisper base (not the reward's ASR)."""
     from f5rl.config.schema import RLTrainConfig
+    from f5rl.prefs.create_text_context_pairs import demo_rows, write_jsonl
     from f5rl.scripts.grpo_recipe import grpo_argv
     from f5rl.train.rl_trainer import RLTrainer
 
     init = p.out / "stage1_gaussian_nll" / "model_last.pt"
-    extra = [f"optim.total_updates={p.stage2_updates}", f"rl.val_manifest={p.data / 'test.jsonl'}",
-             f"rl.val_every={max(p.stage2_updates // 3, 1)}", "ckpts.keep_best_by=val/mean_reward",
-             "ckpts.run_name=stage2_grpo"]
+    # the recipe rolls out synthesis prompts (a held-out voice saying a train sentence), as inference does
+    prompts = write_jsonl(demo_rows(p.data, groups=p.stage2_prompt_groups, nsamples=4, split="train"),
+                          p.out / "stage2_prompts.jsonl")
+    extra = [f"optim.total_updates={p.stage2_updates}", f"rl.prompts_manifest={prompts}",
+             f"rl.val_manifest={p.data / 'test.jsonl'}", f"rl.val_every={max(p.stage2_updates // 3, 1)}",
+             "ckpts.keep_best_by=val/mean_reward", "ckpts.run_name=stage2_grpo"]
     if p.quick:
         extra += ["rl.steps=4", "rl.val_size=2", "rl.group_size=2", "ckpts.save_per_updates=2",
                   "model.vocoder.griffin_lim_iters=4"]
