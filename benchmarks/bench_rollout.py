@@ -7,9 +7,10 @@ Prints a table; ``--json`` writes the rows. Never asserts.
 
 ``--updates`` instead times whole GRPO updates as users run them: ``python -m f5rl.train.train_rl``
 from the shipped demo base (8 rollouts × 16 steps, Whisper tiny.en + resemblyzer on Griffin-Lim
-audio), once per named ``--variant`` (overrides; alternating, ``--rounds`` times), reporting the
-median wall time of an update and its split (rollout, scoring, loss/optimiser), rollout frames/s
-and scoring clips/s, over all updates but the first of each run:
+audio, plain GRPO scored inline: ``TIMED_UPDATE``), once per named ``--variant`` (overrides after
+it; alternating, ``--rounds`` times), reporting the median wall time of an update and its split
+(rollout, scoring, loss/optimiser), rollout frames/s and scoring clips/s, over all updates but the
+first of each run:
 
     python benchmarks/bench_rollout.py --updates 8 --data data/demo_char \
         --variant before rl.rewards.process=inline --variant after rl.rewards.process=server
@@ -22,6 +23,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+# the update that --updates times unless a variant overrides it: plain GRPO, 16 steps, Whisper tiny.en CER +
+# resemblyzer scored inline (F5TTS_RL_tiny's defaults before they became the AWM recipe), so runs stay comparable
+TIMED_UPDATE = ["rl.loss=grpo", "rl.steps=16", "rl.inner_epochs=1", "rl.awm_time_range=[0.0,1.0]",
+                "rl.awm_negative_weight=1.0", "rl.rewards.mode=sum", "rl.rewards.process=inline",
+                "rl.rewards.providers=[{name: whisper_asr, weight: 3.0, config: {model: 'embedded:tiny.en'}}, "
+                "{name: resemblyzer_sim, weight: 1.0, config: {}}]"]
 
 CONFIGS = {
     "tiny": dict(dim=256, depth=6, heads=4, dim_head=64, text_dim=128, conv_layers=2),
@@ -85,7 +93,8 @@ def time_updates(args) -> None:
             run = work / f"{name}_{r}"
             run_cli("f5rl.train.train_rl", grpo_argv(SHIPPED, Path(args.data), init, run, [
                 f"optim.total_updates={args.updates}", "ckpts.logger=null", "ckpts.log_samples=false",
-                "ckpts.save_per_updates=100000", "ckpts.last_per_updates=100000", *over]), run / "bench.log")
+                "ckpts.save_per_updates=100000", "ckpts.last_per_updates=100000", *TIMED_UPDATE, *over]),
+                    run / "bench.log")
             lines = (run / "metrics.jsonl").read_text().splitlines()
             ms = [json.loads(line) for line in lines][1:]  # the first update warms up
             rows[name] += ms
