@@ -164,12 +164,12 @@ def test_keep_best_by_needs_validation_and_a_logged_name(tmp_path):
     ("rl.awm_time_range=[0.5,0.1]", "rl.awm_time_range"),
     ("rl.adv_norm=max", "rl.adv_norm"),
     ("rl.min_reward_spread=-0.1", "rl.min_reward_spread=-0.1 must be >= 0"),
-    ("rl.awm_guided=true", "rl.awm_guided=true applies to rl.loss=awm only"),
+    ("rl.loss=grpo rl.awm_guided=true", "rl.awm_guided=true applies to rl.loss=awm only"),  # awm is the default
 ])
 def test_bad_awm_settings_are_refused(override, message):
     from f5rl.config import compose, validate
     from f5rl.config.schema import RLTrainConfig
 
     with pytest.raises(ValueError, match=message.replace("[", r"\[")):
-        validate(compose("F5TTS_RL_tiny", [override]), RLTrainConfig)
+        validate(compose("F5TTS_RL_tiny", override.split()), RLTrainConfig)
     assert validate(compose("F5TTS_RL_tiny", ["rl.awm_negative_weight=0"]), RLTrainConfig).rl.awm_negative_weight == 0

@@ -52,6 +52,6 @@ def test_quick_demo_runs_end_to_end_and_writes_what_it_promises(tmp_path):
     assert cfg.ckpts.save_dir == s2["save_dir"] and cfg.optim.total_updates == 2
     # the recipe's synthesis prompts: train sentences in held-out voices, written before stage 2 ran
     assert cfg.rl.loss == "awm" and cfg.rl.prompts_manifest == str(out / "stage2_prompts.jsonl")
-    assert len((out / "stage2_prompts.jsonl").read_text().splitlines()) == 3
+    assert len((out / "stage2_prompts.jsonl").read_text().splitlines()) == 3 * 4  # 3 sentences x 4 voices
     args = parser().parse_args(shlex.split(printed["dpo"])[3:])
     assert args.work_dir == str(out / "stage3_dpo") and "model.tokenizer=phoneme" in args.overrides
