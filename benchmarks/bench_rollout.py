@@ -14,12 +14,19 @@ first of each run:
 
     python benchmarks/bench_rollout.py --updates 8 --data data/demo_char \
         --variant before rl.rewards.process=inline --variant after rl.rewards.process=server
+
+``--at NAME REV`` runs variant NAME with the code of git revision REV instead (a detached worktree of
+this repository, on ``PYTHONPATH``), so a before/after of two commits is one run on one machine state.
+``TIMED_UPDATE`` is not applied to it (an older schema may not know its keys): its own defaults and the
+variant's overrides define its update. A revision that logs no rollout frames shows ``nan`` frames/s.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +81,18 @@ print(json.dumps({"rollout_s": t_roll, "rollout_frames_per_s": gen_frames / t_ro
 """
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def checkout(rev: str, path: Path) -> dict[str, str]:
+    """A detached worktree of ``rev`` at ``path``; the environment that imports f5rl from it."""
+    proc = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), rev],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"--at {rev}: git worktree add failed: {proc.stderr.strip()}")
+    return {**os.environ, "PYTHONPATH": str(path / "src")}
+
+
 def time_updates(args) -> None:
     """Whole GRPO updates through the CLI, per variant (see the module docstring)."""
     import statistics
@@ -87,29 +106,41 @@ def time_updates(args) -> None:
     if not init.is_file():
         run_cli("f5rl.train.train", warmup_argv(SHIPPED, Path(args.data), init.parent, 20), work / "stage1.log")
     variants = args.variant or [["recipe"]]
+    trees = dict(args.at or [])
+    unknown = set(trees) - {v[0] for v in variants}
+    if unknown:
+        raise SystemExit(f"--at {sorted(unknown)}: no --variant of that name; add --variant NAME [OVERRIDES]")
+    envs = {name: checkout(rev, work / f"tree_{name}") for name, rev in trees.items()}
     rows: dict[str, list[dict]] = {v[0]: [] for v in variants}
-    for r in range(args.rounds):
-        for name, *over in variants:
-            run = work / f"{name}_{r}"
-            run_cli("f5rl.train.train_rl", grpo_argv(SHIPPED, Path(args.data), init, run, [
-                f"optim.total_updates={args.updates}", "ckpts.logger=null", "ckpts.log_samples=false",
-                "ckpts.save_per_updates=100000", "ckpts.last_per_updates=100000", *TIMED_UPDATE, *over]),
-                    run / "bench.log")
-            lines = (run / "metrics.jsonl").read_text().splitlines()
-            ms = [json.loads(line) for line in lines][1:]  # the first update warms up
-            rows[name] += ms
+    try:
+        for r in range(args.rounds):
+            for name, *over in variants:
+                run = work / f"{name}_{r}"
+                pinned = [] if name in trees else TIMED_UPDATE
+                run_cli("f5rl.train.train_rl", grpo_argv(SHIPPED, Path(args.data), init, run, [
+                    f"optim.total_updates={args.updates}", "ckpts.logger=null", "ckpts.log_samples=false",
+                    "ckpts.save_per_updates=100000", "ckpts.last_per_updates=100000", *pinned, *over]),
+                        run / "bench.log", env=envs.get(name))
+                lines = (run / "metrics.jsonl").read_text().splitlines()
+                ms = [json.loads(line) for line in lines][1:]  # the first update warms up
+                rows[name] += ms
+    finally:
+        for name in trees:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(work / f"tree_{name}")],
+                           capture_output=True)
     table = []
-    print("| variant | updates | update s | rollout s | scoring s | loss+step s | rollout frames/s | clips/s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| variant | code | updates | update s | rollout s | scoring s | loss+step s | rollout frames/s | clips/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, ms in rows.items():
         med = {k: statistics.median(m[k] for m in ms) for k in ("time/rollout_s", "time/reward_s", "time/update_s")}
         total = statistics.median(m["time/rollout_s"] + m["time/reward_s"] + m["time/update_s"] for m in ms)
-        frames = statistics.median(m["stats/rollout_frames"] / m["time/rollout_s"] for m in ms)
-        clips = statistics.median(m["stats/rollouts"] / m["time/reward_s"] for m in ms)
-        table.append({"variant": name, "updates": len(ms), "update_s": total, **med, "rollout_frames_per_s": frames,
-                      "scoring_clips_per_s": clips})
-        print(f"| {name} | {len(ms)} | {total:.2f} | {med['time/rollout_s']:.2f} | {med['time/reward_s']:.2f} | "
-              f"{med['time/update_s']:.2f} | {frames:.0f} | {clips:.2f} |", flush=True)
+        frames = statistics.median(m.get("stats/rollout_frames", math.nan) / m["time/rollout_s"] for m in ms)
+        clips = statistics.median(m.get("stats/rollouts", args.rollouts) / m["time/reward_s"] for m in ms)
+        code = trees.get(name, "this checkout")
+        table.append({"variant": name, "code": code, "updates": len(ms), "update_s": total, **med,
+                      "rollout_frames_per_s": frames, "scoring_clips_per_s": clips})
+        print(f"| {name} | {code} | {len(ms)} | {total:.2f} | {med['time/rollout_s']:.2f} | "
+              f"{med['time/reward_s']:.2f} | {med['time/update_s']:.2f} | {frames:.0f} | {clips:.2f} |", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"updates": table}, indent=2))
@@ -131,6 +162,8 @@ def main() -> None:
     ap.add_argument("--variant", nargs="+", action="append", metavar=("NAME", "OVERRIDE"),
                     help="--updates: a named set of train_rl overrides (repeatable)")
     ap.add_argument("--rounds", type=int, default=2, help="--updates: runs per variant, alternating")
+    ap.add_argument("--at", nargs=2, action="append", metavar=("NAME", "REV"),
+                    help="--updates: run variant NAME with the code of git revision REV (repeatable)")
     args = ap.parse_args()
     if args.updates:
         time_updates(args)

@@ -55,3 +55,8 @@ def test_quick_demo_runs_end_to_end_and_writes_what_it_promises(tmp_path):
     assert len((out / "stage2_prompts.jsonl").read_text().splitlines()) == 3 * 4  # 3 sentences x 4 voices
     args = parser().parse_args(shlex.split(printed["dpo"])[3:])
     assert args.work_dir == str(out / "stage3_dpo") and "model.tokenizer=phoneme" in args.overrides
+    # the implicit-accuracy checks use the demo's 8 draws (32 made them 290 s of a 27-min make demo)
+    from omegaconf import OmegaConf
+
+    assert "dpo.val_draws=8" in args.overrides
+    assert OmegaConf.load(out / "stage3_dpo" / "iter_0" / "train" / "config.yaml").dpo.val_draws == 8

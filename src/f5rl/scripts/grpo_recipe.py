@@ -35,12 +35,12 @@ def grpo_argv(base: Path, data: Path, init: Path, save_dir: Path, extra: list[st
             f"ckpts.init_from={init}", f"rl.ref_model_ckpt={init}", *extra]
 
 
-def run_cli(module: str, argv: list[str], log_file: Path) -> None:
+def run_cli(module: str, argv: list[str], log_file: Path, env: dict[str, str] | None = None) -> None:
     """Run ``python -m module argv`` in a subprocess (as a user would), its output to ``log_file``;
-    a failure raises with the log's last lines."""
+    a failure raises with the log's last lines. ``env``: the subprocess's environment (default: ours)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "w") as f:
-        proc = subprocess.run([sys.executable, "-m", module, *argv], stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.run([sys.executable, "-m", module, *argv], stdout=f, stderr=subprocess.STDOUT, env=env)
     if proc.returncode != 0:
         tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-15:])
         raise RuntimeError(f"python -m {module} failed (exit {proc.returncode}); log {log_file}:\n{tail}")
