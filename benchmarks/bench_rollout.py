@@ -101,18 +101,20 @@ def time_updates(args) -> None:
     from f5rl.eval.base_model import SHIPPED
     from f5rl.scripts.grpo_recipe import grpo_argv, run_cli, warmup_argv
 
+    variants = args.variant or [["recipe"]]
+    trees = dict(args.at or [])
+    unknown = set(trees) - {v[0] for v in variants}
+    if unknown:  # checked before the warm-up
+        raise SystemExit(f"--at {sorted(unknown)}: no --variant of that name; add --variant NAME [OVERRIDES]")
     work = Path(tempfile.mkdtemp(prefix="bench_rollout_"))
     init = Path(args.init) if args.init else work / "stage1" / "model_last.pt"
     if not init.is_file():
         run_cli("f5rl.train.train", warmup_argv(SHIPPED, Path(args.data), init.parent, 20), work / "stage1.log")
-    variants = args.variant or [["recipe"]]
-    trees = dict(args.at or [])
-    unknown = set(trees) - {v[0] for v in variants}
-    if unknown:
-        raise SystemExit(f"--at {sorted(unknown)}: no --variant of that name; add --variant NAME [OVERRIDES]")
-    envs = {name: checkout(rev, work / f"tree_{name}") for name, rev in trees.items()}
     rows: dict[str, list[dict]] = {v[0]: [] for v in variants}
+    envs: dict[str, dict[str, str]] = {}
     try:
+        for name, rev in trees.items():
+            envs[name] = checkout(rev, work / f"tree_{name}")
         for r in range(args.rounds):
             for name, *over in variants:
                 run = work / f"{name}_{r}"
@@ -125,7 +127,7 @@ def time_updates(args) -> None:
                 ms = [json.loads(line) for line in lines][1:]  # the first update warms up
                 rows[name] += ms
     finally:
-        for name in trees:
+        for name in envs:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(work / f"tree_{name}")],
                            capture_output=True)
     table = []
