@@ -18,7 +18,8 @@ first of each run:
 ``--at NAME REV`` runs variant NAME with the code of git revision REV instead (a detached worktree of
 this repository, on ``PYTHONPATH``), so a before/after of two commits is one run on one machine state.
 ``TIMED_UPDATE`` is not applied to it (an older schema may not know its keys): its own defaults and the
-variant's overrides define its update. A revision that logs no rollout frames shows ``nan`` frames/s.
+variant's overrides define its update. A revision that logs no rollout frames shows ``nan`` frames/s
+(and clips/s counts ``--rollouts`` clips where it logs no rollout count).
 """
 
 from __future__ import annotations

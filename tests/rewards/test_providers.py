@@ -166,6 +166,6 @@ def test_whisper_window_s_shortens_the_encoder_window_but_never_cuts_audio(corpu
     default = build_provider("whisper_nll", {})
     default.setup()
     assert default.whisper.features(clips)[0].shape[-1] == 3000  # Whisper's own 30 s window
-    for bad in (0.5, 31.0):
+    for bad in (0.5, 31.0, "ten"):
         with pytest.raises(ValueError, match="window_s"):
             build_provider("whisper_nll", {"window_s": bad})

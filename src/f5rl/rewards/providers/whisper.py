@@ -138,11 +138,16 @@ class _Whisper:
         return out
 
 
-def _check_window(window_s: float) -> float:
-    if not 1.0 <= float(window_s) <= 30.0:
-        raise ValueError(f"window_s={window_s}: Whisper's encoder window in seconds must be in [1, 30] "
+def _check_window(window_s) -> float:
+    """``window_s`` as seconds in [1, 30], or one line saying what to give."""
+    try:
+        seconds = float(window_s)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not 1.0 <= seconds <= 30.0:
+        raise ValueError(f"window_s={window_s!r}: Whisper's encoder window in seconds must be a number in [1, 30] "
                          "(30 is Whisper's own; 10 fits clips of a few seconds)")
-    return float(window_s)
+    return seconds
 
 
 def _release(provider: RewardProvider) -> None:
