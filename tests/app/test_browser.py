@@ -200,9 +200,12 @@ def test_evaluate_report_and_its_rows_in_the_browse_tab(browser, demo_corpus, tm
         browser.find_element(By.CSS_SELECTOR, "#open_folder").click()
         assert "prefs folder: 2 table(s)" in wait_text(browser, "#browse_status", "prefs|Problem", 60)
         wait_text(browser, "#rows", "chosen_cer", 30)
+        # opening a folder empties the players: the evaluate folder's clip is gone (it once passed for a pair's)
+        assert not browser.find_elements(By.CSS_SELECTOR, "#play_a a[download]")
         browser.find_elements(By.CSS_SELECTOR, "#rows [role='gridcell'][data-row='0']")[1].click()
         chosen = wait_for(browser, "#play_a a[download]", 30).get_attribute("href")
         rejected = wait_for(browser, "#play_b a[download]", 30).get_attribute("href")
+        assert link not in (chosen, rejected)
         # the chosen sample is 1.0 s long, the rejected one 1.5 s (tests/app/conftest.py)
         assert abs(media_duration(browser, chosen) - 1.0) < 0.05
         assert abs(media_duration(browser, rejected) - 1.5) < 0.05

@@ -160,18 +160,21 @@ def build(studio: Studio, corpus: str | None = None, prompt: str | None = None, 
             return t, gr.Dropdown(t.metrics, value=m), data
 
         def do_open(path):
+            # the players are emptied too: a clip of the previous folder must not pass for one of this folder
+            cleared = (None, gr.Audio(value=None, visible=False))
             try:
                 f = open_folder(path or "")
             except InputProblem as e:
-                return None, None, f"Problem: {e}", gr.Dropdown([]), gr.Dropdown([]), None, []
+                return None, None, f"Problem: {e}", gr.Dropdown([]), gr.Dropdown([]), None, [], *cleared
             names = list(f.tables)
             t, mdrop, data = show(f, names[0], None, False) if names else (None, gr.Dropdown([]), None)
             msg = f"Opened: {f.kind} folder: {len(names)} table(s), {len(f.pngs)} plot(s)"
             return f, t, msg, gr.Dropdown(names, value=names[0] if names else None), mdrop, data, \
-                [_image(p) for p in f.pngs]
+                [_image(p) for p in f.pngs], *cleared
 
         shown = gr.State(None)
-        open_btn.click(do_open, [folder], [state, shown, browse_status, table_name, metric, grid, plots])
+        open_btn.click(do_open, [folder], [state, shown, browse_status, table_name, metric, grid, plots, play_a,
+                                            play_b])
         for trigger in (table_name, metric, descending):
             trigger.input(show, [state, table_name, metric, descending], [shown, metric, grid])
 
