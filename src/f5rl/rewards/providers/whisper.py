@@ -150,16 +150,26 @@ def _check_window(window_s) -> float:
     return seconds
 
 
-def _release(provider: RewardProvider) -> None:
-    """Drop the model: CTranslate2's OpenMP worker threads end with it. While they exist, libgomp
-    counts more threads than cores and stops torch's threads from spinning between operations,
-    which made torch work (training, sampling) up to 2x slower for the rest of the process."""
-    provider.whisper = None
-    provider._ready = False
+class _WhisperModel:
+    """What both Whisper providers share: the model's settings, its loading in ``setup`` and ``release``."""
+
+    def _keep_settings(self, model: str, compute_type: str | None, cpu_threads: int, window_s) -> None:
+        self.model_id, self.compute_type, self.cpu_threads = model, compute_type, cpu_threads
+        self.window_s = _check_window(window_s)
+
+    def setup(self, device="cpu") -> None:
+        self.whisper = _Whisper(self.model_id, str(device), self.compute_type, self.cpu_threads, self.window_s)
+
+    def release(self) -> None:
+        """Drop the model: CTranslate2's OpenMP worker threads end with it. While they exist, libgomp
+        counts more threads than cores and stops torch's threads from spinning between operations,
+        which made torch work (training, sampling) up to 2x slower for the rest of the process."""
+        self.whisper = None
+        self._ready = False
 
 
 @register("whisper_asr")
-class WhisperASRReward(ASRReward):
+class WhisperASRReward(_WhisperModel, ASRReward):
     """Reward ``1 − CER`` (or WER) of a faster-whisper transcript against the target text."""
 
     extra = "whisper"
@@ -167,14 +177,8 @@ class WhisperASRReward(ASRReward):
     def __init__(self, model: str = "embedded:tiny.en", compute_type: str | None = None, cpu_threads: int = 0,
                  beam_size: int = 1, window_s: float = 30.0, **kw) -> None:
         super().__init__(**kw)
-        self.model_id, self.compute_type, self.cpu_threads, self.beam_size = model, compute_type, cpu_threads, beam_size
-        self.window_s = _check_window(window_s)
-
-    def setup(self, device="cpu") -> None:
-        self.whisper = _Whisper(self.model_id, str(device), self.compute_type, self.cpu_threads, self.window_s)
-
-    def release(self) -> None:
-        _release(self)
+        self._keep_settings(model, compute_type, cpu_threads, window_s)
+        self.beam_size = beam_size
 
     def transcribe(self, clips: list[np.ndarray], languages: list[str]) -> list[str]:
         return self.whisper.transcribe(clips, languages, self.beam_size)
@@ -183,7 +187,7 @@ class WhisperASRReward(ASRReward):
 
 
 @register("whisper_nll")
-class WhisperNLLReward(RewardProvider):
+class WhisperNLLReward(_WhisperModel, RewardProvider):
     """LLaSA reward: ``−NLL`` of the target text's tokens under Whisper given the audio."""
 
     components = ("nll",)
@@ -192,15 +196,8 @@ class WhisperNLLReward(RewardProvider):
     def __init__(self, model: str = "embedded:tiny.en", compute_type: str | None = None, cpu_threads: int = 0,
                  language: str = "en", window_s: float = 30.0, **kw) -> None:
         super().__init__(**kw)
-        self.model_id, self.compute_type, self.cpu_threads = model, compute_type, cpu_threads
+        self._keep_settings(model, compute_type, cpu_threads, window_s)
         self.default_language = language
-        self.window_s = _check_window(window_s)
-
-    def setup(self, device="cpu") -> None:
-        self.whisper = _Whisper(self.model_id, str(device), self.compute_type, self.cpu_threads, self.window_s)
-
-    def release(self) -> None:
-        _release(self)
 
     def compute(self, batch: RewardBatch) -> RewardOutput:
         langs = [batch.lang(i, self.default_language) for i in range(len(batch))]
