@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     help="samples per held-out item (seeds 0, 1000, ...), averaged per item before pairing")
     ap.add_argument("--judges", default="embedded:base,embedded:tiny.en",
                     help="Whisper judges of held-out CER (the first is the headline; the reward uses tiny.en)")
+    ap.add_argument("--cfg", type=float, default=2.0,
+                    help="inference CFG strength of the trained systems (GRPO, DPO); the shipped base is measured at "
+                         "2.0 (its default) and, when this differs, also at this value, so a gain from the guidance "
+                         "alone shows (0: the conditional branch alone, half the synthesis cost)")
     ap.add_argument("--best_of", type=int, default=0, help="also measure best-of-N reranking of the base (0: no)")
     ap.add_argument("--dpo", action="store_true", help="also measure one DPO round (prefs.iterate) from the base")
     ap.add_argument("--dpo_groups", type=int, default=48, help="DPO train sentences (4 samples each)")
@@ -121,8 +125,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
              "free": read_test_list(args.data / "test_free_eval.jsonl")[: args.free_items]}
     judge = HeldOutJudge(tuple(judges), nfe=args.nfe, rerank=training_rewards() if args.best_of > 1 else None)
 
-    def measure(ckpt, candidates: int = 1) -> tuple[dict[str, list[dict]], float]:
-        """Rows of every list, each item's numbers averaged over ``--seeds`` samples (seeds 0, 1000, ...)."""
+    def measure(ckpt, candidates: int = 1, cfg: float = 2.0) -> tuple[dict[str, list[dict]], float]:
+        """Rows of every list, each item's numbers averaged over ``--seeds`` samples (seeds 0, 1000, ...),
+        synthesised at inference guidance ``cfg``."""
+        judge.cfg_strength = cfg
         runs = [measure_seed(ckpt, candidates, 1000 * k) for k in range(args.seeds)]
         return average_rows([rows for rows, _ in runs]), sum(s for _, s in runs)
 
@@ -131,6 +137,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         so an unchanged checkpoint is measured once across invocations."""
         what = [MEASURE_VERSION, str(ckpt), Path(ckpt).stat().st_mtime, candidates, args.nfe, judges,
                 {k: [it.utt for it in v] for k, v in items.items()}]
+        if judge.cfg_strength != 2.0:  # the default leaves the key of earlier measurements as it was
+            what.append({"cfg": judge.cfg_strength})
         key = json.dumps(what + [seed] if seed else what)  # seed 0: the key of measurements before --seeds
         cache = args.work / "measurements.jsonl"
         if cache.is_file():
@@ -151,6 +159,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     base_rows, base_s = measure(base_ckpt)
     results = [summarise("shipped base", base_rows, base_rows, judges, 0.0, {"measure_s": round(base_s, 1)})]
     measured = {"shipped base": base_rows}
+    if args.cfg != 2.0:
+        rows, s = measure(base_ckpt, cfg=args.cfg)
+        results.append(summarise(f"shipped base at CFG {args.cfg:g}", rows, base_rows, judges, 0.0,
+                                 {"measure_s": round(s, 1), "cfg": args.cfg}))
+        measured[f"shipped base at CFG {args.cfg:g}"] = rows
 
     stage1 = args.work / "stage1" / "model_last.pt"
     if not stage1.is_file():
@@ -178,9 +191,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         updates = len(metrics)
         train_s = sum(m["time/rollout_s"] + m["time/reward_s"] + m["time/update_s"] for m in metrics)
-        rows, _ = measure(run / "model_last.pt")
-        results.append(summarise(f"GRPO: {name}", rows, base_rows, judges, train_s,
-                                 {"overrides": over, "updates": updates}))
+        rows, _ = measure(run / "model_last.pt", cfg=args.cfg)
+        label = f"GRPO: {name}" + (f" at CFG {args.cfg:g}" if args.cfg != 2.0 else "")
+        results.append(summarise(label, rows, base_rows, judges, train_s,
+                                 {"overrides": over, "updates": updates, "cfg": args.cfg}))
         measured[name] = rows
     if args.dpo:
         from f5rl.prefs.iterate import run_round
@@ -199,14 +213,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
             ckpt, seconds, updates = r.ckpt, time.perf_counter() - t0, r.train["updates"]
             with open(work / "iterate.log", "a") as f:  # what a later --reuse reports as its cost
                 f.write(f"bench_grpo: DPO round {seconds:.1f} s\n")
-        rows, _ = measure(ckpt)
-        results.append(summarise("DPO (prefs.iterate defaults)", rows, base_rows, judges, seconds,
-                                 {"updates": updates, "note": "generation + training"}))
+        rows, _ = measure(ckpt, cfg=args.cfg)
+        label = "DPO (prefs.iterate defaults)" + (f" at CFG {args.cfg:g}" if args.cfg != 2.0 else "")
+        results.append(summarise(label, rows, base_rows, judges, seconds,
+                                 {"updates": updates, "note": "generation + training", "cfg": args.cfg}))
 
     head = judges[0]
     print(f"\nheld-out CER (per item clipped at 1) judged by Whisper {head} (the training reward uses "
           f"embedded:tiny.en); {len(items['template'])} template + {len(items['free'])} free-text items, "
-          f"nfe {args.nfe}, {args.seeds} seed(s) per item; change vs the shipped base, paired by item, "
+          f"nfe {args.nfe}, {args.seeds} seed(s) per item; change vs the shipped base (at CFG 2), paired by item, "
           f"± standard error")
     print(f"| system | s | CER@{head} all | rel | CER@{head} template | CER@{head} free | CER@tiny.en all | SIM all |")
     print("|---|---|---|---|---|---|---|---|")

@@ -56,3 +56,32 @@ def test_recall_splits_known_from_novel_words(tmp_path):
     # known: the, cat, a, the, dog -> hits the, a, the, dog = 4 of 5; novel: ate, plum, slept -> 2 of 3
     assert (r["known"].hits, r["known"].words) == (4, 5) and r["known"].recall == pytest.approx(0.8)
     assert (r["novel"].hits, r["novel"].words) == (2, 3)
+
+
+def test_judge_synthesises_at_its_inference_guidance(tmp_path):
+    """The judge passes its ``cfg_strength`` (and nfe, seeds) to every batched synthesis: the bench's
+    ``--cfg`` measures a trained policy at a guidance other than the default 2."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from f5rl.eval.evaluate import TestItem
+    from f5rl.eval.held_out import HeldOutJudge
+
+    sf.write(tmp_path / "p.wav", np.zeros(24000, dtype=np.float32), 24000)
+    items = [TestItem(f"u{i}", "prompt", str(tmp_path / "p.wav"), f"text {i}") for i in range(3)]
+    calls = []
+
+    class RecordingTTS:
+        def synthesize_batch(self, refs, ref_texts, texts, seeds, **kw):
+            calls.append((list(seeds), kw))
+            return [type("S", (), {"audio": torch.full((10,), float(s))})() for s in seeds]
+
+    for cfg in (2.0, 0.0):
+        calls.clear()
+        judge = HeldOutJudge(("embedded:tiny.en",), nfe=8, seed=5, batch=2, cfg_strength=cfg)
+        audio = judge.synthesize(RecordingTTS(), items)
+        assert [a[0].item() for a in audio] == [5.0, 5.0, 5.0]
+        assert [c[0] for c in calls] == [[5, 5], [5]]
+        assert all(c[1] == {"nfe": 8, "cfg_strength": cfg} for c in calls)
+    assert HeldOutJudge(("embedded:tiny.en",)).cfg_strength == 2.0

@@ -60,12 +60,13 @@ class HeldOutJudge:
     training reward's ranking for best-of-N (``rerank``: a :class:`RewardSet`, optional)."""
 
     def __init__(self, judges: tuple[str, ...] = ("embedded:base",), nfe: int = 16, seed: int = 0,
-                 batch: int = 8, rerank=None) -> None:
+                 batch: int = 8, rerank=None, cfg_strength: float = 2.0) -> None:
         from f5rl.rewards.registry import build_provider
 
         if not judges:
             raise ValueError("HeldOutJudge needs at least one Whisper judge")
         self.judge_names, self.nfe, self.seed, self.batch, self.rerank = judges, nfe, seed, batch, rerank
+        self.cfg_strength = cfg_strength  # inference guidance; 0 runs the conditional branch alone
         self.judges = {j: build_provider("whisper_asr", {"model": j}) for j in judges}
         self.sim = build_provider("resemblyzer_sim")
 
@@ -84,7 +85,7 @@ class HeldOutJudge:
             chunk = jobs[s: s + self.batch]
             outs = tts.synthesize_batch([prompts[i] for i, _ in chunk], [items[i].prompt_text for i, _ in chunk],
                                         [items[i].target_text for i, _ in chunk], [seed for _, seed in chunk],
-                                        nfe=self.nfe)
+                                        nfe=self.nfe, cfg_strength=self.cfg_strength)
             for job, out in zip(chunk, outs):
                 audio[job] = out.audio
         if candidates == 1:
