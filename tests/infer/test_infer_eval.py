@@ -159,3 +159,40 @@ def test_evaluate_reports_each_of_several_test_lists(ckpt, demo_corpus, tmp_path
         summary = json.loads((tmp_path / "ev" / name / "summary.json").read_text())
         assert summary["tiny"]["n"] == n
     assert (demo_corpus / "test_free_eval.jsonl").is_file()  # the corpus ships the free-text list too
+
+
+def test_evaluate_synthesises_each_checkpoint_at_its_cfg(tmp_path, monkeypatch):
+    """`evaluate --cfg` once is every checkpoint's guidance, once per --ckpt is each one's; any other
+    count is one clear line (exit 2) before a model loads."""
+    import f5rl.eval.evaluate as ev
+
+    seen = []
+
+    def fake_system(name, ckpt, items, out_dir, providers, nfe=16, cfg=2.0, seed=0):
+        seen.append((name, cfg))
+        return [{"utt": it.utt, **{m: 0.5 for m in ev.METRICS}} for it in items]
+
+    monkeypatch.setattr(ev, "evaluate_system", fake_system)
+    monkeypatch.setattr(ev, "plots", lambda results, out: [])
+    monkeypatch.setattr(ev, "write_report", lambda summary, figs, out: (out / "report.md").write_text("ok\n"))
+    (tmp_path / "p.wav").write_bytes(b"")
+    (tmp_path / "list.jsonl").write_text(json.dumps({"utt": "u", "prompt_text": "a", "prompt_wav": "p.wav",
+                                                     "target_text": "b"}) + "\n")
+    ckpts = []
+    for name in ("base", "policy"):
+        (tmp_path / name).mkdir()
+        ckpts += ["--ckpt", str(tmp_path / name / "model.pt"), "--name", name]
+        (tmp_path / name / "model.pt").write_bytes(b"")
+    common = [*ckpts, "--test_list", str(tmp_path / "list.jsonl"), "--out_dir", str(tmp_path / "ev"), "--mos", ""]
+    ev.main([*common, "--cfg", "2", "--cfg", "1"])
+    assert seen == [("base", 2.0), ("policy", 1.0)]
+    seen.clear()
+    ev.main([*common, "--cfg", "1.5"])
+    assert seen == [("base", 1.5), ("policy", 1.5)]
+    seen.clear()
+    ev.main(common)
+    assert seen == [("base", 2.0), ("policy", 2.0)]
+    seen.clear()
+    with pytest.raises(SystemExit) as e:
+        ev.main([*common, "--cfg", "2", "--cfg", "1", "--cfg", "0"])
+    assert e.value.code == 2 and not seen

@@ -199,25 +199,42 @@ def write_report(summary: dict[str, dict], pngs: list[Path], out_dir: Path) -> N
     (out_dir / "report.html").write_text(html)
 
 
+def guidance_per_ckpt(cfgs: list[float] | None, n: int) -> list[float]:
+    """The inference CFG strength of each of ``n`` checkpoints: none given is 2.0 for all, one is for all,
+    else one per checkpoint (a GRPO policy that absorbed guidance is measured at its own)."""
+    if not cfgs:
+        return [2.0] * n
+    if len(cfgs) == 1:
+        return list(cfgs) * n
+    if len(cfgs) != n:
+        raise ValueError(f"--cfg given {len(cfgs)} times for {n} --ckpt: give it once (for every checkpoint) "
+                         "or once per --ckpt, in the same order")
+    return list(cfgs)
+
+
 def evaluate(ckpts: list[str], test_list: str, out_dir: str, ground_truth: bool = False, nfe: int = 16,
              asr: str = "whisper_asr", sim: str = "resemblyzer_sim", mos: str | None = "dnsmos",
-             names: list[str] | None = None) -> dict[str, dict]:
+             names: list[str] | None = None, cfgs: list[float] | None = None) -> dict[str, dict]:
+    """Synthesise ``test_list`` with every checkpoint (at its CFG strength, ``cfgs``) and score it;
+    writes per-utterance CSVs, plots, ``summary.json`` and the report into ``out_dir``."""
     from f5rl.rewards.registry import build_provider
 
+    guidance = guidance_per_ckpt(cfgs, len(ckpts))
     items = read_test_list(test_list)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     providers = {"asr": build_provider(asr), "sim": build_provider(sim)}
     if mos:
         providers["mos"] = build_provider(mos)
-    systems: dict[str, str | None] = {}
+    systems: dict[str, tuple[str | None, float]] = {}
     if ground_truth:
         if any(it.target_wav is None for it in items):
             raise ValueError("--ground_truth needs target_wav for every item (use the JSONL test list)")
-        systems["ground_truth"] = None
+        systems["ground_truth"] = (None, 2.0)
     for i, c in enumerate(ckpts):
-        systems[(names or [])[i] if names and i < len(names) else f"{Path(c).parent.name}_{Path(c).stem}"] = c
-    results = {n: evaluate_system(n, c, items, out, providers, nfe) for n, c in systems.items()}
+        name = (names or [])[i] if names and i < len(names) else f"{Path(c).parent.name}_{Path(c).stem}"
+        systems[name] = (c, guidance[i])
+    results = {n: evaluate_system(n, c, items, out, providers, nfe, cfg) for n, (c, cfg) in systems.items()}
     summary = {n: summarize(r) for n, r in results.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_report(summary, plots(results, out), out)
@@ -236,6 +253,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out_dir", required=True, help="reports, per-utterance CSVs and plots go here")
     ap.add_argument("--ground_truth", action="store_true", help="also score the recordings themselves (a sanity row)")
     ap.add_argument("--nfe", type=int, default=16, help="Euler steps of synthesis")
+    ap.add_argument("--cfg", type=float, action="append", default=None,
+                    help="CFG strength of synthesis (default 2.0): once for every --ckpt, or once per --ckpt in "
+                         "their order (e.g. a GRPO policy at 1.0 beside its base at 2.0)")
     ap.add_argument("--asr", default="whisper_asr", help="ASR provider of WER/CER")
     ap.add_argument("--sim", default="resemblyzer_sim", help="speaker-similarity provider")
     ap.add_argument("--mos", default="dnsmos", help="MOS provider ('' to skip)")
@@ -246,12 +266,17 @@ def main(argv: list[str] | None = None) -> None:
         if not Path(ckpt).is_file():
             print(f"error: --ckpt {ckpt} does not exist", file=sys.stderr)
             sys.exit(2)
+    try:
+        guidance_per_ckpt(args.cfg, len(args.ckpt))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     several = len(args.test_list) > 1
     for test_list in args.test_list:
         out_dir = Path(args.out_dir) / Path(test_list).stem if several else Path(args.out_dir)
         try:
             evaluate(args.ckpt, test_list, str(out_dir), args.ground_truth, args.nfe, args.asr, args.sim,
-                     args.mos or None, args.name)
+                     args.mos or None, args.name, args.cfg)
         except (FileNotFoundError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
