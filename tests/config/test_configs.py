@@ -116,9 +116,10 @@ def test_rl_tiny_defaults_are_the_measured_grpo_recipe():
             rl.cfg_prob, rl.awm_guided) == ("awm", 0.0, [0.0, 0.1], 8, 8, 1.0, 1.0, False)
     assert cfg.optim.learning_rate == 1e-4 and cfg.model.lora.enabled is False
     assert (rl.rewards.mode, rl.rewards.process) == ("group_normalized_sum", "server")
-    assert [(p.name, p.weight, p.config.get("model")) for p in rl.rewards.providers] == [
-        ("whisper_asr", 1.0, "embedded:tiny.en"), ("resemblyzer_sim", 1.0, None),
-        ("whisper_nll", 1.0, "embedded:tiny.en")]
+    # both Whisper providers encode a 10-s window (the paired bench run: level with 30 s, 1.7x the updates)
+    assert [(p.name, p.weight, p.config.get("model"), p.config.get("window_s")) for p in rl.rewards.providers] == [
+        ("whisper_asr", 1.0, "embedded:tiny.en", 10.0), ("resemblyzer_sim", 1.0, None, None),
+        ("whisper_nll", 1.0, "embedded:tiny.en", 10.0)]
 
 
 def test_keep_best_by_needs_validation_and_a_logged_name(tmp_path):
