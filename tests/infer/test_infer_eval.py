@@ -166,7 +166,7 @@ def test_evaluate_synthesises_each_checkpoint_at_its_cfg(tmp_path, monkeypatch):
     count is one clear line (exit 2) before a model loads."""
     import f5rl.eval.evaluate as ev
 
-    seen = []
+    seen, real_report = [], ev.write_report
 
     def fake_system(name, ckpt, items, out_dir, providers, nfe=16, cfg=2.0, seed=0):
         seen.append((name, cfg))
@@ -186,6 +186,11 @@ def test_evaluate_synthesises_each_checkpoint_at_its_cfg(tmp_path, monkeypatch):
     common = [*ckpts, "--test_list", str(tmp_path / "list.jsonl"), "--out_dir", str(tmp_path / "ev"), "--mos", ""]
     ev.main([*common, "--cfg", "2", "--cfg", "1"])
     assert seen == [("base", 2.0), ("policy", 1.0)]
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert (summary["base"]["cfg"], summary["policy"]["cfg"]) == (2.0, 1.0)
+    real_report(summary, [], tmp_path)
+    table = (tmp_path / "report.md").read_text()
+    assert "| system | CFG | n |" in table and "| base | 2 | 1 |" in table and "| policy | 1 | 1 |" in table
     seen.clear()
     ev.main([*common, "--cfg", "1.5"])
     assert seen == [("base", 1.5), ("policy", 1.5)]

@@ -182,18 +182,21 @@ def plots(results: dict[str, list[dict]], out_dir: Path) -> list[Path]:
 
 
 def write_report(summary: dict[str, dict], pngs: list[Path], out_dir: Path) -> None:
-    header = "| system | n | CER | WER | SIM | DNSMOS | RTF |"
-    lines = ["# f5rl evaluation", "", header, "|---|---|---|---|---|---|---|"]
+    def cfg(s: dict) -> str:  # the synthesis guidance; recordings have none
+        return "—" if s.get("cfg") is None else f"{s['cfg']:g}"
+
+    header = "| system | CFG | n | CER | WER | SIM | DNSMOS | RTF |"
+    lines = ["# f5rl evaluation", "", header, "|---|---|---|---|---|---|---|---|"]
     for name, s in summary.items():
-        lines.append(f"| {name} | {s['n']} | {s['cer']:.4f} | {s['wer']:.4f} | {s['sim']:.4f} | {s['dnsmos']:.3f} "
-                     f"| {s['rtf']:.3f} |")
+        lines.append(f"| {name} | {cfg(s)} | {s['n']} | {s['cer']:.4f} | {s['wer']:.4f} | {s['sim']:.4f} "
+                     f"| {s['dnsmos']:.3f} | {s['rtf']:.3f} |")
     lines += ["", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
     (out_dir / "report.md").write_text("\n".join(lines))
     cells = "".join(
-        f"<tr><td>{n}</td><td>{s['n']}</td>" + "".join(f"<td>{s[m]:.4f}</td>" for m in METRICS) + "</tr>"
-        for n, s in summary.items())
+        f"<tr><td>{n}</td><td>{cfg(s)}</td><td>{s['n']}</td>"
+        + "".join(f"<td>{s[m]:.4f}</td>" for m in METRICS) + "</tr>" for n, s in summary.items())
     html = ("<html><head><meta charset='utf-8'><title>f5rl evaluation</title></head><body><h1>f5rl evaluation</h1>"
-            "<table border='1' cellpadding='4'><tr><th>system</th><th>n</th>"
+            "<table border='1' cellpadding='4'><tr><th>system</th><th>CFG</th><th>n</th>"
             + "".join(f"<th>{m.upper()}</th>" for m in METRICS) + f"</tr>{cells}</table>"
             + "".join(f"<p><img src='{p.name}'></p>" for p in pngs) + "</body></html>")
     (out_dir / "report.html").write_text(html)
@@ -235,7 +238,7 @@ def evaluate(ckpts: list[str], test_list: str, out_dir: str, ground_truth: bool 
         name = (names or [])[i] if names and i < len(names) else f"{Path(c).parent.name}_{Path(c).stem}"
         systems[name] = (c, guidance[i])
     results = {n: evaluate_system(n, c, items, out, providers, nfe, cfg) for n, (c, cfg) in systems.items()}
-    summary = {n: summarize(r) for n, r in results.items()}
+    summary = {n: {**summarize(results[n]), "cfg": None if c is None else cfg} for n, (c, cfg) in systems.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_report(summary, plots(results, out), out)
     return summary
