@@ -159,11 +159,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     base_rows, base_s = measure(base_ckpt)
     results = [summarise("shipped base", base_rows, base_rows, judges, 0.0, {"measure_s": round(base_s, 1)})]
     measured = {"shipped base": base_rows}
-    if args.cfg != 2.0:
+    at_cfg = f" at CFG {args.cfg:g}" if args.cfg != 2.0 else ""  # names the systems measured at --cfg
+    if at_cfg:
         rows, s = measure(base_ckpt, cfg=args.cfg)
-        results.append(summarise(f"shipped base at CFG {args.cfg:g}", rows, base_rows, judges, 0.0,
+        results.append(summarise(f"shipped base{at_cfg}", rows, base_rows, judges, 0.0,
                                  {"measure_s": round(s, 1), "cfg": args.cfg}))
-        measured[f"shipped base at CFG {args.cfg:g}"] = rows
+        measured[f"shipped base{at_cfg}"] = rows
 
     stage1 = args.work / "stage1" / "model_last.pt"
     if not stage1.is_file():
@@ -192,8 +193,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         updates = len(metrics)
         train_s = sum(m["time/rollout_s"] + m["time/reward_s"] + m["time/update_s"] for m in metrics)
         rows, _ = measure(run / "model_last.pt", cfg=args.cfg)
-        label = f"GRPO: {name}" + (f" at CFG {args.cfg:g}" if args.cfg != 2.0 else "")
-        results.append(summarise(label, rows, base_rows, judges, train_s,
+        results.append(summarise(f"GRPO: {name}{at_cfg}", rows, base_rows, judges, train_s,
                                  {"overrides": over, "updates": updates, "cfg": args.cfg}))
         measured[name] = rows
     if args.dpo:
@@ -214,8 +214,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             with open(work / "iterate.log", "a") as f:  # what a later --reuse reports as its cost
                 f.write(f"bench_grpo: DPO round {seconds:.1f} s\n")
         rows, _ = measure(ckpt, cfg=args.cfg)
-        label = "DPO (prefs.iterate defaults)" + (f" at CFG {args.cfg:g}" if args.cfg != 2.0 else "")
-        results.append(summarise(label, rows, base_rows, judges, seconds,
+        results.append(summarise(f"DPO (prefs.iterate defaults){at_cfg}", rows, base_rows, judges, seconds,
                                  {"updates": updates, "note": "generation + training", "cfg": args.cfg}))
 
     head = judges[0]

@@ -229,16 +229,16 @@ def evaluate(ckpts: list[str], test_list: str, out_dir: str, ground_truth: bool 
     providers = {"asr": build_provider(asr), "sim": build_provider(sim)}
     if mos:
         providers["mos"] = build_provider(mos)
-    systems: dict[str, tuple[str | None, float]] = {}
+    systems: dict[str, tuple[str | None, float | None]] = {}  # name: (checkpoint, CFG); recordings have neither
     if ground_truth:
         if any(it.target_wav is None for it in items):
             raise ValueError("--ground_truth needs target_wav for every item (use the JSONL test list)")
-        systems["ground_truth"] = (None, 2.0)
+        systems["ground_truth"] = (None, None)
     for i, c in enumerate(ckpts):
         name = (names or [])[i] if names and i < len(names) else f"{Path(c).parent.name}_{Path(c).stem}"
         systems[name] = (c, guidance[i])
     results = {n: evaluate_system(n, c, items, out, providers, nfe, cfg) for n, (c, cfg) in systems.items()}
-    summary = {n: {**summarize(results[n]), "cfg": None if c is None else cfg} for n, (c, cfg) in systems.items()}
+    summary = {n: {**summarize(results[n]), "cfg": cfg} for n, (_, cfg) in systems.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_report(summary, plots(results, out), out)
     return summary
