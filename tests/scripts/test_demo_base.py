@@ -41,10 +41,17 @@ def test_export_writes_a_loadable_model_folder_and_never_half_replaces_it(phonem
 
     shutil.copy(phoneme_run / "model_last.pt", phoneme_run / "model_best.pt")  # two candidates to choose from
     out = tmp_path / "demo_base"
-    report = export(phoneme_run, out, demo_corpus, n_items=2, nfe=2)
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("stages:\n  - {name: only, corpus: data/x, extra_train_sentences: 0, total_updates: 2}\n")
+    report = export(phoneme_run, out, demo_corpus, n_items=2, nfe=2, recipe_file=recipe)
+    # the folder replaces `out` whole, so it carries what the shipped copy is rebuilt and described from:
+    # the recipe it trained and the card's template (exporting into the package once deleted both)
     assert sorted(p.name for p in out.iterdir()) == [
-        "README.md", "config.yaml", "curves.png", "metrics.json", "model.safetensors", "token_counts.json",
-        "vocab.txt"]
+        "README.md", "card.md", "config.yaml", "curves.png", "metrics.json", "model.safetensors", "recipe.yaml",
+        "token_counts.json", "vocab.txt"]
+    assert (out / "recipe.yaml").read_text() == recipe.read_text()
+    from f5rl.scripts.demo_base import CARD_TEMPLATE
+    assert (out / "card.md").read_text() == CARD_TEMPLATE.read_text()
     # the rows the run trained (its record in the save dir), read by the fallback of whoever loads it
     assert (out / "token_counts.json").read_text() == (phoneme_run / "token_counts.json").read_text()
     keys = load_file(out / "model.safetensors")
@@ -68,7 +75,7 @@ def test_export_writes_a_loadable_model_folder_and_never_half_replaces_it(phonem
     with pytest.raises(ValueError, match="asked for"):
         export(phoneme_run, out, demo_corpus, n_items=10_000, nfe=2)
     assert (out / "model.safetensors").read_bytes() == before  # the failed export left the old folder
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo_base"]  # and no temp folder behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo_base", "mine.yaml"]  # and no temp folder behind
 
 
 def test_demo_refuses_a_missing_base_before_any_work(tmp_path):
@@ -122,6 +129,35 @@ def test_recipe_runs_its_stages_in_order_and_never_starts_one_from_an_unfinished
     assert f"path: {tmp_path / 'more'}" in cfg and f"val_list: {demo_corpus / 'test_eval.jsonl'}" in cfg
     assert run_recipe(demo_corpus, save, TINY, recipe, root=tmp_path) is True  # complete: nothing to do
     assert torch.load(save / "model_last.pt", weights_only=True)["update"] == 4
+
+
+def test_demo_base_trains_the_recipe_file_it_is_given(tmp_path, demo_corpus):
+    pytest.importorskip("piper")
+    import torch
+
+    from f5rl.scripts.demo_base import main
+
+    recipe = tmp_path / "mine.yaml"
+    stage = f"{{name: only, corpus: {demo_corpus}, extra_train_sentences: 0, total_updates: 3}}"
+    recipe.write_text(f"stages:\n  - {stage}\n")
+    save = tmp_path / "run"
+    main(["--data", str(demo_corpus), "--save-dir", str(save), "--recipe", str(recipe), "--no-export", "--", *TINY])
+    assert torch.load(save / "model_last.pt", weights_only=True)["update"] == 3  # its stage, not the shipped 10500
+
+
+@pytest.mark.parametrize("text, says", [(None, "does not exist"), ("stages:\n  - {name: x}\n", "is not a recipe")])
+def test_demo_base_refuses_a_bad_recipe_in_one_line_before_any_work(tmp_path, capsys, text, says):
+    from f5rl.scripts.demo_base import main
+
+    recipe = tmp_path / "r.yaml"
+    if text is not None:
+        recipe.write_text(text)
+    with pytest.raises(SystemExit) as e:
+        main(["--data", str(tmp_path / "no_corpus"), "--save-dir", str(tmp_path / "run"), "--recipe", str(recipe)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert says in err and "--recipe" in err
+    assert not (tmp_path / "no_corpus").exists() and not (tmp_path / "run").exists()
 
 
 def test_recipe_and_model_card_are_data_beside_the_shipped_model():

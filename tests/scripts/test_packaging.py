@@ -15,5 +15,9 @@ def test_wheel_ships_the_configs(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for cfg in ("F5TTS_v1_Base", "F5TTS_Base", "F5TTS_v1_Small", "F5TTS_tiny_demo", "F5TTS_demo_base"):
         assert f"f5rl/configs/{cfg}.yaml" in names
-    for f in ("model.safetensors", "config.yaml", "vocab.txt", "README.md"):  # the demo base model
+    for f in ("model.safetensors", "config.yaml", "vocab.txt", "README.md",  # the demo base model
+              "recipe.yaml", "card.md", "token_counts.json"):  # read at import / by the fallback and the card
         assert f"f5rl/assets/demo_base/{f}" in names
+    # the phoneme inventory (tokenizer fallback), the free-text list (prepare_demo) and the base recipes
+    for f in ("text/phonemes_en_us.txt", "text/free_text_en.txt", "recipes/demo_base_broad.yaml"):
+        assert f"f5rl/assets/{f}" in names

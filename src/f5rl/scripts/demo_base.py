@@ -4,16 +4,18 @@ starts GRPO and DPO from.
     python -m f5rl.scripts.demo_base                      # corpora -> train (resumes) -> export
     python -m f5rl.scripts.demo_base --export-only        # measure + export the current best
     python -m f5rl.scripts.demo_base -- optim.max_updates=3000   # Hydra overrides for the trainer
+    python -m f5rl.scripts.demo_base --recipe my_recipe.yaml --save-dir ckpts/my_base --out my_base
 
 Training is ``python -m f5rl.train.train -cn F5TTS_demo_base`` (bf16 on CPUs that have it, held-out
 validation between steps logging ``val/cer``/``val/sim``, ``model_best.pt`` kept by ``val/cer``)
 in the stages of :data:`RECIPE`: the 1200-sentence corpus first, then the same run continued on
 corpora with 4800 and then 10800 more train-only sentences (same held-out split). Every stage resumes from
 ``--save-dir``, so the run can be split across sittings; a stage stopped early (``optim.max_updates``)
-is resumed before the next begins. Export writes the EMA weights of the checkpoint chosen on a
-selection split (released F5 layout, safetensors), ``config.yaml``, ``vocab.txt``, ``curves.png``,
-``metrics.json`` and a model card into ``--out`` (default: the copy shipped in the package), each
-file written atomically.
+is resumed before the next begins; ``--recipe`` trains another file of that form. Export writes the EMA
+weights of the checkpoint chosen on a selection split (released F5 layout, safetensors), ``config.yaml``,
+``vocab.txt``, ``curves.png``, ``metrics.json``, a model card, the recipe it trained (``recipe.yaml``) and
+the card's template (``card.md``) into ``--out`` (default: the copy shipped in the package), each file
+written atomically.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ def load_recipe(path: Path) -> tuple[Stage, ...]:
     return tuple(Stage(**{**st, "overrides": tuple(st.get("overrides", ()))}) for st in stages)
 
 
-RECIPE = load_recipe(SHIPPED / "recipe.yaml")  # the shipped model's recipe
+RECIPE_FILE = SHIPPED / "recipe.yaml"
+RECIPE = load_recipe(RECIPE_FILE)  # the shipped model's recipe
+CARD_TEMPLATE = SHIPPED / "card.md"
 
 
 def ensure_corpus(data: Path, sentences: int = 1200, extra_train_sentences: int = 0, broad_train_sentences: int = 0,
@@ -194,8 +198,9 @@ def select_checkpoint(save_dir: Path, test_lists: list[Path], candidates: list[s
 
 
 def export(save_dir: Path, out: Path, data: Path, n_items: int = 24, nfe: int = 32,
-           candidates: tuple[str, ...] = (), recipe: tuple[Stage, ...] = RECIPE) -> BaseModelReport:
-    """EMA weights of the selected checkpoint + config + vocab + curves + measurement + model card -> ``out``.
+           candidates: tuple[str, ...] = (), recipe_file: Path = RECIPE_FILE) -> BaseModelReport:
+    """EMA weights of the selected checkpoint + config + vocab + curves + measurement + model card, with the
+    recipe it trained (``recipe_file``) and the card's template -> ``out``.
 
     With several candidates (default: every ``model_best*.pt`` and ``model_last*.pt``) the one with
     the lowest CER on a selection split is taken (see :func:`select_checkpoint`). Everything is
@@ -206,6 +211,7 @@ def export(save_dir: Path, out: Path, data: Path, n_items: int = 24, nfe: int = 
 
     from f5rl.model.checkpoint import dit_state_from, read_weights_file, save_released_format
 
+    recipe = load_recipe(recipe_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     tmp.chmod(0o755)
@@ -248,6 +254,10 @@ def export(save_dir: Path, out: Path, data: Path, n_items: int = 24, nfe: int = 
                                                 if r.get("updates_per_s")))}
         (tmp / "metrics.json").write_text(json.dumps(info, indent=1) + "\n")
         (tmp / "README.md").write_text(model_card(cfg, info))
+        # the folder replaces ``out`` whole: the recipe and the card's template go with it, or exporting
+        # into the shipped copy would delete the files that `make demo-base` and the card are built from
+        shutil.copy(recipe_file, tmp / "recipe.yaml")
+        shutil.copy(CARD_TEMPLATE, tmp / "card.md")
         for f in tmp.iterdir():
             f.chmod(0o644)
         if out.exists():
@@ -312,7 +322,7 @@ def model_card(cfg, info: dict) -> str:
         "curve": ", ".join(f"{v['update']}: {v['val/cer']:.3f}" for v in info["validation"]) or "n/a",
         "run": f"## Run\n\n{info['notes'].strip()}\n\n" if info.get("notes") else "",
     }
-    return (SHIPPED / "card.md").read_text(encoding="utf-8").format(**fields)
+    return CARD_TEMPLATE.read_text(encoding="utf-8").format(**fields)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -320,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default="data/demo_char", type=Path, help="the demo corpus")
     ap.add_argument("--save-dir", default="ckpts/demo_base", type=Path, help="the training run's folder")
     ap.add_argument("--out", default=SHIPPED, type=Path, help="export folder (default: the shipped copy)")
+    ap.add_argument("--recipe", default=RECIPE_FILE, type=Path,
+                    help="the stages to train (YAML of the shipped recipe.yaml's form); exported beside the model")
     ap.add_argument("--export-only", action="store_true", help="skip training; measure and export the best")
     ap.add_argument("--no-export", action="store_true", help="train only")
     ap.add_argument("--eval-items", type=int, default=24, help="held-out items the model is measured on")
@@ -335,11 +347,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.card_only:
         print(f"[card] {write_card(args.out, notes)}")
         return
+    if not args.recipe.is_file():
+        ap.error(f"--recipe {args.recipe} does not exist; pass a YAML file of stages like {RECIPE_FILE}")
+    try:
+        recipe = load_recipe(args.recipe)
+    except (TypeError, KeyError, ValueError) as e:
+        ap.error(f"--recipe {args.recipe} is not a recipe ({e}); see {RECIPE_FILE} for the form")
     ensure_corpus(args.data)
-    if not args.export_only and not run_recipe(args.data, args.save_dir, args.overrides):
+    if not args.export_only and not run_recipe(args.data, args.save_dir, args.overrides, recipe):
         return  # a stage stopped early: export when the recipe is complete (or with --export-only)
     if not args.no_export:
-        report = export(args.save_dir, args.out, args.data, args.eval_items, args.nfe, tuple(args.candidates))
+        report = export(args.save_dir, args.out, args.data, args.eval_items, args.nfe, tuple(args.candidates),
+                        args.recipe)
         print(json.dumps({k: v for k, v in asdict(report).items() if k != "per_item"}, indent=1))
         if notes is not None:
             write_card(args.out, notes)
