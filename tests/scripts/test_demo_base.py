@@ -145,7 +145,8 @@ def test_demo_base_trains_the_recipe_file_it_is_given(tmp_path, demo_corpus):
     assert torch.load(save / "model_last.pt", weights_only=True)["update"] == 3  # its stage, not the shipped 10500
 
 
-@pytest.mark.parametrize("text, says", [(None, "does not exist"), ("stages:\n  - {name: x}\n", "is not a recipe")])
+@pytest.mark.parametrize("text, says", [(None, "does not exist"), ("stages:\n  - {name: x}\n", "is not a recipe"),
+                                        ("stages: [\n", "is not a recipe")])
 def test_demo_base_refuses_a_bad_recipe_in_one_line_before_any_work(tmp_path, capsys, text, says):
     from f5rl.scripts.demo_base import main
 

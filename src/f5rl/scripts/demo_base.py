@@ -349,10 +349,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not args.recipe.is_file():
         ap.error(f"--recipe {args.recipe} does not exist; pass a YAML file of stages like {RECIPE_FILE}")
+    import yaml
+
     try:
         recipe = load_recipe(args.recipe)
-    except (TypeError, KeyError, ValueError) as e:
-        ap.error(f"--recipe {args.recipe} is not a recipe ({e}); see {RECIPE_FILE} for the form")
+    except (TypeError, KeyError, ValueError, yaml.YAMLError) as e:
+        why = " ".join(str(e).split())  # a YAML error spans lines: the message stays one line
+        ap.error(f"--recipe {args.recipe} is not a recipe ({why}); see {RECIPE_FILE} for the form")
     ensure_corpus(args.data)
     if not args.export_only and not run_recipe(args.data, args.save_dir, args.overrides, recipe):
         return  # a stage stopped early: export when the recipe is complete (or with --export-only)
