@@ -9,8 +9,8 @@ import pytest
 def test_wheel_ships_the_configs(tmp_path):
     """A non-editable install finds `-cn NAME` configs: they are package data in the wheel."""
     root = __import__("pathlib").Path(__file__).resolve().parents[2]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path),
-                    str(root)], check=True, capture_output=True, timeout=300)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path),
+                            str(root)], check=True, capture_output=True, text=True, timeout=300)
     wheel = next(tmp_path.glob("f5rl-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for cfg in ("F5TTS_v1_Base", "F5TTS_Base", "F5TTS_v1_Small", "F5TTS_tiny_demo", "F5TTS_demo_base"):
@@ -21,3 +21,7 @@ def test_wheel_ships_the_configs(tmp_path):
     # the phoneme inventory (tokenizer fallback), the free-text list (prepare_demo) and the base recipes
     for f in ("text/phonemes_en_us.txt", "text/free_text_en.txt", "recipes/demo_base_broad.yaml"):
         assert f"f5rl/assets/{f}" in names
+    # the licence as an SPDX expression (PEP 639): setuptools stops building a TOML-table licence in 2027
+    metadata = zipfile.ZipFile(wheel).read("f5rl-0.1.0.dist-info/METADATA").decode()
+    assert "License-Expression: MIT" in metadata.splitlines()
+    assert "project.license` as a TOML table is deprecated" not in built.stdout + built.stderr
