@@ -132,7 +132,7 @@ def test_recipe_runs_its_stages_in_order_and_never_starts_one_from_an_unfinished
 
 
 def test_demo_base_trains_the_recipe_file_it_is_given(tmp_path, demo_corpus):
-    pytest.importorskip("piper")
+    pytest.importorskip("piper", reason="piper (the demo extra) synthesises the demo corpus")
     import torch
 
     from f5rl.scripts.demo_base import main

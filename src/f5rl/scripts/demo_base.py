@@ -52,10 +52,14 @@ class Stage:
 
 
 def load_recipe(path: Path) -> tuple[Stage, ...]:
-    """The stages of a recipe file (``recipe.yaml`` beside the shipped model)."""
+    """The stages of a recipe file (``recipe.yaml`` beside the shipped model); a file that is not YAML
+    raises ValueError with the parser's message on one line."""
     import yaml
 
-    stages = yaml.safe_load(Path(path).read_text(encoding="utf-8"))["stages"]
+    try:
+        stages = yaml.safe_load(Path(path).read_text(encoding="utf-8"))["stages"]
+    except yaml.YAMLError as e:
+        raise ValueError(" ".join(str(e).split())) from e
     return tuple(Stage(**{**st, "overrides": tuple(st.get("overrides", ()))}) for st in stages)
 
 
@@ -349,13 +353,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not args.recipe.is_file():
         ap.error(f"--recipe {args.recipe} does not exist; pass a YAML file of stages like {RECIPE_FILE}")
-    import yaml
-
     try:
         recipe = load_recipe(args.recipe)
-    except (TypeError, KeyError, ValueError, yaml.YAMLError) as e:
-        why = " ".join(str(e).split())  # a YAML error spans lines: the message stays one line
-        ap.error(f"--recipe {args.recipe} is not a recipe ({why}); see {RECIPE_FILE} for the form")
+    except (TypeError, KeyError, ValueError) as e:
+        ap.error(f"--recipe {args.recipe} is not a recipe ({e}); see {RECIPE_FILE} for the form")
     ensure_corpus(args.data)
     if not args.export_only and not run_recipe(args.data, args.save_dir, args.overrides, recipe):
         return  # a stage stopped early: export when the recipe is complete (or with --export-only)
