@@ -14,7 +14,7 @@ def test_group_marks_by_hand():
 
 
 def test_phonemize_english():
-    pytest.importorskip("piper")
+    pytest.importorskip("piper", reason="piper (the demo extra) is the espeak-ng G2P behind phonemize")
     assert phonemize("please") == ["p", "l", "ˈiː", "z"]
     toks = phonemize("Did Tom call? Yes.")
     assert toks[-1] == "." and "?" in toks
@@ -24,7 +24,7 @@ def test_phonemize_english():
 
 
 def test_phoneme_tokenizer(tmp_path):
-    pytest.importorskip("piper")
+    pytest.importorskip("piper", reason="piper (the demo extra) is the espeak-ng G2P behind phonemize")
     vocab = write_vocab(tmp_path / "vocab.txt", [" ", "p", "l", "ˈiː", "z", "k", "ˈɔː"])
     tok = build_tokenizer("phoneme", vocab)
     assert tok.tokenize("please call") == ["p", "l", "ˈiː", "z", " ", "k", "ˈɔː", "l"]
