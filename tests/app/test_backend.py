@@ -98,7 +98,7 @@ def test_open_folder_reads_evaluate_outputs_prefs_rounds_and_runs(tmp_path):
 
 @pytest.mark.slow
 def test_compare_synthesises_each_model_from_the_same_seeds_and_keeps_the_best_of_n(tmp_path):
-    pytest.importorskip("faster_whisper")
+    pytest.importorskip("faster_whisper", reason="faster-whisper (the whisper extra) is the ASR judge")
     sf.write(tmp_path / "p.wav", speech_like(2.0), 24000)
     prompt = read_prompt(str(tmp_path / "p.wav"), "a short prompt.")
     base = shipped_base()

@@ -2,7 +2,7 @@
 
 import pytest
 
-pytest.importorskip("wordfreq")
+pytest.importorskip("wordfreq", reason="wordfreq (the demo extra) gives the word frequencies")
 
 
 def test_broad_sentences_are_seeded_distinct_and_phonemizable():

@@ -8,7 +8,7 @@ from tests.conftest import tiny_train_config
 @pytest.fixture(scope="module")
 def phoneme_run(tmp_path_factory, demo_corpus):
     """Two updates of a tiny phoneme-token, average-upsampled DiT: the demo-base recipe in miniature."""
-    pytest.importorskip("piper")
+    pytest.importorskip("piper", reason="piper (the demo extra) synthesises the demo corpus")
     from f5rl.train.trainer import Trainer
 
     run = tmp_path_factory.mktemp("base") / "run"
@@ -22,7 +22,7 @@ def phoneme_run(tmp_path_factory, demo_corpus):
 
 
 def test_corpus_has_a_phoneme_vocab_covering_held_out_text(demo_corpus):
-    pytest.importorskip("piper")
+    pytest.importorskip("piper", reason="piper (the demo extra) synthesises the demo corpus")
     from f5rl.text.tokenizer import build_tokenizer
 
     tok = build_tokenizer("phoneme", demo_corpus / "vocab_phoneme.txt")
@@ -108,7 +108,7 @@ TINY = ["model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2", "model.
 
 
 def test_recipe_runs_its_stages_in_order_and_never_starts_one_from_an_unfinished_one(tmp_path, demo_corpus):
-    pytest.importorskip("piper")
+    pytest.importorskip("piper", reason="piper (the demo extra) synthesises the demo corpus")
     import torch
 
     from f5rl.scripts.demo_base import Stage, run_recipe

@@ -12,7 +12,7 @@ def test_each_kind_of_run_gets_its_panel(tmp_path):
         "reward/mean", "reward/std", "val/mean_reward")
     assert _panel({"loss", "val/dpo/accuracy", "val/loss"}) == ("loss", None, "val/dpo/accuracy")
     assert _panel({"loss", "loss/mse"}) == ("loss", None, "val/cer")
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="matplotlib (the demo or app extra) draws the curves")
     m = tmp_path / "metrics.jsonl"
     m.write_text("".join(json.dumps({"update": u, "reward/mean": 1 + 0.1 * u, "reward/std": 0.2,
                                      **({"val/mean_reward": 1.5} if u % 2 == 0 else {})}) + "\n" for u in range(6)))
@@ -33,7 +33,7 @@ def test_a_run_that_validated_twice_gets_its_before_and_after_beside_the_curve(t
             for u in range(5)]
     assert _first_last(rows) == ((0, 4), {"val/cer": (0.4, 0.2), "val/sim": (0.8, 0.8)})
     assert _first_last(rows[:2]) is None  # one validation: nothing to compare
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="matplotlib (the demo or app extra) draws the curves")
     m = tmp_path / "metrics.jsonl"
     m.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
     narrow = _png_width(write_curves(m))
