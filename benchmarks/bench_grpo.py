@@ -77,6 +77,17 @@ def summarise(name: str, rows: dict[str, list[dict]], base: dict[str, list[dict]
     return out
 
 
+def budget_note(name: str, updates: int, train_s: float, max_updates: int, max_minutes: float) -> str | None:
+    """A line for a setting that ended at ``--max_updates`` before its wall-time budget: it had less time
+    than the others and its LR schedule (linear to zero at ``optim.total_updates``) ran out, so a
+    comparison at equal wall time is not one for it. None when the wall-time budget ended the run."""
+    if updates < max_updates or train_s >= 0.98 * max_minutes * 60:
+        return None
+    return (f"note: {name} reached --max_updates {max_updates} after {train_s:.0f} s, before its "
+            f"--max_minutes {max_minutes:g} budget (its LR had decayed to zero); raise --max_updates for an "
+            "equal-wall-time comparison")
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/demo_char", type=Path, help="demo corpus (both test lists)")
@@ -193,8 +204,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         updates = len(metrics)
         train_s = sum(m["time/rollout_s"] + m["time/reward_s"] + m["time/update_s"] for m in metrics)
         rows, _ = measure(run / "model_last.pt", cfg=args.cfg)
+        note = budget_note(name, updates, train_s, args.max_updates, args.max_minutes)
         results.append(summarise(f"GRPO: {name}{at_cfg}", rows, base_rows, judges, train_s,
-                                 {"overrides": over, "updates": updates, "cfg": args.cfg}))
+                                 {"overrides": over, "updates": updates, "cfg": args.cfg, "budget_note": note}))
         measured[name] = rows
     if args.dpo:
         from f5rl.prefs.iterate import run_round
@@ -233,6 +245,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"{rel:+.1%} | {t[f'cer1@{head}']['after']:.4f} | {f[f'cer1@{head}']['after']:.4f} | "
               f"{other['after']:.4f} ({other['change']:+.4f}) | {a['sim']['after']:.4f} ({a['sim']['change']:+.4f} "
               f"± {a['sim']['se']:.4f}) |", flush=True)
+    for r in results:
+        if r.get("budget_note"):
+            print(r["budget_note"])
     if args.json:
         from f5rl.utils.atomic import atomic_write_text
 
