@@ -77,15 +77,32 @@ def summarise(name: str, rows: dict[str, list[dict]], base: dict[str, list[dict]
     return out
 
 
-def budget_note(name: str, updates: int, train_s: float, max_updates: int, max_minutes: float) -> str | None:
+def budget_note(name: str, updates: int, train_s: float, max_updates: int, max_minutes: float,
+                summary: dict | None = None) -> str | None:
     """A line for a setting that ended at ``--max_updates`` before its wall-time budget: it had less time
     than the others and its LR schedule (linear to zero at ``optim.total_updates``) ran out, so a
-    comparison at equal wall time is not one for it. None when the wall-time budget ended the run."""
-    if updates < max_updates or train_s >= 0.98 * max_minutes * 60:
+    comparison at equal wall time is not one for it. None when the wall-time budget ended the run.
+
+    ``summary``: the run's ``summary.json`` (:class:`f5rl.train.summary.TrainSummary`), whose
+    ``stop_reason`` the trainer recorded; without one (a run trained before f5rl wrote it) the reason
+    is estimated from the update count and the summed rollout, reward and update seconds."""
+    if summary is not None:
+        if summary["stop_reason"] == "optim.max_minutes":
+            return None
+        updates, train_s = summary["updates"], summary["wall_seconds"]
+    elif updates < max_updates or train_s >= 0.98 * max_minutes * 60:
         return None
     return (f"note: {name} reached --max_updates {max_updates} after {train_s:.0f} s, before its "
             f"--max_minutes {max_minutes:g} budget (its LR had decayed to zero); raise --max_updates for an "
             "equal-wall-time comparison")
+
+
+def read_summary(run: Path) -> dict | None:
+    """The run's ``summary.json`` written by its trainer, or None for a run trained before it existed."""
+    from f5rl.train.summary import SUMMARY_FILE
+
+    path = run / SUMMARY_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -204,7 +221,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         updates = len(metrics)
         train_s = sum(m["time/rollout_s"] + m["time/reward_s"] + m["time/update_s"] for m in metrics)
         rows, _ = measure(run / "model_last.pt", cfg=args.cfg)
-        note = budget_note(name, updates, train_s, args.max_updates, args.max_minutes)
+        note = budget_note(name, updates, train_s, args.max_updates, args.max_minutes, read_summary(run))
         results.append(summarise(f"GRPO: {name}{at_cfg}", rows, base_rows, judges, train_s,
                                  {"overrides": over, "updates": updates, "cfg": args.cfg, "budget_note": note}))
         measured[name] = rows

@@ -1,6 +1,7 @@
 """benchmarks/bench_grpo.py flags a setting that its update cap, not its wall-time budget, ended."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_grpo.py"
@@ -23,3 +24,17 @@ def test_budget_note_names_a_setting_stopped_by_its_update_cap():
     # the cap reached just as the time ran out is the time budget's doing
     assert note("tie", 400, 3595.0, 400, 60.0) is None
     assert note("short", 120, 1000.0, 400, 60.0) is None
+
+
+def test_budget_note_takes_the_trainers_recorded_stop_reason(tmp_path):
+    bench = load_bench()
+    assert bench.read_summary(tmp_path) is None  # a run trained before summary.json existed
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"updates": 400, "wall_seconds": 3598.0, "stop_reason": "optim.total_updates"}))
+    summary = bench.read_summary(tmp_path)
+    # the schedule's end stopped it 2 s short of 60 minutes: the estimate would call it the clock's doing
+    assert bench.budget_note("fast", 400, 3590.0, 400, 60.0) is None
+    line = bench.budget_note("fast", 400, 3590.0, 400, 60.0, summary)
+    assert line is not None and "after 3598 s" in line
+    clock = {"updates": 400, "wall_seconds": 3000.0, "stop_reason": "optim.max_minutes"}
+    assert bench.budget_note("timed", 400, 2900.0, 400, 60.0, clock) is None

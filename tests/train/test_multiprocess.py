@@ -30,6 +30,12 @@ def test_every_process_holds_the_same_weights(two_process_run, mode):
           f"max |w(rank 0) - w(rank 1)| = {res['max_weight_diff']:.3g}")
     assert res["updates"] >= 2
     assert res["max_weight_diff"] <= 1e-6
+    # the main process alone writes the run's summary, whole, for the run of both processes
+    run = two_process_run / f"run_{mode}"
+    written = json.loads((run / "summary.json").read_text())
+    assert written["num_processes"] == 2 and written["updates"] == res["updates"]
+    assert written["stop_reason"] == "optim.max_updates"
+    assert not list(run.glob(".summary.json.*"))
 
 
 @pytest.mark.slow

@@ -58,6 +58,8 @@ def test_one_update_records_metrics_and_changes_weights(tmp_path, demo_corpus, l
     assert ("loss/policy" in row) if loss == "grpo" else ("loss/pro_adv" in row)
     changed = [n for n, p in t.model.named_parameters() if not torch.equal(p, before[n])]
     assert "transformer.proj_out_ln_sig.weight" in changed and len(changed) > 10
+    written = json.loads((tmp_path / loss / "summary.json").read_text())
+    assert written["updates"] == 1 and written["stop_reason"] == "optim.max_updates"
 
 
 def test_advantage_norm_and_minimum_spread_reach_the_trainer(tmp_path, demo_corpus):

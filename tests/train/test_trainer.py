@@ -26,6 +26,9 @@ def test_two_steps_change_all_trainable_parameters(tmp_path, demo_corpus):
     before = {n: p.detach().clone() for n, p in t.model.named_parameters() if p.requires_grad}
     summary = t.train()
     assert summary.updates == 2
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert written["stop_reason"] == "optim.max_updates" and written["updates"] == 2
+    assert written["total_updates"] > 2 and not written["stopped_by_time"]
     unchanged = [n for n, p in t.model.named_parameters() if torch.equal(p, before[n])]
     assert unchanged == []
 
@@ -251,6 +254,9 @@ def test_max_minutes_stops_after_the_update_that_spends_it_and_saves(tmp_path, d
     assert summary.stopped_by_time and 1 < summary.updates < 50
     assert torch.load(tmp_path / "model_last.pt", weights_only=False)["update"] == summary.updates
     assert "stopped by optim.max_minutes" in summary.render()
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["stop_reason"] == "optim.max_minutes" and written["updates"] == summary.updates
+    assert written["total_updates"] == 50 and written["num_processes"] == 1
     with pytest.raises(ValueError, match="optim.max_minutes"):
         tiny_train_config(tmp_path, demo_corpus, "optim.max_minutes=0")
 

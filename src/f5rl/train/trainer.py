@@ -214,7 +214,8 @@ class Trainer:
             self.logger = build_logger(cfg.ckpts.logger, cfg.ckpts.project, cfg.ckpts.run_name,
                                        flat_config(cfg), self.save_dir)
         update = self.start_update
-        summary = TrainSummary(update, self.start_update, None, 0.0, str(self.save_dir), precision=self.precision)
+        summary = TrainSummary(update, self.start_update, None, 0.0, str(self.save_dir), precision=self.precision,
+                               total_updates=self.total_updates, num_processes=acc.num_processes)
         from tqdm import tqdm
 
         bar = tqdm(total=self.stop_update, initial=update, desc=self.progress_label, unit="upd",
@@ -309,7 +310,7 @@ class Trainer:
         return {}
 
     def _finish(self, summary: TrainSummary, bar, update: int, t0: float) -> TrainSummary:
-        """End of the training loop: close the bar and logger, sync processes."""
+        """End of the training loop: close the bar and logger, write ``summary.json``, sync processes."""
         bar.close()
         summary.updates = update
         summary.skipped_updates = self.skipped_updates
@@ -320,6 +321,8 @@ class Trainer:
             from f5rl.train.curves import write_curves
 
             summary.curves = write_curves(self.metrics_file.path)
+        if self.accelerator.is_main_process:
+            summary.write(self.save_dir)  # why the run stopped, for benchmarks and resumers to read
         self.accelerator.wait_for_everyone()
         return summary
 
