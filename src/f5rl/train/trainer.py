@@ -317,12 +317,12 @@ class Trainer:
         summary.wall_seconds = time.perf_counter() - t0
         if self.logger is not None:
             self.logger.finish()
-        if self.accelerator.is_main_process and self.metrics_file is not None:
-            from f5rl.train.curves import write_curves
-
-            summary.curves = write_curves(self.metrics_file.path)
         if self.accelerator.is_main_process:
-            summary.write(self.save_dir)  # why the run stopped, for benchmarks and resumers to read
+            if self.metrics_file is not None:
+                from f5rl.train.curves import write_curves
+
+                summary.curves = write_curves(self.metrics_file.path)
+            summary.write(self.save_dir)  # how and why the run stopped, for benchmarks and users to read
         self.accelerator.wait_for_everyone()
         return summary
 
