@@ -79,22 +79,28 @@ def summarise(name: str, rows: dict[str, list[dict]], base: dict[str, list[dict]
 
 def budget_note(name: str, updates: int, train_s: float, max_updates: int, max_minutes: float,
                 summary: dict | None = None) -> str | None:
-    """A line for a setting that ended at ``--max_updates`` before its wall-time budget: it had less time
-    than the others and its LR schedule (linear to zero at ``optim.total_updates``) ran out, so a
-    comparison at equal wall time is not one for it. None when the wall-time budget ended the run.
+    """A line for a setting that an update limit ended before its wall-time budget: it had less time
+    than the others, so a comparison at equal wall time is not one for it. The limit is the LR schedule's
+    end (``optim.total_updates``, which the bench sets to ``--max_updates``) or a setting's own
+    ``optim.max_updates`` cap. None when the wall-time budget ended the run.
 
     ``summary``: the run's ``summary.json`` (:class:`f5rl.train.summary.TrainSummary`), whose
     ``stop_reason`` the trainer recorded; without one (a run trained before f5rl wrote it) the reason
     is estimated from the update count and the summed rollout, reward and update seconds."""
-    if summary is not None:
-        if summary["stop_reason"] == "optim.max_minutes":
+    if summary is None:  # estimated: the bench passes --max_updates as the LR schedule's end
+        if updates < max_updates or train_s >= 0.98 * max_minutes * 60:
             return None
-        updates, train_s = summary["updates"], summary["wall_seconds"]
-    elif updates < max_updates or train_s >= 0.98 * max_minutes * 60:
+        return (f"note: {name} reached --max_updates {max_updates} after {train_s:.0f} s, before its "
+                f"--max_minutes {max_minutes:g} budget (its LR had decayed to zero); raise --max_updates for an "
+                "equal-wall-time comparison")
+    reason = summary["stop_reason"]
+    if reason == "optim.max_minutes":
         return None
-    return (f"note: {name} reached --max_updates {max_updates} after {train_s:.0f} s, before its "
-            f"--max_minutes {max_minutes:g} budget (its LR had decayed to zero); raise --max_updates for an "
-            "equal-wall-time comparison")
+    # optim.total_updates is the LR schedule's end; optim.max_updates a cap that a setting set before it
+    why, fix = (("its LR had decayed to zero", "raise --max_updates") if reason == "optim.total_updates" else
+                ("a cap before its LR schedule's end", f"drop the setting's {reason}"))
+    return (f"note: {name} stopped at {reason} ({summary['updates']} updates) after {summary['wall_seconds']:.0f} s, "
+            f"before its --max_minutes {max_minutes:g} budget ({why}); {fix} for an equal-wall-time comparison")
 
 
 def read_summary(run: Path) -> dict | None:

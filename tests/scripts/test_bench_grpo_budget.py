@@ -38,3 +38,15 @@ def test_budget_note_takes_the_trainers_recorded_stop_reason(tmp_path):
     assert line is not None and "after 3598 s" in line
     clock = {"updates": 400, "wall_seconds": 3000.0, "stop_reason": "optim.max_minutes"}
     assert bench.budget_note("timed", 400, 2900.0, 400, 60.0, clock) is None
+
+
+def test_budget_note_says_which_update_limit_ended_the_run():
+    bench = load_bench()
+    schedule = {"updates": 400, "wall_seconds": 3000.0, "stop_reason": "optim.total_updates"}
+    line = bench.budget_note("fast", 400, 3000.0, 400, 60.0, schedule)
+    assert "optim.total_updates" in line and "LR had decayed to zero" in line
+    # a setting that overrides optim.max_updates stops before its LR schedule's end: its LR was not zero
+    cap = {"updates": 150, "wall_seconds": 1200.0, "stop_reason": "optim.max_updates"}
+    line = bench.budget_note("capped", 400, 1200.0, 400, 60.0, cap)
+    assert line is not None and "capped stopped at optim.max_updates (150 updates) after 1200 s" in line
+    assert "decayed to zero" not in line
