@@ -98,3 +98,36 @@ def test_awm_can_fit_the_guided_velocity_that_sampling_uses():
     # the regulariser compares guided velocities too: a policy that is its own reference has no drift
     same = awm_step_loss(model, model, ro, adv, valid, t, x0, 1.0, guidance=2.0)
     assert same.metrics["loss/kl"].item() == pytest.approx(0.0, abs=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["gaussian", "sde"])
+def test_noise_on_chosen_steps_only_leaves_the_others_deterministic(mode):
+    """MixGRPO / Flow-GRPO-Fast: only the steps that will be trained sample noise; every other step
+    is the deterministic Euler step of inference (the mean velocity; for SDE rollouts the ODE velocity,
+    not the SDE drift, whose correction term only makes sense with the noise added)."""
+    from f5rl.rollout.evaluate import ode_velocity
+
+    torch.manual_seed(0)
+    model = DiT(tiny_config(use_rl_head=True)).eval()
+    cond = torch.randn(1, 20, 100).repeat(4, 1, 1)
+    text = torch.randint(0, 30, (1, 6)).repeat(4, 1)
+    lens, prompts = torch.full((4,), 20), torch.full((4,), 4)
+    ro = gaussian_rollout(model, cond, text, lens, prompts, steps=5, cfg_strength=2.0, mode=mode, shared_start=4,
+                          noisy_steps=[2])
+    assert ro.noisy == (2,)
+    # one start noise and two deterministic steps: every row is still on the same path
+    for k in (0, 1, 2):
+        assert all(torch.equal(ro.states[k][0], ro.states[k][i]) for i in range(1, 4)), k
+    assert not torch.equal(ro.states[3][0], ro.states[3][1])  # the noisy step split them
+    for k in (0, 1, 3):  # the deterministic steps took the mean (ODE) velocity
+        t = ro.times[k].expand(4)
+        v = ode_velocity(model, ro.states[k], ro.cond, ro.text, t, ro.mask, 2.0, ro.kind)
+        assert torch.allclose(ro.samples[k], v, atol=1e-5), k
+    out = grpo_step_loss(model, None, ro, 2, torch.tensor([1.0, -1.0, 0.5, 0.0]), torch.ones(4, dtype=torch.bool),
+                         0.2, 0.0)
+    assert out.metrics["stats/ratio_mean"].item() == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="step 1 sampled no noise"):  # nothing to credit there
+        grpo_step_loss(model, None, ro, 1, torch.ones(4), torch.ones(4, dtype=torch.bool), 0.2, 0.0)
+    assert gaussian_rollout(model, cond, text, lens, prompts, steps=5, mode=mode).noisy is None  # every step
+    with pytest.raises(ValueError, match="steps 0 to 3"):
+        gaussian_rollout(model, cond, text, lens, prompts, steps=5, mode=mode, noisy_steps=[4])

@@ -8,7 +8,7 @@ a few updates in one process group and writes, per mode, what the test checks:
   concatenated batch.
 
     dist_train.py DATA_DIR OUT_DIR TINY_CKPT MODE [MODE ...]
-    (modes: grpo f5r online_dpo lora repeat awm prompts server dpo dpo_anchor)
+    (modes: grpo f5r online_dpo lora repeat awm prompts mixed server dpo dpo_anchor)
 """
 
 import json
@@ -42,6 +42,10 @@ MODES = {
                               "rl.shared_start_noise=true", "rl.awm_time_range=[0.0,0.5]", "rl.awm_guided=true"]),
     # synthesis prompts from a manifest instead of the corpus's utterances
     "prompts": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.prompts_manifest={prompts}"]),
+    # SDE noise on one trained step per update, drawn before the rollout (the same step on both processes),
+    # the other steps deterministic; two inner epochs on that step
+    "mixed": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.noise_steps=train", "rl.train_steps=1",
+                                "rl.inner_epochs=2", "rl.rollout=sde", "rl.shared_start_noise=true"]),
     # rewards scored in a server process per training process, in two chunks overlapping the rollouts
     "server": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.rewards.process=server", "rl.rewards.score_chunks=2"]),
 }

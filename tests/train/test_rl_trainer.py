@@ -220,3 +220,25 @@ def test_online_dpo_pairs_best_and_worst_of_each_group(tmp_path, demo_corpus):
     assert row["stats/dpo_pairs"] == 2  # two prompts, one pair each
     assert row["loss"] == pytest.approx(math.log(2), abs=1e-4)  # policy == reference at the first step
     assert sum(not torch.equal(p, before[n]) for n, p in t.model.named_parameters()) > 10
+
+
+def test_noise_on_the_trained_steps_only(tmp_path, demo_corpus):
+    """rl.noise_steps=train: the update's trained steps are drawn before the rollout, only they sample
+    noise, and every inner epoch trains exactly them (MixGRPO's SDE window)."""
+    t = _trainer(tiny_rl_config(tmp_path / "mix", demo_corpus, "optim.max_updates=2", "rl.inner_epochs=2",
+                                "rl.noise_steps=train", "rl.train_steps=2", "rl.shared_start_noise=true"))
+    seen = []
+    accumulate = t.accumulate_step_gradients
+    t.accumulate_step_gradients = lambda ro, ref_ro, adv, steps: seen.append((ro.noisy, list(steps))) or accumulate(
+        ro, ref_ro, adv, steps)
+    t.train()
+    assert len(seen) == 4  # 2 updates x 2 inner epochs
+    for noisy, steps in seen:
+        assert noisy is not None and len(noisy) == 2 and steps == list(noisy)
+    assert seen[0] == seen[1] and seen[2] == seen[3]  # one draw per update, kept for its inner epochs
+    row = json.loads((tmp_path / "mix" / "metrics.jsonl").read_text().splitlines()[0])
+    assert row["stats/kept_steps"] == 2 and math.isfinite(row["loss"])
+    with pytest.raises(ConfigError, match="rl.noise_steps=train"):
+        tiny_rl_config(tmp_path, demo_corpus, "rl.noise_steps=train", "rl.loss=awm")
+    with pytest.raises(ConfigError, match="rl.noise_steps"):
+        tiny_rl_config(tmp_path, demo_corpus, "rl.noise_steps=some")

@@ -93,6 +93,11 @@ class RLCfg(Checked):
     # through the noise sampled along the rollout (what the log-probs see); DanceGRPO
     shared_start_noise: bool = False
     train_steps: int = 4  # grpo: ODE steps that carry gradient per update
+    # all: every rollout step samples noise; train: only the steps that carry gradient (chosen before the
+    # rollout, by train_steps and train_steps_mode, the same for every inner epoch), the others are
+    # inference's deterministic steps (MixGRPO; Flow-GRPO's SDE window), so a group's reward differences
+    # come from the trained steps alone
+    noise_steps: str = "all"
     train_steps_mode: str = "random"  # random | window (the first train_steps steps, MixGRPO-style) | all
     skip_grad_prob: float = 0.95  # f5r: each step keeps its gradient with probability 1 − p (plus the first two)
     clip_eps: float = 0.2
@@ -145,6 +150,10 @@ class RLCfg(Checked):
             raise ValueError("rl.loss=f5r needs the σ head's density (rl.rollout=gaussian); use rl.loss=grpo with sde")
         _one_of("rl.prompt_length_mode", self.prompt_length_mode, ("min", "per_sample", "range"))
         _one_of("rl.train_steps_mode", self.train_steps_mode, ("random", "window", "all"))
+        _one_of("rl.noise_steps", self.noise_steps, ("all", "train"))
+        if self.noise_steps == "train" and self.loss != "grpo":
+            raise ValueError(f"rl.noise_steps=train picks the trained steps before the rollout, which only "
+                             f"rl.loss=grpo trains (got rl.loss={self.loss}); set rl.loss=grpo or rl.noise_steps=all")
         lo, hi = (self.prompt_frac_range + [None, None])[:2]
         if len(self.prompt_frac_range) != 2 or not 0 <= lo <= hi < 1:
             raise ValueError(f"rl.prompt_frac_range={self.prompt_frac_range} must be [lo, hi] with 0 <= lo <= hi < 1")

@@ -2,6 +2,7 @@
 
 * :func:`velocity_gaussian` / :func:`step_gaussian`: the distribution of one Euler step's sampled
   velocity (CFG packing; the σ head's Gaussian, or Flow-GRPO's SDE step of a deterministic model);
+* :func:`ode_velocity` / :func:`guided_velocity`: the deterministic velocity of a step without noise;
 * :func:`grpo_step_loss` (principled): log-prob of the stored velocity under the current
   CFG-combined Gaussian, PPO ratio against the rollout's log-prob, clipped surrogate; closed-form
   Gaussian KL to the reference model evaluated on the **policy's own stored state**;
@@ -36,13 +37,29 @@ def step_gaussian(model: DiT, x: Tensor, cond: Tensor, text: Tensor, t: Tensor, 
     if kind.mode == "gaussian":
         mu, ln_sig, _ = velocity_gaussian(model, x, cond, text, t, mask, cfg_strength)
         return mu, ln_sig
+    v = guided_velocity(model, x, cond, text, t, mask, cfg_strength)
+    return sde_step_gaussian(v, x.float(), t.view(-1, 1, 1).float(), dt.float(), kind.sde_noise, kind.t_floor)
+
+
+def ode_velocity(model: DiT, x: Tensor, cond: Tensor, text: Tensor, t: Tensor, mask: Tensor | None,
+                 cfg_strength: float, kind: StepKind) -> Tensor:
+    """The deterministic Euler velocity of one step, as inference takes it: the σ head's (CFG-combined)
+    mean, or a deterministic model's velocity (not the SDE drift: its correction term assumes the
+    step's noise is added); float32."""
+    if kind.mode == "gaussian":
+        return velocity_gaussian(model, x, cond, text, t, mask, cfg_strength)[0]
+    return guided_velocity(model, x, cond, text, t, mask, cfg_strength)
+
+
+def guided_velocity(model, x: Tensor, cond: Tensor, text: Tensor, t: Tensor, mask: Tensor | None,
+                    cfg_strength: float) -> Tensor:
+    """``model``'s (mean) velocity, CFG-combined when ``cfg_strength`` > 0 (conditional and
+    unconditional rows in one packed forward); float32."""
     if cfg_strength > 0:
         out = model(x, cond, text, t, mask=mask, cfg_infer=True)
         v_c, v_u = out.mu.float().chunk(2, dim=0)
-        v = cfg_combine(v_c, v_u, cfg_strength)
-    else:
-        v = model(x, cond, text, t, mask=mask).mu.float()
-    return sde_step_gaussian(v, x.float(), t.view(-1, 1, 1).float(), dt.float(), kind.sde_noise, kind.t_floor)
+        return cfg_combine(v_c, v_u, cfg_strength)
+    return model(x, cond, text, t, mask=mask).mu.float()
 
 
 def velocity_gaussian(model: DiT, x: Tensor, cond: Tensor, text: Tensor, t: Tensor, mask: Tensor | None,
@@ -64,6 +81,9 @@ def velocity_gaussian(model: DiT, x: Tensor, cond: Tensor, text: Tensor, t: Tens
 def grpo_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, step: int, adv: Tensor, valid: Tensor,
                    clip_eps: float, kl_weight: float) -> PolicyLoss:
     """Clipped-ratio loss (+ β·KL) of one recorded step; gradients flow into ``policy``."""
+    if ro.noisy is not None and step not in ro.noisy:
+        raise ValueError(f"rollout step {step} sampled no noise (noisy steps {list(ro.noisy)}): it has no "
+                         "log-prob to train; train the steps that sampled noise")
     x, f, t = ro.states[step], ro.samples[step], ro.times[step].expand(x_batch(ro))
     dt = ro.times[step + 1] - ro.times[step]
     mu, ln_sig = step_gaussian(policy, x, ro.cond, ro.text, t, dt, ro.mask, ro.cfg_strength, ro.kind)
@@ -106,10 +126,7 @@ def flow_velocity(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, m
     t = time.view(-1, 1, 1)
     xt = (1 - t) * x0 + t * x1
     cond = torch.where(span.unsqueeze(-1), torch.zeros_like(x1), x1)
-    if cfg_strength > 0:
-        v_c, v_u = network(xt, cond, text, time, mask=mask, cfg_infer=True).mu.float().chunk(2, dim=0)
-        return cfg_combine(v_c, v_u, cfg_strength)
-    return network(xt, cond, text, time, mask=mask).mu.float()
+    return guided_velocity(network, xt, cond, text, time, mask, cfg_strength)
 
 
 def flow_errors(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mask: Tensor | None, span: Tensor

@@ -1,6 +1,7 @@
 """Stochastic ODE rollouts from the Gaussian velocity head (stage 2, DESIGN §7).
 
-At every Euler step the velocity is *sampled* from the CFG-combined Gaussian
+At every Euler step (or at the chosen noisy steps, the others deterministic) the velocity is *sampled*
+from the CFG-combined Gaussian
 ``N(μ_cfg, σ_cfg²)`` (``f5rl.rl.gaussian``), which is the distribution of F5R-TTS's
 ``(1+w)(μ_c + σ_c ε) − w(μ_u + σ_u ε')``. Everything the losses need is recorded detached:
 the state before each step, the sampled velocity and its log-probability, the time grid and
@@ -12,6 +13,8 @@ Legend: ``s`` ODE steps, ``b`` rollouts, ``n`` frames, ``m`` mel bins, ``t`` tex
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -19,7 +22,7 @@ from f5rl.model.dit import DiT
 from f5rl.model.sampling import lens_to_mask
 from f5rl.rl.gaussian import gaussian_log_prob
 from f5rl.rl.masked import masked_mean
-from f5rl.rollout.evaluate import step_gaussian
+from f5rl.rollout.evaluate import ode_velocity, step_gaussian
 from f5rl.rollout.record import Rollout, StepKind, time_points
 from f5rl.utils.precision import autocast
 
@@ -49,13 +52,18 @@ def gaussian_rollout(
     mode: str = "gaussian",
     sde_noise: float = 0.7,
     shared_start: int = 1,
+    noisy_steps: Sequence[int] | None = None,
 ) -> Rollout:
     """Roll out ``b`` samples with sampled velocities (model in its current mode): from the σ
     head (``mode=gaussian``) or Flow-GRPO SDE noise on a deterministic model (``mode=sde``).
 
     ``shared_start`` = g > 1: each block of g consecutive rows (a GRPO group) starts from the same
     initial noise, so the members differ only by the noise sampled along the way, which is what the
-    log-probs (and so the gradient) see (DanceGRPO's shared initial noise, Xue et al., 2025)."""
+    log-probs (and so the gradient) see (DanceGRPO's shared initial noise, Xue et al., 2025).
+
+    ``noisy_steps``: the steps that sample noise (None: every step); every other step takes the
+    deterministic Euler step of inference. Training only those steps (MixGRPO, Li et al., 2025; Flow-GRPO's
+    SDE window) credits the reward differences of a group to the steps that made them."""
     if mode == "gaussian" and not model.has_sigma_head:
         raise ValueError("Gaussian rollouts need the σ head: model.use_rl_head=true (then warm it up, stage 1), "
                          "or use rl.rollout=sde for a deterministic model")
@@ -70,6 +78,9 @@ def gaussian_rollout(
     target = valid & ~prompt_mask
     times = time_points(steps, steps_plus_one, sway_sampling_coef).to(device)
     kind = StepKind(mode, sde_noise, float(times[1]))
+    noisy = None if noisy_steps is None else tuple(sorted(set(int(k) for k in noisy_steps)))
+    if noisy and not (noisy[0] >= 0 and noisy[-1] < len(times) - 1):
+        raise ValueError(f"noisy steps {list(noisy)} must be among the rollout's steps 0 to {len(times) - 2}")
     if b % shared_start:
         raise ValueError(f"{b} rollouts do not split into blocks of {shared_start} sharing their start noise")
     x = randn((b // shared_start, total, m), generator, device).repeat_interleave(shared_start, dim=0)
@@ -78,13 +89,17 @@ def gaussian_rollout(
     with model.cached_text(), autocast(device, precision):
         for k in range(len(times) - 1):
             t, dt = times[k], times[k + 1] - times[k]
-            mu, ln_sig = step_gaussian(model, x, step_cond, text, t.expand(b), dt, mask, cfg_strength, kind)
-            eps = randn(mu.shape, generator, device)
-            f = (mu + torch.exp(ln_sig) * eps) * valid.unsqueeze(-1)
+            if noisy is None or k in noisy:
+                mu, ln_sig = step_gaussian(model, x, step_cond, text, t.expand(b), dt, mask, cfg_strength, kind)
+                f = (mu + torch.exp(ln_sig) * randn(mu.shape, generator, device)) * valid.unsqueeze(-1)
+                logp = masked_mean(gaussian_log_prob(f, mu, ln_sig), target.unsqueeze(-1), dim=(1, 2))
+            else:  # the ODE step: nothing sampled, so nothing to credit (log-prob 0, never trained)
+                f = ode_velocity(model, x, step_cond, text, t.expand(b), mask, cfg_strength, kind) * valid.unsqueeze(-1)
+                logp = torch.zeros(b, device=device)
             states.append(x)
             samples.append(f)
-            logps.append(masked_mean(gaussian_log_prob(f, mu, ln_sig), target.unsqueeze(-1), dim=(1, 2)))
+            logps.append(logp)
             x = x + dt * f
     mel = torch.where(prompt_mask.unsqueeze(-1), cond, x) * valid.unsqueeze(-1)
     return Rollout(mel, torch.stack(states), torch.stack(samples), times, torch.stack(logps), step_cond, text, mask,
-                   target, prompt_lens, durations, cfg_strength, kind)
+                   target, prompt_lens, durations, cfg_strength, kind, noisy)

@@ -38,6 +38,9 @@ class Rollout:
     durations: Tensor  # (b,)
     cfg_strength: float
     kind: StepKind = StepKind()
+    # steps that sampled noise (None: every step); the others took the deterministic Euler step, so
+    # they carry no log-prob to train (MixGRPO's mix of SDE and ODE steps)
+    noisy: tuple[int, ...] | None = None
 
     @property
     def steps(self) -> int:
@@ -57,7 +60,7 @@ def time_points(steps: int, steps_plus_one: bool, sway_coef: float | None) -> Te
 
 
 def cat_rollouts(parts: list[Rollout]) -> Rollout:
-    """One rollout holding the rows of ``parts`` (same steps, grid, CFG and kind), padded to the
+    """One rollout holding the rows of ``parts`` (same steps, grid, CFG, kind and noisy steps), padded to the
     longest frame and text length: what one process would have recorded for the whole batch."""
     first = parts[0]
     n = max(p.mel.shape[1] for p in parts)
@@ -82,5 +85,5 @@ def cat_rollouts(parts: list[Rollout]) -> Rollout:
         mask=None if bool((durations == n).all()) else torch.cat([valid(p) for p in parts]),
         target=torch.cat([frames(p.target, 1) for p in parts]),
         prompt_lens=torch.cat([p.prompt_lens for p in parts]),
-        durations=durations, cfg_strength=first.cfg_strength, kind=first.kind,
+        durations=durations, cfg_strength=first.cfg_strength, kind=first.kind, noisy=first.noisy,
     )

@@ -39,7 +39,7 @@ from f5rl.rl.grpo import Advantages, choose_train_steps, group_advantages
 from f5rl.rollout.evaluate import f5r_step_loss, flow_errors, grpo_step_loss
 from f5rl.rollout.gaussian import gaussian_rollout
 from f5rl.rollout.prompts import prompt_lengths
-from f5rl.rollout.record import Rollout, cat_rollouts
+from f5rl.rollout.record import Rollout, cat_rollouts, time_points
 from f5rl.train.rollout_scoring import RolloutScorer, UnscorableGuard, reward_metrics
 from f5rl.train.trainer import Trainer
 
@@ -175,8 +175,10 @@ class RLTrainer(Trainer):
         return batch.rows(torch.arange(len(batch), device=batch.mel.device).repeat_interleave(self.copies))
 
     def rollout(self, batch: Batch, policy, prompts: torch.Tensor, use_cfg: bool,
-                generator: torch.Generator | None = None, shared_start: int = 1) -> Rollout:
-        """Roll out ``batch`` from ``policy``; ``shared_start``: consecutive rows sharing the initial noise."""
+                generator: torch.Generator | None = None, shared_start: int = 1,
+                noisy_steps: list[int] | None = None) -> Rollout:
+        """Roll out ``batch`` from ``policy``; ``shared_start``: consecutive rows sharing the initial noise;
+        ``noisy_steps``: the steps that sample noise (None: all)."""
         rl = self.cfg.rl
         lens = batch.mel_lengths.clamp(max=rl.max_duration)
         was_training = policy.training
@@ -185,8 +187,7 @@ class RLTrainer(Trainer):
             policy, batch.mel[:, : int(lens.max())], batch.text, lens, prompts, steps=rl.steps,
             steps_plus_one=rl.steps_plus_one, cfg_strength=rl.cfg_strength if use_cfg else 0.0,
             sway_sampling_coef=rl.sway_sampling_coef, precision=self.precision, generator=generator,
-            mode=rl.rollout, sde_noise=rl.sde_noise,
-            shared_start=shared_start,
+            mode=rl.rollout, sde_noise=rl.sde_noise, shared_start=shared_start, noisy_steps=noisy_steps,
         )
         policy.train(was_training)
         return ro
@@ -214,15 +215,31 @@ class RLTrainer(Trainer):
         return out
 
     # ------------------------------------------------------------------ one update
-    def rollout_and_score(self, batch: Batch, prompts: torch.Tensor, use_cfg: bool
-                          ) -> tuple[Rollout, CombinedReward, dict[str, float]]:
+    def step_rng(self) -> random.Random:
+        """This update's stream of trained steps: per update (not one long stream) so a resumed run
+        picks the same steps, and the same on every process, so their gradients average over the same
+        steps."""
+        return random.Random(self.cfg.optim.seed * 1_000_003 + self.update_index)
+
+    def noisy_steps(self) -> list[int] | None:
+        """``rl.noise_steps=train``: this update's trained steps, drawn before the rollout so that only
+        they sample noise; None (``all``): every step samples noise."""
+        rl = self.cfg.rl
+        if rl.noise_steps == "all":
+            return None
+        steps = len(time_points(rl.steps, rl.steps_plus_one, rl.sway_sampling_coef)) - 1
+        return choose_train_steps(steps, rl.train_steps_mode, rl.train_steps, self.step_rng(), rl.loss)
+
+    def rollout_and_score(self, batch: Batch, prompts: torch.Tensor, use_cfg: bool,
+                          noisy_steps: list[int] | None = None) -> tuple[Rollout, CombinedReward, dict[str, float]]:
         """Roll out the (expanded) batch and score it. With ``rl.rewards.score_chunks`` = C > 1 the
         prompts are rolled out in C chunks of whole groups, each chunk's scoring (in the reward
         server) running while the next chunk rolls out; rewards are combined over the whole batch."""
         chunks = min(self.cfg.rl.rewards.score_chunks, len(batch) // self.copies)
         t0 = time.perf_counter()
         if chunks <= 1:
-            ro = self.rollout(batch, self.policy, prompts, use_cfg, shared_start=self.shared_start)
+            ro = self.rollout(batch, self.policy, prompts, use_cfg, shared_start=self.shared_start,
+                              noisy_steps=noisy_steps)
             t_roll = time.perf_counter() - t0
             scored = self.scorer(ro, batch, self.copies)
             return ro, scored, {"time/rollout_s": t_roll, "time/reward_s": time.perf_counter() - t0 - t_roll}
@@ -232,7 +249,8 @@ class RLTrainer(Trainer):
         for a, b in zip(bounds[:-1], bounds[1:]):
             t1 = time.perf_counter()
             sub = batch.rows(slice(a, b))
-            parts.append(self.rollout(sub, self.policy, prompts[a:b], use_cfg, shared_start=self.shared_start))
+            parts.append(self.rollout(sub, self.policy, prompts[a:b], use_cfg, shared_start=self.shared_start,
+                                      noisy_steps=noisy_steps))
             t_roll += time.perf_counter() - t1
             rb = self.scorer.reward_batch(parts[-1], sub, self.copies)  # vocoding stays in this process
             pending.append(self._score_pool.submit(self.scorer.rewards.score, rb))
@@ -248,7 +266,7 @@ class RLTrainer(Trainer):
         t0 = time.perf_counter()
         prompts, use_cfg = self.draw_split(batch, self.split_generator())
         batch, prompts = self._expand(batch), prompts.repeat_interleave(self.copies)
-        ro, scored, timing = self.rollout_and_score(batch, prompts, use_cfg)
+        ro, scored, timing = self.rollout_and_score(batch, prompts, use_cfg, self.noisy_steps())
         ref_ro = None
         if rl.loss == "f5r" and self.ref is not None and rl.kl_weight > 0:
             ref_ro = self.rollout(batch, self.ref, prompts, use_cfg)  # F5R: the reference's own rollout, same split
@@ -289,13 +307,12 @@ class RLTrainer(Trainer):
                                rewards: torch.Tensor) -> dict[str, float]:
         """``grpo`` and ``f5r``: ``rl.inner_epochs`` optimiser steps on the chosen ODE steps."""
         rl = self.cfg.rl
-        # a per-update stream (not one long one) so a resumed run picks the same steps; the same on
-        # every process, so their gradients average over the same steps
-        step_rng = random.Random(self.cfg.optim.seed * 1_000_003 + self.update_index)
+        step_rng = self.step_rng()
         metrics: dict[str, float] = {}
         for _ in range(rl.inner_epochs):
-            steps = choose_train_steps(ro.steps, rl.train_steps_mode, rl.train_steps, step_rng, rl.loss,
-                                       rl.skip_grad_prob)
+            # rl.noise_steps=train: the steps that sampled noise, every inner epoch
+            steps = list(ro.noisy) if ro.noisy is not None else choose_train_steps(
+                ro.steps, rl.train_steps_mode, rl.train_steps, step_rng, rl.loss, rl.skip_grad_prob)
             self.optimizer.zero_grad(set_to_none=True)
             metrics.update(self.accumulate_step_gradients(ro, ref_ro, adv, steps))
             metrics.update(self.optimizer_step().metrics())
