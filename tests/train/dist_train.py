@@ -8,7 +8,7 @@ a few updates in one process group and writes, per mode, what the test checks:
   concatenated batch.
 
     dist_train.py DATA_DIR OUT_DIR TINY_CKPT MODE [MODE ...]
-    (modes: grpo f5r online_dpo lora repeat awm prompts mixed server dpo dpo_anchor)
+    (modes: grpo f5r online_dpo lora repeat awm prompts mixed ode server dpo dpo_anchor)
 """
 
 import json
@@ -46,6 +46,8 @@ MODES = {
     # the other steps deterministic; two inner epochs on that step
     "mixed": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.noise_steps=train", "rl.train_steps=1",
                                 "rl.inner_epochs=2", "rl.rollout=sde", "rl.shared_start_noise=true"]),
+    # AWM on inference's own ODE samples: a group differs by its start noise alone
+    "ode": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.loss=awm", "rl.noise_steps=none"]),
     # rewards scored in a server process per training process, in two chunks overlapping the rollouts
     "server": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.rewards.process=server", "rl.rewards.score_chunks=2"]),
 }

@@ -10,7 +10,7 @@ import torch
 
 from tests.conftest import accelerate_launch, tiny_rl_config
 
-MODES = ["grpo", "f5r", "online_dpo", "lora", "repeat", "awm", "prompts", "mixed", "server", "dpo", "dpo_anchor"]
+MODES = ["grpo", "f5r", "online_dpo", "lora", "repeat", "awm", "prompts", "mixed", "ode", "server", "dpo", "dpo_anchor"]
 
 
 @pytest.fixture(scope="module")

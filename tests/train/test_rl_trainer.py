@@ -242,3 +242,23 @@ def test_noise_on_the_trained_steps_only(tmp_path, demo_corpus):
         tiny_rl_config(tmp_path, demo_corpus, "rl.noise_steps=train", "rl.loss=awm")
     with pytest.raises(ConfigError, match="rl.noise_steps"):
         tiny_rl_config(tmp_path, demo_corpus, "rl.noise_steps=some")
+
+
+def test_deterministic_rollouts_for_the_losses_that_need_no_log_probs(tmp_path, demo_corpus):
+    """rl.noise_steps=none: AWM fits the rollouts' outputs, so they can be inference's own ODE samples
+    (a group differs by its start noise alone); the log-prob losses refuse it."""
+    t = _trainer(tiny_rl_config(tmp_path / "ode", demo_corpus, "optim.max_updates=1", "rl.loss=awm",
+                                "rl.noise_steps=none", "optim.learning_rate=1e-3"))
+    seen = []
+    rollout = t.rollout
+    t.rollout = lambda *a, **kw: seen.append(rollout(*a, **kw)) or seen[-1]
+    before = {n: p.detach().clone() for n, p in t.model.named_parameters()}
+    t.train()
+    ro = seen[0]
+    assert ro.noisy == ()
+    for k in range(ro.steps):  # every step took the deterministic velocity: nothing sampled, log-prob 0
+        assert torch.equal(ro.old_logp[k], torch.zeros_like(ro.old_logp[k]))
+    assert sum(not torch.equal(p, before[n]) for n, p in t.model.named_parameters()) > 10
+    for loss in ("grpo", "f5r"):
+        with pytest.raises(ConfigError, match="rl.noise_steps=none"):
+            tiny_rl_config(tmp_path, demo_corpus, "rl.noise_steps=none", f"rl.loss={loss}")

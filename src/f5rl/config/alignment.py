@@ -93,10 +93,11 @@ class RLCfg(Checked):
     # through the noise sampled along the rollout (what the log-probs see); DanceGRPO
     shared_start_noise: bool = False
     train_steps: int = 4  # grpo: ODE steps that carry gradient per update
-    # all: every rollout step samples noise; train: only the steps that carry gradient (chosen before the
-    # rollout, by train_steps and train_steps_mode, the same for every inner epoch), the others are
-    # inference's deterministic steps (MixGRPO; Flow-GRPO's SDE window), so a group's reward differences
-    # come from the trained steps alone
+    # all: every rollout step samples noise; train (rl.loss=grpo): only the steps that carry gradient (chosen
+    # before the rollout, by train_steps and train_steps_mode, the same for every inner epoch), the others are
+    # inference's deterministic steps (MixGRPO; Flow-GRPO's SDE window), so a group's reward differences come
+    # from the trained steps alone; none (the losses without log-probs, awm and online_dpo): inference's ODE
+    # samples, a group differing by its start noise only
     noise_steps: str = "all"
     train_steps_mode: str = "random"  # random | window (the first train_steps steps, MixGRPO-style) | all
     skip_grad_prob: float = 0.95  # f5r: each step keeps its gradient with probability 1 − p (plus the first two)
@@ -150,7 +151,10 @@ class RLCfg(Checked):
             raise ValueError("rl.loss=f5r needs the σ head's density (rl.rollout=gaussian); use rl.loss=grpo with sde")
         _one_of("rl.prompt_length_mode", self.prompt_length_mode, ("min", "per_sample", "range"))
         _one_of("rl.train_steps_mode", self.train_steps_mode, ("random", "window", "all"))
-        _one_of("rl.noise_steps", self.noise_steps, ("all", "train"))
+        _one_of("rl.noise_steps", self.noise_steps, ("all", "train", "none"))
+        if self.noise_steps == "none" and self.loss in ("grpo", "f5r"):
+            raise ValueError(f"rl.noise_steps=none samples nothing, so rl.loss={self.loss} has no log-probs to train; "
+                             "use rl.noise_steps=all or train, or rl.loss=awm")
         if self.noise_steps == "train" and self.loss != "grpo":
             raise ValueError(f"rl.noise_steps=train picks the trained steps before the rollout, which only "
                              f"rl.loss=grpo trains (got rl.loss={self.loss}); set rl.loss=grpo or rl.noise_steps=all")

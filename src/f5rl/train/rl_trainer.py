@@ -222,11 +222,11 @@ class RLTrainer(Trainer):
         return random.Random(self.cfg.optim.seed * 1_000_003 + self.update_index)
 
     def noisy_steps(self) -> list[int] | None:
-        """``rl.noise_steps=train``: this update's trained steps, drawn before the rollout so that only
-        they sample noise; None (``all``): every step samples noise."""
+        """The steps of this update's rollout that sample noise: every step (None, ``rl.noise_steps=all``),
+        the update's trained steps drawn before the rollout (``train``), or none (``none``: ODE samples)."""
         rl = self.cfg.rl
-        if rl.noise_steps == "all":
-            return None
+        if rl.noise_steps != "train":
+            return None if rl.noise_steps == "all" else []
         steps = len(time_points(rl.steps, rl.steps_plus_one, rl.sway_sampling_coef)) - 1
         return choose_train_steps(steps, rl.train_steps_mode, rl.train_steps, self.step_rng(), rl.loss)
 
