@@ -51,9 +51,9 @@ def test_stage2_rolls_out_synthesis_prompts(tmp_path, demo_corpus):
     seen, refs = [], []
     orig_rollout, orig_vocode = t.rollout, None
 
-    def spy(batch, policy, prompts, use_cfg, generator=None, shared_start=1):
+    def spy(batch, policy, prompts, use_cfg, generator=None, **kw):
         seen.append((list(batch.texts), prompts.clone(), batch.ref_lengths.clone()))
-        return orig_rollout(batch, policy, prompts, use_cfg, generator, shared_start)
+        return orig_rollout(batch, policy, prompts, use_cfg, generator, **kw)
 
     t.rollout = spy
     t.setup()
@@ -83,8 +83,8 @@ def test_synthesis_rollouts_are_scored_on_what_inference_returns(tmp_path, demo_
     seen, vocoded, scored = [], [], []
     orig_rollout, orig_vocode, orig_score = t.rollout, t.scorer.vocode, t.scorer.rewards.score
 
-    def spy(batch, policy, prompts, use_cfg, generator=None, shared_start=1):
-        ro = orig_rollout(batch, policy, prompts, use_cfg, generator, shared_start)
+    def spy(batch, policy, prompts, use_cfg, generator=None, **kw):
+        ro = orig_rollout(batch, policy, prompts, use_cfg, generator, **kw)
         seen.append((batch, ro))
         return ro
 
