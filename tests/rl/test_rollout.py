@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from f5rl.model import DiT
-from f5rl.rollout.evaluate import grpo_step_loss
+from f5rl.rollout.evaluate import grpo_step_loss, ode_velocity
 from f5rl.rollout.gaussian import gaussian_rollout
 from f5rl.rollout.prompts import prompt_lengths
 from f5rl.rollout.record import time_points
@@ -105,8 +105,6 @@ def test_noise_on_chosen_steps_only_leaves_the_others_deterministic(mode):
     """MixGRPO / Flow-GRPO-Fast: only the steps that will be trained sample noise; every other step
     is the deterministic Euler step of inference (the mean velocity; for SDE rollouts the ODE velocity,
     not the SDE drift, whose correction term only makes sense with the noise added)."""
-    from f5rl.rollout.evaluate import ode_velocity
-
     torch.manual_seed(0)
     model = DiT(tiny_config(use_rl_head=True)).eval()
     cond = torch.randn(1, 20, 100).repeat(4, 1, 1)
