@@ -1,10 +1,12 @@
 """Stage-2 trainer (GRPO over ODE rollouts): orchestration only.
 
 Per update (:meth:`RLTrainer.rl_update`, top to bottom): draw each prompt's infill split once,
-repeat every utterance ``group_size × mini_repeat_count`` times, roll out the policy with sampled
-Gaussian velocities, vocode the outputs and score them with the reward providers, turn rewards
-into group-relative advantages, then take ``inner_epochs`` optimiser steps with the loss chosen by
-``rl.loss`` (:data:`LOSSES`: principled ``grpo``, F5R-parity ``f5r`` or ``online_dpo``). Math lives
+repeat every utterance ``group_size × mini_repeat_count`` times, roll out the policy (the σ head's
+Gaussian steps or Flow-GRPO's SDE, on the steps ``rl.noise_steps`` names; deterministic Euler steps
+elsewhere), vocode the outputs and score them with the reward providers, turn rewards into
+group-relative advantages, then take ``inner_epochs`` optimiser steps with the loss chosen by
+``rl.loss`` (:data:`LOSSES`: advantage-weighted matching ``awm``, the recipe's; PPO-clipped ``grpo``;
+F5R-parity ``f5r``; ``online_dpo``). Math lives
 in ``f5rl.rl``; rollouts in ``f5rl.rollout``; checkpoints, resume and logging are shared with
 stage 0/1.
 
