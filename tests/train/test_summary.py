@@ -28,3 +28,17 @@ def test_write_is_whole_json_with_the_reason(tmp_path):
     assert d["stop_reason"] == "optim.max_updates" and d["start_update"] == 4 and d["updates"] == 12
     assert d["curves"] == str(tmp_path / "curves.png") and d["num_processes"] == 2 and d["final_loss"] is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]  # no temp file left behind
+
+
+def test_checkpoints_lists_each_file_on_disk_once(tmp_path):
+    """A run saves model_last.pt many times and rotates numbered checkpoints away: the summary names
+    each file that is still there, once, in the order of its last save."""
+    s = TrainSummary(0, 0, None, 0.0, str(tmp_path))
+    last, n20, n40, n60 = (tmp_path / n for n in ("model_last.pt", "model_20.pt", "model_40.pt", "model_60.pt"))
+    for path in (n20, last, n40, last, n60, last):
+        path.write_bytes(b"x")
+        s.add_checkpoint(path)
+        if path == n60:
+            n20.unlink()  # keep_last_n_checkpoints=2 rotated it out
+    assert s.checkpoints == [str(n40), str(n60), str(last)]
+    assert s.render().count("checkpoint ") == 3

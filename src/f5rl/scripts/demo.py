@@ -111,7 +111,7 @@ def _train(name: str, overrides: list[str]) -> dict:
     summary = trainer.train()
     print(summary.render())
     return {"save_dir": summary.save_dir, "updates": summary.updates, "final_loss": summary.final_loss,
-            "checkpoints": sorted(set(summary.checkpoints)), "samples": summary.samples,
+            "checkpoints": summary.checkpoints, "samples": summary.samples,
             "seconds": round(summary.wall_seconds, 1), "precision": summary.precision}
 
 
@@ -170,7 +170,7 @@ def stage2(p: DemoPlan) -> None:
         trainer.close()
     print(summary.render())
     p.results["stage2"] = {"save_dir": summary.save_dir, "updates": summary.updates, "final_loss": summary.final_loss,
-                           "checkpoints": sorted(set(summary.checkpoints)), "samples": summary.samples,
+                           "checkpoints": summary.checkpoints, "samples": summary.samples,
                            "seconds": round(summary.wall_seconds, 1), "precision": summary.precision,
                            "val_before": before, "val_after": after,
                            "held_out": held_out_table(p, init, p.out / "stage2_grpo" / "model_last.pt")}

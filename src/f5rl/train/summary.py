@@ -16,7 +16,7 @@ class TrainSummary:
     final_loss: float | None
     wall_seconds: float
     save_dir: str
-    checkpoints: list[str] = field(default_factory=list)
+    checkpoints: list[str] = field(default_factory=list)  # files still on disk, in the order of their last save
     samples: list[str] = field(default_factory=list)
     precision: str = "no"
     skipped_updates: int = 0  # optimiser steps skipped for a non-finite gradient
@@ -25,6 +25,12 @@ class TrainSummary:
     curves: object = None  # the curves.png written beside metrics.jsonl (a Path), if any
     total_updates: int | None = None  # optim.total_updates (or epochs' worth): where the LR schedule ends
     num_processes: int = 1
+
+    def add_checkpoint(self, path: str | Path) -> None:
+        """Record a save: ``model_last.pt`` is saved many times and numbered files are rotated away
+        (``ckpts.keep_last_n_checkpoints``), so keep each existing file once, last save last."""
+        p = str(path)
+        self.checkpoints = [c for c in self.checkpoints if c != p and Path(c).exists()] + [p]
 
     @property
     def stop_reason(self) -> str:
@@ -58,7 +64,7 @@ class TrainSummary:
             *([f"skipped updates (non-finite gradient): {self.skipped_updates}"] if self.skipped_updates else []),
             *([f"updates with no scorable reward (trained nothing): {self.unscorable_updates}"]
               if self.unscorable_updates else []),
-            *[f"  checkpoint {c}" for c in sorted(set(self.checkpoints))[-3:]],
+            *[f"  checkpoint {c}" for c in self.checkpoints[-3:]],
             *([f"  curves {self.curves}"] if self.curves else []),
             *[f"  sample {s}" for s in self.samples[-2:]],
         ]

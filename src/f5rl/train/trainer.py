@@ -367,9 +367,9 @@ class Trainer:
             return
         state = self.checkpoint_state(update)
         if numbered:
-            summary.checkpoints.append(str(self.ckpts.save(state, update)))
+            summary.add_checkpoint(self.ckpts.save(state, update))
         if last:
-            summary.checkpoints.append(str(self.ckpts.save(state, update, last=True)))
+            summary.add_checkpoint(self.ckpts.save(state, update, last=True))
         if c.log_samples and (numbered or final):
             summary.samples.extend(self.log_samples(update, batch))
 
