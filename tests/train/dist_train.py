@@ -134,6 +134,7 @@ def main(data_dir: str, out_dir: str, tiny_ckpt: str, *modes: str) -> None:
         trainer.setup()
         splits: list = []
         record_first_update(trainer, mode, out, splits)
+        start = flat_trainable(trainer.model).clone()
         summary = trainer.train()
         acc = trainer.accelerator
         flat = flat_trainable(trainer.model)
@@ -143,6 +144,7 @@ def main(data_dir: str, out_dir: str, tiny_ckpt: str, *modes: str) -> None:
         if acc.is_main_process:
             (out / f"{mode}.json").write_text(json.dumps({
                 "max_weight_diff": float((both[0] - both[1]).abs().max()), "updates": summary.updates,
+                "moved": float((flat - start).abs().max()), "lr": trainer.cfg.optim.learning_rate,
                 "parameters": int(flat.numel()), "splits": all_splits}))
         acc.wait_for_everyone()
 
