@@ -37,6 +37,9 @@ def test_every_process_holds_the_same_weights(two_process_run, mode):
     written = json.loads((run / "summary.json").read_text())
     assert written["num_processes"] == 2 and written["updates"] == res["updates"]
     assert written["stop_reason"] == "optim.max_updates"
+    assert written["checkpoints"][-1] == str(run / "model_last.pt")  # each file on disk once, last save last
+    assert len(set(written["checkpoints"])) == len(written["checkpoints"])
+    assert all(Path(c).is_file() for c in written["checkpoints"])
     assert not list(run.glob(".summary.json.*"))
 
 
