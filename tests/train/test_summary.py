@@ -37,8 +37,8 @@ def test_checkpoints_lists_each_file_on_disk_once(tmp_path):
     last, n20, n40, n60 = (tmp_path / n for n in ("model_last.pt", "model_20.pt", "model_40.pt", "model_60.pt"))
     for path in (n20, last, n40, last, n60, last):
         path.write_bytes(b"x")
-        s.add_checkpoint(path)
         if path == n60:
-            n20.unlink()  # keep_last_n_checkpoints=2 rotated it out
+            n20.unlink()  # CheckpointManager.save rotates (keep_last_n_checkpoints=2) before the summary hears of it
+        s.add_checkpoint(path)
     assert s.checkpoints == [str(n40), str(n60), str(last)]
     assert s.render().count("checkpoint ") == 3

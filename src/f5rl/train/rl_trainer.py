@@ -6,9 +6,8 @@ Gaussian steps or Flow-GRPO's SDE, on the steps ``rl.noise_steps`` names; determ
 elsewhere), vocode the outputs and score them with the reward providers, turn rewards into
 group-relative advantages, then take ``inner_epochs`` optimiser steps with the loss chosen by
 ``rl.loss`` (:data:`LOSSES`: advantage-weighted matching ``awm``, the recipe's; PPO-clipped ``grpo``;
-F5R-parity ``f5r``; ``online_dpo``). Math lives
-in ``f5rl.rl``; rollouts in ``f5rl.rollout``; checkpoints, resume and logging are shared with
-stage 0/1.
+F5R-parity ``f5r``; ``online_dpo``). Math lives in ``f5rl.rl``; rollouts in ``f5rl.rollout``;
+checkpoints, resume and logging are shared with stage 0/1.
 
 Correctness rules that the losses rely on:
 * the policy is evaluated in one mode for rollouts and loss passes (eval, i.e. no dropout, unless
