@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     help="train sentences of WORK/prompts.jsonl (each said in the voice of a held-out utterance, as "
                          "the DPO round's are): every setting rolls them out (rl.prompts_manifest, as the "
                          "recipe does; a setting's rl.prompts_manifest=null infills the corpus instead)")
+    ap.add_argument("--broad_seed", type=int, default=4242,
+                    help="seed of WORK/prompts_broad.jsonl: the prompts of WORK/prompts.jsonl and, in the same voices, "
+                         "as many groups saying broad-text sentences (common English words in random order); a "
+                         "setting names it as rl.prompts_manifest={prompts_broad}")
     ap.add_argument("--skip_start", action="store_true", help="do not measure the stage-1 checkpoint itself")
     ap.add_argument("--reuse", action="store_true",
                     help="measure a setting's existing WORK/NAME/model_last.pt (and with --dpo the round's "
@@ -148,13 +152,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from f5rl.eval.base_model import SHIPPED, base_overrides
     from f5rl.eval.evaluate import read_test_list
     from f5rl.eval.held_out import HeldOutJudge
-    from f5rl.prefs.create_text_context_pairs import demo_rows, write_jsonl
+    from f5rl.prefs.create_text_context_pairs import broad_text_twins, demo_rows, write_jsonl
     from f5rl.scripts.grpo_recipe import grpo_argv, run_cli, warmup_argv
 
     judges = args.judges.split(",")
     # synthesis prompts for stage 2 (rl.prompts_manifest={prompts}): the DPO round's rows for the same count
-    prompts = write_jsonl(demo_rows(args.data, groups=args.prompts_groups, nsamples=4, split="train"),
-                          args.work / "prompts.jsonl")
+    rows = demo_rows(args.data, groups=args.prompts_groups, nsamples=4, split="train")
+    prompts = write_jsonl(rows, args.work / "prompts.jsonl")
+    held_free = {r.target_text for r in read_test_list(args.data / "test_free_eval.jsonl")}
+    prompts_broad = write_jsonl(broad_text_twins(rows, seed=args.broad_seed, exclude=held_free),
+                                args.work / "prompts_broad.jsonl")
     items = {"template": read_test_list(args.data / "test_eval.jsonl")[: args.template_items],
              "free": read_test_list(args.data / "test_free_eval.jsonl")[: args.free_items]}
     judge = HeldOutJudge(tuple(judges), nfe=args.nfe, rerank=training_rewards() if args.best_of > 1 else None)
@@ -215,7 +222,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         results.append(summarise(f"best-of-{args.best_of} (training reward)", rows, base_rows, judges, s,
                                  {"note": "inference cost only"}))
     for name, *over in args.setting or [["recipe"]]:
-        over = [o.replace("{prompts}", str(prompts)) for o in [f"rl.prompts_manifest={prompts}", *over]]
+        over = [o.replace("{prompts}", str(prompts)).replace("{prompts_broad}", str(prompts_broad))
+                for o in [f"rl.prompts_manifest={prompts}", *over]]
         run = args.work / name.replace(" ", "_")
         t0 = time.perf_counter()
         if not (args.reuse and (run / "model_last.pt").is_file()):

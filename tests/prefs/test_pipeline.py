@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from f5rl.prefs.create_text_context_pairs import demo_rows, make_rows, write_jsonl
+from f5rl.prefs.create_text_context_pairs import broad_text_twins, demo_rows, make_rows, write_jsonl
 
 
 def test_text_context_rows_mix_and_repeat(tmp_path):
@@ -95,6 +95,28 @@ def test_demo_rows_from_the_train_split_keep_held_out_voices(demo_corpus):
     assert {r["context_audio"] for r in rows} <= {str(demo_corpus / h["audio_path"]) for h in held_out}
     with pytest.raises(ValueError, match="split='dev'"):
         demo_rows(demo_corpus, groups=1, nsamples=2, split="dev")
+
+
+def test_broad_text_twins_say_new_sentences_in_each_groups_voice():
+    pytest.importorskip("wordfreq", reason="demo extra not installed")
+    ctx = [{"audio_path": f"/a/{i}.wav", "text": f"prompt {i}", "speaker": f"s{i}"} for i in range(3)]
+    rows = make_rows([], ["one two three.", "four five six.", "seven eight nine."], ctx, [], nsamples=2, seed=1)
+    twins = broad_text_twins(rows, seed=5, min_len=4, max_len=6, exclude={"never this one."})
+    assert twins[: len(rows)] == rows  # the given rows first, unchanged
+    added = twins[len(rows):]
+    assert len(added) == len(rows) and len({r["id"] for r in twins}) == len(twins)
+    by_group = {}
+    for src, twin in zip(rows, added):  # the same voice and sample index, a new group and sentence
+        assert twin["group"] != src["group"] and twin["sample"] == src["sample"]
+        assert (twin["context_audio"], twin["context_text"], twin["speaker"]) == \
+            (src["context_audio"], src["context_text"], src["speaker"])
+        by_group.setdefault(twin["group"], set()).add(twin["text"])
+    assert all(len(t) == 1 for t in by_group.values()) and len(by_group) == 3  # one sentence per group
+    texts = [t.pop() for t in by_group.values()]
+    assert len(set(texts)) == 3 and not set(texts) & {r["text"] for r in rows}
+    assert all(4 <= len(t.split()) <= 6 for t in texts)
+    assert broad_text_twins(rows, seed=5, min_len=4, max_len=6) == twins  # seeded
+    assert broad_text_twins(rows, seed=6, min_len=4, max_len=6)[len(rows)]["text"] != added[0]["text"]
 
 
 def _run_generate(manifest, ckpt, out, extra=()):

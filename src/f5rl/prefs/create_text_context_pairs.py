@@ -74,6 +74,24 @@ def make_rows(challenging: list[str], regular: list[str], audio_contexts: list[d
     return rows
 
 
+def broad_text_twins(rows: list[dict], seed: int = 0, min_len: int = 4, max_len: int = 10,
+                     exclude: Iterable[str] = ()) -> list[dict]:
+    """``rows`` followed by a twin of each of their groups: the same context (voice) and samples saying a
+    broad-text sentence (common English words in random order, ``f5rl.data.broad_text``) instead of the
+    group's text, so stage-2 prompts cover English at large and not only the corpus's sentences.
+    Twin groups are named ``b00000``, ... in the order of the groups; sentences in ``exclude`` (e.g.
+    held-out text) are never drawn."""
+    from f5rl.data.broad_text import broad_sentences
+
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["group"], []).append(r)
+    sentences = broad_sentences(len(groups), seed=seed, min_len=min_len, max_len=max_len, exclude=set(exclude))
+    twins = [{**r, "id": f"b{i:05d}_s{r['sample']:02d}", "group": f"b{i:05d}", "text": text}
+             for i, (members, text) in enumerate(zip(groups.values(), sentences)) for r in members]
+    return [*rows, *twins]
+
+
 def read_contexts(path: str) -> list[dict]:
     """The ``--audio_contexts`` JSON list, relative audio paths joined to its folder; a missing file,
     bad JSON, a missing field or a missing wav fails naming the file and the entry."""
