@@ -111,6 +111,13 @@ def read_summary(run: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def setting_overrides(over: list[str], prompts: Path, prompts_broad: Path) -> list[str]:
+    """A setting's overrides after the recipe's ``rl.prompts_manifest={prompts}`` (a later value of a key
+    wins), with the placeholders ``{prompts}`` and ``{prompts_broad}`` replaced by the bench's files."""
+    return [o.replace("{prompts}", str(prompts)).replace("{prompts_broad}", str(prompts_broad))
+            for o in [f"rl.prompts_manifest={prompts}", *over]]
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/demo_char", type=Path, help="demo corpus (both test lists)")
@@ -159,9 +166,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     # synthesis prompts for stage 2 (rl.prompts_manifest={prompts}): the DPO round's rows for the same count
     rows = demo_rows(args.data, groups=args.prompts_groups, nsamples=4, split="train")
     prompts = write_jsonl(rows, args.work / "prompts.jsonl")
-    held_free = {r.target_text for r in read_test_list(args.data / "test_free_eval.jsonl")}
-    prompts_broad = write_jsonl(broad_text_twins(rows, seed=args.broad_seed, exclude=held_free),
-                                args.work / "prompts_broad.jsonl")
+    prompts_broad = args.work / "prompts_broad.jsonl"
+    if any("{prompts_broad}" in o for _, *over in args.setting or [] for o in over):  # needs wordfreq: only if named
+        held_free = {r.target_text for r in read_test_list(args.data / "test_free_eval.jsonl")}
+        write_jsonl(broad_text_twins(rows, seed=args.broad_seed, exclude=held_free), prompts_broad)
     items = {"template": read_test_list(args.data / "test_eval.jsonl")[: args.template_items],
              "free": read_test_list(args.data / "test_free_eval.jsonl")[: args.free_items]}
     judge = HeldOutJudge(tuple(judges), nfe=args.nfe, rerank=training_rewards() if args.best_of > 1 else None)
@@ -222,8 +230,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         results.append(summarise(f"best-of-{args.best_of} (training reward)", rows, base_rows, judges, s,
                                  {"note": "inference cost only"}))
     for name, *over in args.setting or [["recipe"]]:
-        over = [o.replace("{prompts}", str(prompts)).replace("{prompts_broad}", str(prompts_broad))
-                for o in [f"rl.prompts_manifest={prompts}", *over]]
+        over = setting_overrides(over, prompts, prompts_broad)
         run = args.work / name.replace(" ", "_")
         t0 = time.perf_counter()
         if not (args.reuse and (run / "model_last.pt").is_file()):

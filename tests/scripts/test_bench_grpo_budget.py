@@ -1,4 +1,5 @@
-"""benchmarks/bench_grpo.py flags a setting that its update cap, not its wall-time budget, ended."""
+"""benchmarks/bench_grpo.py: a setting that its update cap, not its wall-time budget, ended is flagged; a
+setting's prompt placeholders name the bench's files."""
 
 import importlib.util
 import json
@@ -50,3 +51,11 @@ def test_budget_note_says_which_update_limit_ended_the_run():
     line = bench.budget_note("capped", 400, 1200.0, 400, 60.0, cap)
     assert line is not None and "capped stopped at optim.max_updates (150 updates) after 1200 s" in line
     assert "decayed to zero" not in line
+
+
+def test_setting_placeholders_name_the_bench_prompt_files():
+    over = load_bench().setting_overrides(["rl.prompts_manifest={prompts_broad}", "rl.steps=8"],
+                                          Path("/w/prompts.jsonl"), Path("/w/prompts_broad.jsonl"))
+    assert over == ["rl.prompts_manifest=/w/prompts.jsonl", "rl.prompts_manifest=/w/prompts_broad.jsonl", "rl.steps=8"]
+    plain = load_bench().setting_overrides([], Path("/w/p.jsonl"), Path("/w/b.jsonl"))
+    assert plain == ["rl.prompts_manifest=/w/p.jsonl"]
