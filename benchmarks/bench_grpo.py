@@ -164,12 +164,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     judges = args.judges.split(",")
     # synthesis prompts for stage 2 (rl.prompts_manifest={prompts}): the DPO round's rows for the same count
-    rows = demo_rows(args.data, groups=args.prompts_groups, nsamples=4, split="train")
-    prompts = write_jsonl(rows, args.work / "prompts.jsonl")
+    prompt_rows = demo_rows(args.data, groups=args.prompts_groups, nsamples=4, split="train")
+    prompts = write_jsonl(prompt_rows, args.work / "prompts.jsonl")
     prompts_broad = args.work / "prompts_broad.jsonl"
     if any("{prompts_broad}" in o for _, *over in args.setting or [] for o in over):  # needs wordfreq: only if named
         held_free = {r.target_text for r in read_test_list(args.data / "test_free_eval.jsonl")}
-        write_jsonl(broad_text_twins(rows, seed=args.broad_seed, exclude=held_free), prompts_broad)
+        write_jsonl(broad_text_twins(prompt_rows, seed=args.broad_seed, exclude=held_free), prompts_broad)
     items = {"template": read_test_list(args.data / "test_eval.jsonl")[: args.template_items],
              "free": read_test_list(args.data / "test_free_eval.jsonl")[: args.free_items]}
     judge = HeldOutJudge(tuple(judges), nfe=args.nfe, rerank=training_rewards() if args.best_of > 1 else None)
