@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 # bumped when the sampler's output changes for the same checkpoint, items and seeds, so the cache in
@@ -103,6 +104,21 @@ def budget_note(name: str, updates: int, train_s: float, max_updates: int, max_m
             f"before its --max_minutes {max_minutes:g} budget ({why}); {fix} for an equal-wall-time comparison")
 
 
+def agreement_rows(per_seed: list[dict[str, list[dict]]], judges: list[str]) -> list[dict]:
+    """Per list (and over all items), how each other judge (the training reward's ASR) orders an item's
+    samples against the first (the held-out judge): ``per_seed[k]`` is the base's rows of seed k."""
+    from f5rl.eval.held_out import judge_agreement
+
+    out = []
+    for lst in [*per_seed[0], "all"]:
+        samples = [sum(rows.values(), []) if lst == "all" else rows[lst] for rows in per_seed]
+        for proxy in judges[1:]:
+            a = judge_agreement(samples, proxy=f"cer1@{proxy}", judge=f"cer1@{judges[0]}")
+            out.append({"list": lst, "proxy": proxy, "judge": judges[0], **asdict(a),
+                        "proxy_gain": a.proxy_gain, "judge_gain": a.judge_gain})
+    return out
+
+
 def read_summary(run: Path) -> dict | None:
     """The run's ``summary.json`` written by its trainer, or None for a run trained before it existed."""
     from f5rl.train.summary import SUMMARY_FILE
@@ -139,6 +155,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                          "2.0 (its default) and, when this differs, also at this value, so a gain from the guidance "
                          "alone shows (0: the conditional branch alone, half the synthesis cost)")
     ap.add_argument("--best_of", type=int, default=0, help="also measure best-of-N reranking of the base (0: no)")
+    ap.add_argument("--agreement", type=int, default=0, metavar="K",
+                    help="also sample the base K times per item (seeds 0, 1000, ...) and report how the training "
+                         "reward's ASR orders each item's samples against the held-out judge (within-item "
+                         "Spearman) and best-of-K by each: what selection by the reward can reach (0: no)")
     ap.add_argument("--dpo", action="store_true", help="also measure one DPO round (prefs.iterate) from the base")
     ap.add_argument("--dpo_groups", type=int, default=48, help="DPO train sentences (4 samples each)")
     ap.add_argument("--prompts_groups", type=int, default=96,
@@ -163,6 +183,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from f5rl.scripts.grpo_recipe import grpo_argv, run_cli, warmup_argv
 
     judges = args.judges.split(",")
+    if args.agreement > 1 and len(judges) < 2:
+        raise SystemExit("--agreement needs two judges, the held-out one first: "
+                         "--judges embedded:base,embedded:tiny.en")
     # synthesis prompts for stage 2 (rl.prompts_manifest={prompts}): the DPO round's rows for the same count
     prompt_rows = demo_rows(args.data, groups=args.prompts_groups, nsamples=4, split="train")
     prompts = write_jsonl(prompt_rows, args.work / "prompts.jsonl")
@@ -214,6 +237,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         results.append(summarise(f"shipped base{at_cfg}", rows, base_rows, judges, 0.0,
                                  {"measure_s": round(s, 1), "cfg": args.cfg}))
         measured[f"shipped base{at_cfg}"] = rows
+
+    agreement = []
+    if args.agreement > 1:
+        judge.cfg_strength = 2.0
+        agreement = agreement_rows([measure_seed(base_ckpt, 1, 1000 * k)[0] for k in range(args.agreement)], judges)
 
     stage1 = args.work / "stage1" / "model_last.pt"
     if not stage1.is_file():
@@ -286,11 +314,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for r in results:
         if r.get("budget_note"):
             print(r["budget_note"])
+    if agreement:
+        print(f"\nthe shipped base, {args.agreement} samples per item: how each training judge orders an item's "
+              f"samples against {head} (mean within-item Spearman ± SE, over items whose samples both spread), "
+              f"and CER@{head} of a random sample and of the best of {args.agreement} by each")
+        print(f"| list | judge that ranks | items | Spearman | random | best-of-{args.agreement} by it | "
+              f"best-of-{args.agreement} by {head} |")
+        print("|---|---|---|---|---|---|---|")
+        for a in agreement:
+            print(f"| {a['list']} | {a['proxy']} | {a['items']} ({a['ranked_items']} ranked) | {a['spearman']:+.3f} ± "
+                  f"{a['spearman_se']:.3f} | {a['random']:.4f} | {a['best_by_proxy']:.4f} ({a['proxy_gain']:+.1%}) | "
+                  f"{a['best_by_judge']:.4f} ({a['judge_gain']:+.1%}) |", flush=True)
     if args.json:
         from f5rl.utils.atomic import atomic_write_text
 
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(Path(args.json), json.dumps({"results": results, "per_item": measured}, indent=1))
+        out = {"results": results, "per_item": measured, "agreement": agreement}
+        atomic_write_text(Path(args.json), json.dumps(out, indent=1))
     return results
 
 

@@ -85,3 +85,38 @@ def test_judge_synthesises_at_its_inference_guidance(tmp_path):
         assert [c[0] for c in calls] == [[5, 5], [5]]
         assert all(c[1] == {"nfe": 8, "cfg_strength": cfg} for c in calls)
     assert HeldOutJudge(("embedded:tiny.en",)).cfg_strength == 2.0
+
+
+def _seed_rows(judge: list[list[float]], proxy: list[list[float]]) -> list[list[dict]]:
+    """Rows of seed k for items i: judge[i][k], proxy[i][k]."""
+    return [[{"utt": f"u{i}", "cer@j": judge[i][k], "cer@p": proxy[i][k]} for i in range(len(judge))]
+            for k in range(len(judge[0]))]
+
+
+def test_judge_agreement_by_hand():
+    from f5rl.eval.held_out import judge_agreement
+
+    judge = [[0.1, 0.3, 0.5], [0.4, 0.2, 0.0], [0.2, 0.2, 0.2], [0.0, 0.5, 0.5]]
+    proxy = [[0.2, 0.4, 0.6], [0.1, 0.2, 0.3], [0.5, 0.1, 0.3], [0.3, 0.3, 0.9]]
+    a = judge_agreement(_seed_rows(judge, proxy), proxy="cer@p", judge="cer@j")
+    # within-item Spearman: +1, −1, undefined (the judge gives all three 0.2: left out), and with ties
+    # (average ranks) judge [1, 2.5, 2.5] vs proxy [1.5, 1.5, 3]: 0.75 / 1.5 = 0.5
+    assert a.items == 4 and a.ranked_items == 3 and a.samples == 3
+    assert a.spearman == pytest.approx(1 / 6)
+    assert a.spearman_se == pytest.approx(math.sqrt(((5 / 6) ** 2 + (7 / 6) ** 2 + (1 / 3) ** 2) / 2) / math.sqrt(3))
+    # a random sample: the mean over items of each item's mean; best-of-3 by the proxy (ties: the first sample)
+    # picks 0.1, 0.4, 0.2, 0.0; by the judge itself 0.1, 0.0, 0.2, 0.0
+    assert a.random == pytest.approx((0.3 + 0.2 + 0.2 + 1 / 3) / 4)
+    assert a.best_by_proxy == pytest.approx(0.7 / 4) and a.best_by_judge == pytest.approx(0.3 / 4)
+    assert a.proxy_gain == pytest.approx(0.175 / a.random - 1)
+
+
+def test_judge_agreement_refuses_what_it_cannot_rank():
+    from f5rl.eval.held_out import judge_agreement
+
+    rows = _seed_rows([[0.1, 0.2]], [[0.1, 0.2]])
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        judge_agreement(rows[:1], proxy="cer@p", judge="cer@j")
+    rows[1][0]["utt"] = "other"
+    with pytest.raises(ValueError, match="same items"):
+        judge_agreement(rows, proxy="cer@p", judge="cer@j")

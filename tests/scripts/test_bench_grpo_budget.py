@@ -59,3 +59,31 @@ def test_setting_placeholders_name_the_bench_prompt_files():
     assert over == ["rl.prompts_manifest=/w/prompts.jsonl", "rl.prompts_manifest=/w/prompts_broad.jsonl", "rl.steps=8"]
     plain = load_bench().setting_overrides([], Path("/w/p.jsonl"), Path("/w/b.jsonl"))
     assert plain == ["rl.prompts_manifest=/w/p.jsonl"]
+
+
+def test_agreement_rows_rank_each_list_and_all_items():
+    bench = load_bench()
+    judges = ["embedded:base", "embedded:tiny.en"]
+
+    def rows(utt, base, tiny):
+        return {"utt": utt, "cer1@embedded:base": base, "cer1@embedded:tiny.en": tiny}
+
+    # template item t: tiny.en orders its two samples as base does; free item f: the other way round
+    per_seed = [{"template": [rows("t", 0.2, 0.1)], "free": [rows("f", 0.6, 0.5)]},
+                {"template": [rows("t", 0.4, 0.3)], "free": [rows("f", 0.2, 0.9)]}]
+    out = {a["list"]: a for a in bench.agreement_rows(per_seed, judges)}
+    assert list(out) == ["template", "free", "all"]
+    assert out["template"]["spearman"] == 1.0 and out["free"]["spearman"] == -1.0
+    assert out["all"]["items"] == 2 and out["all"]["spearman"] == 0.0
+    # best of 2 by tiny.en: 0.2 (t) and 0.6 (f); by base itself 0.2 and 0.2; a random sample 0.3 and 0.4
+    assert abs(out["all"]["best_by_proxy"] - 0.4) < 1e-9 and abs(out["all"]["best_by_judge"] - 0.2) < 1e-9
+    assert abs(out["all"]["random"] - 0.35) < 1e-9 and out["free"]["proxy"] == "embedded:tiny.en"
+
+
+def test_agreement_needs_a_second_judge_before_any_work(tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit, match="two judges"):
+        load_bench().main(["--agreement", "4", "--judges", "embedded:base", "--data", str(tmp_path / "none"),
+                           "--work", str(tmp_path / "w")])
+    assert not (tmp_path / "w").exists()

@@ -137,6 +137,86 @@ def compare(before: list[dict], after: list[dict], metric: str) -> PairedChange:
 
 
 @dataclass
+class JudgeAgreement:
+    """How a proxy metric (the training reward's ASR) orders each item's samples against the held-out
+    judge's order, and what picking the best of an item's samples by each is worth to the judge.
+
+    ``best_by_judge`` is what selection among these samples can reach at best; ``best_by_proxy`` what
+    a reward that is the proxy can (best-of-N reranking). A policy trained on the proxy learns its
+    ranking, so the gap between the two bounds what it can show the judge quickly."""
+
+    items: int
+    samples: int  # per item
+    ranked_items: int  # items whose samples both metrics spread (Spearman is defined)
+    spearman: float  # mean within-item Spearman correlation of proxy and judge
+    spearman_se: float
+    random: float  # the judge's metric of a random sample (mean over items of each item's mean)
+    best_by_proxy: float  # ... of the sample the proxy ranks best
+    best_by_judge: float  # ... of the sample the judge ranks best
+
+    @property
+    def proxy_gain(self) -> float:
+        """Relative change of the judge's metric from a random sample to the proxy's pick."""
+        return self.best_by_proxy / self.random - 1 if self.random else math.nan
+
+    @property
+    def judge_gain(self) -> float:
+        """Relative change from a random sample to the judge's own pick (selection's ceiling)."""
+        return self.best_by_judge / self.random - 1 if self.random else math.nan
+
+
+def _average_ranks(xs: list[float]) -> list[float]:
+    """Ranks 1..n, tied values sharing the mean of their ranks (as Spearman's rho needs)."""
+    order = sorted(range(len(xs)), key=xs.__getitem__)
+    ranks = [0.0] * len(xs)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
+            j += 1
+        for k in order[i: j + 1]:
+            ranks[k] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def _spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rho (Pearson correlation of average ranks); NaN when either list has no spread."""
+    ra, rb = _average_ranks(a), _average_ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    var = sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)
+    return cov / math.sqrt(var) if var > 0 else math.nan
+
+
+def judge_agreement(samples: list[list[dict]], proxy: str, judge: str) -> JudgeAgreement:
+    """Agreement of ``proxy`` with ``judge`` (row keys of metrics where lower is better, e.g.
+    ``cer1@embedded:tiny.en`` and ``cer1@embedded:base``) over several samples of the same items:
+    ``samples[k]`` is the :meth:`HeldOutJudge.score` rows of seed ``k``. Ties in a pick go to the
+    earlier sample."""
+    if len(samples) < 2:
+        raise ValueError(f"judge agreement needs at least 2 samples per item, got {len(samples)}")
+    utts = [r["utt"] for r in samples[0]]
+    if any([r["utt"] for r in rows] != utts for rows in samples[1:]):
+        raise ValueError("every sample's rows must list the same items in the same order")
+    rhos, rand, by_proxy, by_judge = [], [], [], []
+    for i in range(len(utts)):
+        j = [rows[i][judge] for rows in samples]
+        p = [rows[i][proxy] for rows in samples]
+        rho = _spearman(p, j)
+        if not math.isnan(rho):
+            rhos.append(rho)
+        rand.append(sum(j) / len(j))
+        by_proxy.append(j[min(range(len(p)), key=p.__getitem__)])
+        by_judge.append(min(j))
+    mean = sum(rhos) / len(rhos) if rhos else math.nan
+    se = (math.sqrt(sum((r - mean) ** 2 for r in rhos) / (len(rhos) - 1) / len(rhos)) if len(rhos) > 1
+          else math.nan)
+    n = len(utts)
+    return JudgeAgreement(n, len(samples), len(rhos), mean, se, sum(rand) / n, sum(by_proxy) / n, sum(by_judge) / n)
+
+
+@dataclass
 class WordRecall:
     """How many reference words a judge heard where they belong (WER alignment hits), of how many."""
 
