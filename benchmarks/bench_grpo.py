@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     help="inference CFG strength of the trained systems (GRPO, DPO); the shipped base is measured at "
                          "2.0 (its default) and, when this differs, also at this value, so a gain from the guidance "
                          "alone shows (0: the conditional branch alone, half the synthesis cost)")
+    ap.add_argument("--weights", choices=("ema", "online"), default="ema",
+                    help="which weights of each trained checkpoint to measure: its EMA (what synthesis loads by "
+                         "default) or the online weights the last update left (the shipped base is its EMA)")
     ap.add_argument("--best_of", type=int, default=0, help="also measure best-of-N reranking of the base (0: no)")
     ap.add_argument("--agreement", type=int, default=0, metavar="K",
                     help="also sample the base K times per item (seeds 0, 1000, ...) and report how the training "
@@ -197,10 +200,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
              "free": read_test_list(args.data / "test_free_eval.jsonl")[: args.free_items]}
     judge = HeldOutJudge(tuple(judges), nfe=args.nfe, rerank=training_rewards() if args.best_of > 1 else None)
 
-    def measure(ckpt, candidates: int = 1, cfg: float = 2.0) -> tuple[dict[str, list[dict]], float]:
+    def measure(ckpt, candidates: int = 1, cfg: float = 2.0, ema: bool = True) -> tuple[dict[str, list[dict]], float]:
         """Rows of every list, each item's numbers averaged over ``--seeds`` samples (seeds 0, 1000, ...),
-        synthesised at inference guidance ``cfg``."""
-        judge.cfg_strength = cfg
+        synthesised at inference guidance ``cfg`` by the checkpoint's EMA (or online) weights."""
+        judge.cfg_strength, judge.use_ema = cfg, ema
         runs = [measure_seed(ckpt, candidates, 1000 * k) for k in range(args.seeds)]
         return average_rows([rows for rows, _ in runs]), sum(s for _, s in runs)
 
@@ -211,6 +214,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 {k: [it.utt for it in v] for k, v in items.items()}]
         if judge.cfg_strength != 2.0:  # the default leaves the key of earlier measurements as it was
             what.append({"cfg": judge.cfg_strength})
+        if not judge.use_ema:
+            what.append({"weights": "online"})
         key = json.dumps(what + [seed] if seed else what)  # seed 0: the key of measurements before --seeds
         cache = args.work / "measurements.jsonl"
         if cache.is_file():
@@ -232,6 +237,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results = [summarise("shipped base", base_rows, base_rows, judges, 0.0, {"measure_s": round(base_s, 1)})]
     measured = {"shipped base": base_rows}
     at_cfg = f" at CFG {args.cfg:g}" if args.cfg != 2.0 else ""  # names the systems measured at --cfg
+    tag = at_cfg + (" (online weights)" if args.weights == "online" else "")  # names the trained systems
     if at_cfg:
         rows, s = measure(base_ckpt, cfg=args.cfg)
         results.append(summarise(f"shipped base{at_cfg}", rows, base_rows, judges, 0.0,
@@ -269,9 +275,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         updates = len(metrics)
         train_s = sum(m["time/rollout_s"] + m["time/reward_s"] + m["time/update_s"] for m in metrics)
-        rows, _ = measure(run / "model_last.pt", cfg=args.cfg)
+        rows, _ = measure(run / "model_last.pt", cfg=args.cfg, ema=args.weights == "ema")
         note = budget_note(name, updates, train_s, args.max_updates, args.max_minutes, read_summary(run))
-        results.append(summarise(f"GRPO: {name}{at_cfg}", rows, base_rows, judges, train_s,
+        results.append(summarise(f"GRPO: {name}{tag}", rows, base_rows, judges, train_s,
                                  {"overrides": over, "updates": updates, "cfg": args.cfg, "budget_note": note}))
         measured[name] = rows
     if args.dpo:
@@ -291,8 +297,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             ckpt, seconds, updates = r.ckpt, time.perf_counter() - t0, r.train["updates"]
             with open(work / "iterate.log", "a") as f:  # what a later --reuse reports as its cost
                 f.write(f"bench_grpo: DPO round {seconds:.1f} s\n")
-        rows, _ = measure(ckpt, cfg=args.cfg)
-        results.append(summarise(f"DPO (prefs.iterate defaults){at_cfg}", rows, base_rows, judges, seconds,
+        rows, _ = measure(ckpt, cfg=args.cfg, ema=args.weights == "ema")
+        results.append(summarise(f"DPO (prefs.iterate defaults){tag}", rows, base_rows, judges, seconds,
                                  {"updates": updates, "note": "generation + training", "cfg": args.cfg}))
 
     head = judges[0]

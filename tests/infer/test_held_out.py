@@ -87,6 +87,26 @@ def test_judge_synthesises_at_its_inference_guidance(tmp_path):
     assert HeldOutJudge(("embedded:tiny.en",)).cfg_strength == 2.0
 
 
+def test_judge_measures_the_weights_it_is_told(tmp_path, monkeypatch):
+    """``use_ema=False`` measures a trainer checkpoint's online weights (the bench's ``--weights online``)."""
+    from f5rl.eval.evaluate import TestItem
+    from f5rl.eval.held_out import HeldOutJudge
+    from f5rl.infer.tts import TTS
+
+    loaded = []
+    monkeypatch.setattr(TTS, "from_checkpoint",
+                        classmethod(lambda cls, ckpt, **kw: loaded.append((ckpt, kw)) or "tts"))
+    items = [TestItem("u0", "prompt", "p.wav", "text")]
+    for use_ema in (True, False):
+        judge = HeldOutJudge(("embedded:tiny.en",), use_ema=use_ema)
+        monkeypatch.setattr(judge, "synthesize", lambda tts, its, candidates=1: [tts] * len(its))
+        monkeypatch.setattr(judge, "score",
+                            lambda its, audios: [{"utt": it.utt, "audio": a} for it, a in zip(its, audios)])
+        assert judge.measure("ckpt.pt", items) == [{"utt": "u0", "audio": "tts"}]
+    assert loaded == [("ckpt.pt", {"device": "cpu", "use_ema": True}), ("ckpt.pt", {"device": "cpu", "use_ema": False})]
+    assert HeldOutJudge(("embedded:tiny.en",)).use_ema
+
+
 def _seed_rows(judge: list[list[float]], proxy: list[list[float]]) -> list[list[dict]]:
     """Rows of seed k for items i: judge[i][k], proxy[i][k]."""
     return [[{"utt": f"u{i}", "cer@j": judge[i][k], "cer@p": proxy[i][k]} for i in range(len(judge))]

@@ -60,13 +60,14 @@ class HeldOutJudge:
     training reward's ranking for best-of-N (``rerank``: a :class:`RewardSet`, optional)."""
 
     def __init__(self, judges: tuple[str, ...] = ("embedded:base",), nfe: int = 16, seed: int = 0,
-                 batch: int = 8, rerank=None, cfg_strength: float = 2.0) -> None:
+                 batch: int = 8, rerank=None, cfg_strength: float = 2.0, use_ema: bool = True) -> None:
         from f5rl.rewards.registry import build_provider
 
         if not judges:
             raise ValueError("HeldOutJudge needs at least one Whisper judge")
         self.judge_names, self.nfe, self.seed, self.batch, self.rerank = judges, nfe, seed, batch, rerank
         self.cfg_strength = cfg_strength  # inference guidance; 0 runs the conditional branch alone
+        self.use_ema = use_ema  # a trainer checkpoint's EMA weights (False: its online weights)
         self.judges = {j: build_provider("whisper_asr", {"model": j}) for j in judges}
         self.sim = build_provider("resemblyzer_sim")
 
@@ -125,7 +126,7 @@ class HeldOutJudge:
         """Synthesise ``items`` with the checkpoint ``ckpt`` (best of ``candidates``) and score them."""
         from f5rl.infer.tts import TTS
 
-        tts = TTS.from_checkpoint(ckpt, device="cpu")
+        tts = TTS.from_checkpoint(ckpt, device="cpu", use_ema=self.use_ema)
         return self.score(items, self.synthesize(tts, items, candidates))
 
 
