@@ -7,7 +7,9 @@ from the base after its stage-1 σ warmup, stopped by an update budget and by a 
 the demo corpus) are synthesised with the same seeds by every system and judged by Whisper
 ``embedded:base``, which is not the training reward's ASR model (``embedded:tiny.en``): a policy
 that learned tiny.en's quirks shows up as a gap between the two judges. Changes are paired by item,
-with their standard error. Prints a table; ``--json`` writes everything. Never asserts.
+with their standard error. ``--agreement K`` also samples the base K times per item and reports how
+the training reward's ASR orders each item's samples against the held-out judge (what selection by
+that reward can reach). Prints a table; ``--json`` writes everything. Never asserts.
 
     python benchmarks/bench_grpo.py --data data/demo_char --max_minutes 20 \
         --setting recipe --setting "lr 3e-5" optim.learning_rate=3e-5 --best_of 4 --dpo \
