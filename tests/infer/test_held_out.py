@@ -87,7 +87,7 @@ def test_judge_synthesises_at_its_inference_guidance(tmp_path):
     assert HeldOutJudge(("embedded:tiny.en",)).cfg_strength == 2.0
 
 
-def test_judge_measures_the_weights_it_is_told(tmp_path, monkeypatch):
+def test_judge_measures_the_weights_it_is_told(monkeypatch):
     """``use_ema=False`` measures a trainer checkpoint's online weights (the bench's ``--weights online``)."""
     from f5rl.eval.evaluate import TestItem
     from f5rl.eval.held_out import HeldOutJudge
