@@ -66,6 +66,11 @@ def average_rows(runs: list[dict[str, list[dict]]]) -> dict[str, list[dict]]:
     return out
 
 
+def list_rows(rows: dict[str, list[dict]], lst: str) -> list[dict]:
+    """The rows of one list, or of every list pooled (``all``)."""
+    return rows[lst] if lst != "all" else [r for v in rows.values() for r in v]
+
+
 def summarise(name: str, rows: dict[str, list[dict]], base: dict[str, list[dict]], judges: list[str],
               seconds: float, extra: dict | None = None) -> dict:
     """Means and paired changes against the base, per list and over both lists."""
@@ -73,8 +78,7 @@ def summarise(name: str, rows: dict[str, list[dict]], base: dict[str, list[dict]
 
     out = {"system": name, "seconds": round(seconds, 1), **(extra or {}), "lists": {}}
     for lst in [*rows, "all"]:
-        now = rows[lst] if lst != "all" else [r for v in rows.values() for r in v]
-        ref = base[lst] if lst != "all" else [r for v in base.values() for r in v]
+        now, ref = list_rows(rows, lst), list_rows(base, lst)
         metrics = [*(f"cer1@{j}" for j in judges), *(f"cer@{j}" for j in judges), "sim"]
         out["lists"][lst] = {m: compare(ref, now, m).__dict__ for m in metrics}
     return out
@@ -113,7 +117,7 @@ def agreement_rows(per_seed: list[dict[str, list[dict]]], judges: list[str]) -> 
 
     out = []
     for lst in [*per_seed[0], "all"]:
-        samples = [sum(rows.values(), []) if lst == "all" else rows[lst] for rows in per_seed]
+        samples = [list_rows(rows, lst) for rows in per_seed]
         for proxy in judges[1:]:
             a = judge_agreement(samples, proxy=f"cer1@{proxy}", judge=f"cer1@{judges[0]}")
             out.append({"list": lst, "proxy": proxy, "judge": judges[0], **asdict(a),
@@ -248,7 +252,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     agreement = []
     if args.agreement > 1:
-        judge.cfg_strength = 2.0
+        judge.cfg_strength, judge.use_ema = 2.0, True  # the shipped base as every other row measures it
         agreement = agreement_rows([measure_seed(base_ckpt, 1, 1000 * k)[0] for k in range(args.agreement)], judges)
 
     stage1 = args.work / "stage1" / "model_last.pt"
