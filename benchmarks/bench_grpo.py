@@ -110,15 +110,17 @@ def budget_note(name: str, updates: int, train_s: float, max_updates: int, max_m
             f"before its --max_minutes {max_minutes:g} budget ({why}); {fix} for an equal-wall-time comparison")
 
 
-def agreement_rows(per_seed: list[dict[str, list[dict]]], judges: list[str]) -> list[dict]:
+def agreement_rows(per_seed: list[dict[str, list[dict]]], judges: list[str], retest_ms: float = 0.0) -> list[dict]:
     """Per list (and over all items), how each other judge (the training reward's ASR) orders an item's
-    samples against the first (the held-out judge): ``per_seed[k]`` is the base's rows of seed k."""
-    from f5rl.eval.held_out import judge_agreement
+    samples against the first (the held-out judge): ``per_seed[k]`` is the base's rows of seed k. With
+    ``retest_ms`` also the first judge hearing the same clips that much later: its agreement with itself."""
+    from f5rl.eval.held_out import judge_agreement, retest_name
 
     out = []
+    proxies = [*judges[1:], *([retest_name(judges[0], retest_ms)] if retest_ms > 0 else [])]
     for lst in [*per_seed[0], "all"]:
         samples = [list_rows(rows, lst) for rows in per_seed]
-        for proxy in judges[1:]:
+        for proxy in proxies:
             a = judge_agreement(samples, proxy=f"cer1@{proxy}", judge=f"cer1@{judges[0]}")
             out.append({"list": lst, "proxy": proxy, "judge": judges[0], **asdict(a),
                         "proxy_gain": a.proxy_gain, "judge_gain": a.judge_gain})
@@ -168,6 +170,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     help="also sample the base K times per item (seeds 0, 1000, ...) and report how the training "
                          "reward's ASR orders each item's samples against the held-out judge (within-item "
                          "Spearman) and best-of-K by each: what selection by the reward can reach (0: no)")
+    ap.add_argument("--only_agreement", action="store_true",
+                    help="with --agreement: measure the shipped base and its agreement table, then stop (no stage-1 "
+                         "warmup, no GRPO settings)")
     ap.add_argument("--dpo", action="store_true", help="also measure one DPO round (prefs.iterate) from the base")
     ap.add_argument("--dpo_groups", type=int, default=48, help="DPO train sentences (4 samples each)")
     ap.add_argument("--prompts_groups", type=int, default=96,
@@ -178,6 +183,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     help="seed of WORK/prompts_broad.jsonl: the prompts of WORK/prompts.jsonl and, in the same voices, "
                          "as many groups saying broad-text sentences (common English words in random order); a "
                          "setting names it as rl.prompts_manifest={prompts_broad}")
+    ap.add_argument("--retest_ms", type=float, default=5.0,
+                    help="with --agreement: the held-out judge also hears each sample after this many ms of silence "
+                         "(imperceptible), and the table shows how far it agrees with itself, the ceiling for the "
+                         "training judge's agreement (0: skip; costs one more judge pass over the samples)")
     ap.add_argument("--skip_start", action="store_true", help="do not measure the stage-1 checkpoint itself")
     ap.add_argument("--reuse", action="store_true",
                     help="measure a setting's existing WORK/NAME/model_last.pt (and with --dpo the round's "
@@ -195,6 +204,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.agreement > 1 and len(judges) < 2:
         raise SystemExit("--agreement needs two judges, the held-out one first: "
                          "--judges embedded:base,embedded:tiny.en")
+    if args.only_agreement and (args.agreement < 2 or args.setting or args.dpo or args.best_of > 1):
+        raise SystemExit("--only_agreement measures the base's agreement alone: give --agreement K (K >= 2) and "
+                         "no --setting, --dpo or --best_of")
+    if args.retest_ms < 0:
+        raise SystemExit(f"--retest_ms {args.retest_ms:g}: give the silence in ms (> 0), or 0 to skip the retest")
     # synthesis prompts for stage 2 (rl.prompts_manifest={prompts}): the DPO round's rows for the same count
     prompt_rows = demo_rows(args.data, groups=args.prompts_groups, nsamples=4, split="train")
     prompts = write_jsonl(prompt_rows, args.work / "prompts.jsonl")
@@ -222,6 +236,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             what.append({"cfg": judge.cfg_strength})
         if not judge.use_ema:
             what.append({"weights": "online"})
+        if judge.retest_ms > 0:
+            what.append({"retest_ms": judge.retest_ms})
         key = json.dumps(what + [seed] if seed else what)  # seed 0: the key of measurements before --seeds
         cache = args.work / "measurements.jsonl"
         if cache.is_file():
@@ -253,23 +269,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
     agreement = []
     if args.agreement > 1:
         judge.cfg_strength, judge.use_ema = 2.0, True  # the shipped base as every other row measures it
-        agreement = agreement_rows([measure_seed(base_ckpt, 1, 1000 * k)[0] for k in range(args.agreement)], judges)
+        judge.retest_ms = args.retest_ms
+        agreement = agreement_rows([measure_seed(base_ckpt, 1, 1000 * k)[0] for k in range(args.agreement)], judges,
+                                   args.retest_ms)
+        judge.retest_ms = 0.0
 
+    train = not args.only_agreement
     stage1 = args.work / "stage1" / "model_last.pt"
-    if not stage1.is_file():
+    if train and not stage1.is_file():
         t0 = time.perf_counter()
         run_cli("f5rl.train.train", warmup_argv(SHIPPED, args.data, stage1.parent, args.warmup_updates),
                 args.work / "stage1.log")
         print(f"stage-1 warmup: {time.perf_counter() - t0:.0f} s", flush=True)
-    if not args.skip_start:
+    if train and not args.skip_start:
         rows, _ = measure(stage1)
         results.append(summarise("stage-1 warmup (GRPO start)", rows, base_rows, judges, 0.0))
 
-    if args.best_of > 1:
+    if args.best_of > 1:  # (refused with --only_agreement)
         rows, s = measure(base_ckpt, args.best_of)
         results.append(summarise(f"best-of-{args.best_of} (training reward)", rows, base_rows, judges, s,
                                  {"note": "inference cost only"}))
-    for name, *over in args.setting or [["recipe"]]:
+    for name, *over in (args.setting or [["recipe"]]) if train else []:
         over = setting_overrides(over, prompts, prompts_broad)
         run = args.work / name.replace(" ", "_")
         t0 = time.perf_counter()
@@ -329,7 +349,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if agreement:
         print(f"\nthe shipped base, {args.agreement} samples per item: how each training judge orders an item's "
               f"samples against {head} (mean within-item Spearman ± SE, over items whose samples both spread), "
-              f"and CER@{head} of a random sample and of the best of {args.agreement} by each")
+              f"and CER@{head} of a random sample and of the best of {args.agreement} by each"
+              + (f"; '{head} +{args.retest_ms:g} ms' is {head} itself hearing each sample after {args.retest_ms:g} ms "
+                 "of silence (how far the judge agrees with itself)" if args.retest_ms > 0 else ""))
         print(f"| list | judge that ranks | items | Spearman | random | best-of-{args.agreement} by it | "
               f"best-of-{args.agreement} by {head} |")
         print("|---|---|---|---|---|---|---|")

@@ -140,3 +140,40 @@ def test_judge_agreement_refuses_what_it_cannot_rank():
     rows[1][0]["utt"] = "other"
     with pytest.raises(ValueError, match="same items"):
         judge_agreement(rows, proxy="cer@p", judge="cer@j")
+
+
+def test_judge_retests_itself_on_delayed_copies(tmp_path):
+    """``retest_ms`` transcribes every clip again with the held-out judge, after that many ms of silence:
+    the rows carry both verdicts, under the key :func:`retest_name` gives (the bench's ``--retest_ms``)."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from f5rl.eval.evaluate import TestItem
+    from f5rl.eval.held_out import HeldOutJudge, retest_name
+    from f5rl.rewards.base import RewardOutput
+
+    sf.write(tmp_path / "p.wav", np.zeros(2400, dtype=np.float32), 24000)
+    items = [TestItem(f"u{i}", "prompt", str(tmp_path / "p.wav"), "abcd") for i in range(2)]
+    seen = []
+
+    class ShiftSensitiveASR:  # hears "abcd" in a clip that starts with speech, "abxy" in one that starts silent
+        def __call__(self, batch):
+            seen.append([a.clone() for a in batch.audio])
+            self.last_transcripts = ["abxy" if float(a[0]) == 0 else "abcd" for a in batch.audio]
+
+    judge = HeldOutJudge(("embedded:base", "embedded:tiny.en"), retest_ms=5)
+    judge.judges = {"embedded:base": ShiftSensitiveASR(), "embedded:tiny.en": ShiftSensitiveASR()}
+    judge.sim = lambda batch: RewardOutput(torch.ones(len(batch)))
+    audio = [torch.full((10,), 0.5), torch.full((12,), -0.5)]
+    rows = judge.score(items, audio)
+    later = retest_name("embedded:base", 5)
+    assert later == "embedded:base +5 ms"
+    for row in rows:
+        assert row["cer1@embedded:base"] == 0.0 and row["cer1@embedded:tiny.en"] == 0.0
+        assert row[f"cer1@{later}"] == 0.5 and row[f"wer@{later}"] == 1.0 and row[f"transcript@{later}"] == "abxy"
+    # three passes: base and tiny.en on the clips, then base alone on the clips 120 samples (5 ms at 24 kHz) later
+    assert len(seen) == 3
+    assert [len(a) for a in seen[2]] == [130, 132]
+    assert torch.equal(seen[2][0][:120], torch.zeros(120)) and torch.equal(seen[2][0][120:], audio[0])
+    assert HeldOutJudge(("embedded:base",)).retest_ms == 0.0  # off unless asked: it costs a judge pass

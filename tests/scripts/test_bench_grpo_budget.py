@@ -87,3 +87,40 @@ def test_agreement_needs_a_second_judge_before_any_work(tmp_path):
         load_bench().main(["--agreement", "4", "--judges", "embedded:base", "--data", str(tmp_path / "none"),
                            "--work", str(tmp_path / "w")])
     assert not (tmp_path / "w").exists()
+
+
+def test_agreement_rows_add_the_judge_against_itself_when_retested():
+    """With ``retest_ms`` the agreement adds a row for the held-out judge on the same clips a few ms later:
+    how far the judge agrees with itself, the ceiling for any other judge's agreement."""
+    bench = load_bench()
+    judges = ["embedded:base", "embedded:tiny.en"]
+    later = "cer1@embedded:base +5 ms"
+
+    def rows(base, tiny, retest):
+        return {"utt": "t", "cer1@embedded:base": base, "cer1@embedded:tiny.en": tiny, later: retest}
+
+    # the delayed copies reverse base's order of the two samples; tiny.en keeps it
+    per_seed = [{"template": [rows(0.2, 0.1, 0.5)]}, {"template": [rows(0.4, 0.3, 0.1)]}]
+    out = bench.agreement_rows(per_seed, judges, retest_ms=5)
+    assert [(a["list"], a["proxy"]) for a in out] == [
+        ("template", "embedded:tiny.en"), ("template", "embedded:base +5 ms"),
+        ("all", "embedded:tiny.en"), ("all", "embedded:base +5 ms")]
+    assert out[1]["spearman"] == -1.0 and out[0]["spearman"] == 1.0
+    # picked on the delayed copies (sample 2), scored by the judge on the clips themselves: 0.4
+    assert abs(out[1]["best_by_proxy"] - 0.4) < 1e-9 and abs(out[1]["best_by_judge"] - 0.2) < 1e-9
+    assert [a["proxy"] for a in bench.agreement_rows(per_seed, judges)] == ["embedded:tiny.en"] * 2
+
+
+def test_only_agreement_and_retest_refuse_what_they_cannot_do_before_any_work(tmp_path):
+    import pytest
+
+    bench = load_bench()
+    common = ["--judges", "embedded:base,embedded:tiny.en", "--data", str(tmp_path / "none"),
+              "--work", str(tmp_path / "w")]
+    for extra in (["--only_agreement"], ["--only_agreement", "--agreement", "4", "--setting", "x"],
+                  ["--only_agreement", "--agreement", "4", "--dpo"]):
+        with pytest.raises(SystemExit, match="--only_agreement measures"):
+            bench.main([*extra, *common])
+    with pytest.raises(SystemExit, match="--retest_ms -1"):
+        bench.main(["--agreement", "4", "--retest_ms", "-1", *common])
+    assert not (tmp_path / "w").exists()

@@ -60,7 +60,8 @@ class HeldOutJudge:
     training reward's ranking for best-of-N (``rerank``: a :class:`RewardSet`, optional)."""
 
     def __init__(self, judges: tuple[str, ...] = ("embedded:base",), nfe: int = 16, seed: int = 0,
-                 batch: int = 8, rerank=None, cfg_strength: float = 2.0, use_ema: bool = True) -> None:
+                 batch: int = 8, rerank=None, cfg_strength: float = 2.0, use_ema: bool = True,
+                 retest_ms: float = 0.0) -> None:
         from f5rl.rewards.registry import build_provider
 
         if not judges:
@@ -68,6 +69,8 @@ class HeldOutJudge:
         self.judge_names, self.nfe, self.seed, self.batch, self.rerank = judges, nfe, seed, batch, rerank
         self.cfg_strength = cfg_strength  # inference guidance; 0 runs the conditional branch alone
         self.use_ema = use_ema  # a trainer checkpoint's EMA weights (False: its online weights)
+        # > 0: the first judge hears every clip again after this much silence (see retest_name)
+        self.retest_ms = retest_ms
         self.judges = {j: build_provider("whisper_asr", {"model": j}) for j in judges}
         self.sim = build_provider("resemblyzer_sim")
 
@@ -101,26 +104,40 @@ class HeldOutJudge:
 
     def score(self, items: list[TestItem], audios: list) -> list[dict]:
         """Per item: ``cer@<judge>`` (and ``cer1@<judge>``, clipped at 1), ``wer@<judge>``,
-        ``transcript@<judge>`` and ``sim``."""
+        ``transcript@<judge>`` and ``sim``; with ``retest_ms``, the same four under
+        ``retest_name(first judge, retest_ms)`` for the clips heard that much later."""
+        import torch
+
         from f5rl.audio.io import load_audio
         from f5rl.rewards.base import RewardBatch
-        from f5rl.rewards.text_metrics import char_error_rate, word_error_rate
 
         batch = RewardBatch(list(audios), [it.target_text for it in items],
                             ref_audio=[load_audio(it.prompt_wav) for it in items])
         rows = [{"utt": it.utt, "text": it.target_text} for it in items]
         for name, judge in self.judges.items():
-            judge(batch)
-            for row, it, hyp in zip(rows, items, judge.last_transcripts):
-                row[f"transcript@{name}"] = hyp
-                row[f"cer@{name}"] = char_error_rate(it.target_text, hyp)
-                # one hallucinated transcript (CER 6) would outweigh dozens of items: the headline
-                # mean clips each item at 1 (the whole sentence wrong)
-                row[f"cer1@{name}"] = min(row[f"cer@{name}"], 1.0)
-                row[f"wer@{name}"] = word_error_rate(it.target_text, hyp)
+            self._transcribe(judge, batch, rows, name)
+        if self.retest_ms > 0:
+            first = self.judge_names[0]
+            pad = round(self.retest_ms * batch.sample_rate / 1000)
+            later = RewardBatch([torch.cat([a.new_zeros(pad), a.reshape(-1)]) for a in batch.audio], batch.texts)
+            self._transcribe(self.judges[first], later, rows, retest_name(first, self.retest_ms))
         for row, s in zip(rows, self.sim(batch).scores.tolist()):
             row["sim"] = s
         return rows
+
+    @staticmethod
+    def _transcribe(judge, batch, rows: list[dict], key: str) -> None:
+        """Transcribe ``batch`` with ``judge`` and write each row's ``transcript``/``cer``/``cer1``/``wer@key``."""
+        from f5rl.rewards.text_metrics import char_error_rate, word_error_rate
+
+        judge(batch)
+        for row, text, hyp in zip(rows, batch.texts, judge.last_transcripts):
+            row[f"transcript@{key}"] = hyp
+            row[f"cer@{key}"] = char_error_rate(text, hyp)
+            # one hallucinated transcript (CER 6) would outweigh dozens of items: the headline
+            # mean clips each item at 1 (the whole sentence wrong)
+            row[f"cer1@{key}"] = min(row[f"cer@{key}"], 1.0)
+            row[f"wer@{key}"] = word_error_rate(text, hyp)
 
     def measure(self, ckpt, items: list[TestItem], candidates: int = 1) -> list[dict]:
         """Synthesise ``items`` with the checkpoint ``ckpt`` (best of ``candidates``) and score them."""
@@ -128,6 +145,15 @@ class HeldOutJudge:
 
         tts = TTS.from_checkpoint(ckpt, device="cpu", use_ema=self.use_ema)
         return self.score(items, self.synthesize(tts, items, candidates))
+
+
+def retest_name(judge: str, ms: float) -> str:
+    """The name under which :class:`HeldOutJudge` reports ``judge`` hearing each clip ``ms`` later.
+
+    A few milliseconds of leading silence change nothing a listener hears, but they move every STFT frame
+    of the recogniser's input: how often its verdict on a clip moves with them is noise of the judge's own,
+    and how far it agrees with itself then bounds how far any other judge (a training reward's ASR) can."""
+    return f"{judge} +{ms:g} ms"
 
 
 def compare(before: list[dict], after: list[dict], metric: str) -> PairedChange:
