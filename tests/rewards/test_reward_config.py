@@ -61,3 +61,47 @@ def test_train_rl_refuses_a_bad_reward_value_in_one_line_before_loading_anything
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("config error: rl.rewards.providers.0 (whisper_asr)")
     assert "Traceback" not in proc.stderr and not list(tmp_path.glob("*.pt"))
+
+
+def test_asr_reward_averages_its_error_over_shifted_copies():
+    """``shifts_ms``: each clip is transcribed after each amount of leading silence (one batch) and the
+    error is the mean over them; the reported transcript is the first shift's."""
+    import numpy as np
+    import torch
+
+    from f5rl.rewards.base import RewardBatch
+    from f5rl.rewards.providers.asr import ASRReward
+
+    calls = []
+
+    class ShiftSensitive(ASRReward):  # hears "abcd" from a clip that starts with sound, "abxy" after silence
+        def transcribe(self, clips, languages):
+            calls.append([len(c) for c in clips])
+            return ["abxy" if c[0] == 0 else "abcd" for c in clips]
+
+    batch = RewardBatch([torch.full((160,), 0.5), torch.full((320,), 0.5)], ["abcd", "abcd"], sample_rate=16000)
+    plain = ShiftSensitive()(batch)
+    assert plain.scores.tolist() == [1.0, 1.0] and calls == [[160, 320]]
+    calls.clear()
+    asr = ShiftSensitive(shifts_ms=[0, 5])
+    out = asr(batch)
+    # CER 0 unshifted, 0.5 after 5 ms (80 samples at 16 kHz): mean 0.25
+    assert calls == [[160, 320, 240, 400]]
+    assert out.scores.tolist() == [0.75, 0.75] and out.components["char_error_rate"].tolist() == [0.25, 0.25]
+    assert asr.last_transcripts == ["abcd", "abcd"]
+    for bad in ([], [-5], "5", [0, 500]):
+        with pytest.raises(ValueError, match="shifts_ms="):
+            ShiftSensitive(shifts_ms=bad)
+    assert np.isclose(ShiftSensitive(shifts_ms=(0, 2.5)).shifts_ms, [0, 2.5]).all()
+
+
+def test_recipe_asr_takes_shifts_from_the_config():
+    from f5rl.rewards.combine import RewardSet
+    from f5rl.train.rl_trainer import provider_dicts
+
+    cfg = rl("F5TTS_RL_tiny", "rl.rewards.providers.0.config.shifts_ms=[0,5,10,15]")
+    check_rewards(cfg)
+    r = cfg.rl.rewards
+    assert RewardSet.from_config(provider_dicts(r), r.mode, dict(r.params)).providers[0].shifts_ms == [0, 5, 10, 15]
+    with pytest.raises(ValueError, match="shifts_ms="):
+        check_rewards(rl("F5TTS_RL_tiny", "rl.rewards.providers.0.config.shifts_ms=[-1]"))
