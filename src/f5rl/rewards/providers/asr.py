@@ -23,7 +23,7 @@ class ASRReward(RewardProvider):
     error. A few ms change nothing a listener hears but move every STFT frame the recogniser sees, and
     Whisper's verdict on a generated clip moves with them (tiny.en agrees with itself 5 ms later at a
     within-item Spearman of 0.44 on the demo base's samples): averaging over shifts removes that noise
-    of the recogniser's own from the reward (README, "GRPO on the demo base"). Default ``[0]``."""
+    of the recogniser's own from the reward (docs/grpo_measurements.md). Default ``[0]``."""
 
     components = ("char_error_rate", "accuracy")
     sample_rate = 16000

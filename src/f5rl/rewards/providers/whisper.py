@@ -12,7 +12,7 @@ faster-whisper downloads when online.
 
 ``window_s`` (both providers; default 30, Whisper's own window) encodes a shorter window, widened to the
 batch's longest clip: for the demo's 1–3 s clips 10 s made scoring 2x faster and agreed with the
-``embedded:base`` judge as well as the 30-s window did (README).
+``embedded:base`` judge as well as the 30-s window did (docs/grpo_measurements.md).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class _Whisper:
 
         The window is ``window_s`` (Whisper's own: 30 s), widened to the batch's longest clip so audio is
         never cut. CTranslate2 encodes a shorter window (the position table sliced, as whisper.cpp's
-        ``audio_ctx``); for 1–3 s clips 10 s made the encoder 5x faster (README)."""
+        ``audio_ctx``); for 1–3 s clips 10 s made the encoder 5x faster (docs/grpo_measurements.md)."""
         import ctranslate2
 
         fe = self.model.feature_extractor
