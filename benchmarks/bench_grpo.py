@@ -9,7 +9,8 @@ the demo corpus) are synthesised with the same seeds by every system and judged 
 that learned tiny.en's quirks shows up as a gap between the two judges. Changes are paired by item,
 with their standard error. ``--agreement K`` also samples the base K times per item and reports how
 the training reward's ASR orders each item's samples against the held-out judge (what selection by
-that reward can reach). Prints a table; ``--json`` writes everything. Never asserts.
+that reward can reach). ``--paired_against SYSTEM`` also pairs every system with one of them item by item
+(is GRPO below DPO, with its own standard error). Prints tables; ``--json`` writes everything. Never asserts.
 
     python benchmarks/bench_grpo.py --data data/demo_char --max_minutes 20 \
         --setting recipe --setting "lr 3e-5" optim.learning_rate=3e-5 --best_of 4 --dpo \
@@ -82,6 +83,34 @@ def summarise(name: str, rows: dict[str, list[dict]], base: dict[str, list[dict]
         metrics = [*(f"cer1@{j}" for j in judges), *(f"cer@{j}" for j in judges), "sim"]
         out["lists"][lst] = {m: compare(ref, now, m).__dict__ for m in metrics}
     return out
+
+
+def paired_rows(measured: dict[str, dict[str, list[dict]]], against: str, judges: list[str]) -> list[dict]:
+    """Every measured system but the shipped base and ``against`` itself, paired item by item with
+    ``against`` (same items, same seeds): the change is the system's number minus the reference's, so
+    "is GRPO below DPO" gets its own standard error rather than two changes against the base."""
+    return [summarise(name, rows, measured[against], judges, 0.0, {"against": against})
+            for name, rows in measured.items() if name != against and not name.startswith("shipped base")]
+
+
+def paired_lines(paired: list[dict], head: str) -> list[str]:
+    """The printed table of :func:`paired_rows` (CER judged by ``head``); no lines when nothing was paired."""
+    if not paired:
+        return []
+    against = paired[0]["against"]
+
+    def cell(change: dict | None) -> str:
+        return f"{change['change']:+.4f} ± {change['se']:.4f}" if change else "n/a"
+
+    lines = [f"\npaired by item against {against}: each system's number minus {against}'s, ± standard error",
+             f"| system | CER@{head} all | CER@{head} template | CER@{head} free | CER@tiny.en all | SIM all |",
+             "|---|---|---|---|---|---|"]
+    for r in paired:
+        lists = r["lists"]
+        cells = [lists.get(lst, {}).get(f"cer1@{head}") for lst in ("all", "template", "free")]
+        cells += [lists["all"].get("cer1@embedded:tiny.en"), lists["all"]["sim"]]
+        lines.append(f"| {r['system']} | " + " | ".join(cell(c) for c in cells) + " |")
+    return lines
 
 
 def budget_note(name: str, updates: int, train_s: float, max_updates: int, max_minutes: float,
@@ -187,6 +216,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     help="with --agreement: the held-out judge also hears each sample after this many ms of silence "
                          "(imperceptible), and the table shows how far it agrees with itself, the ceiling for the "
                          "training judge's agreement (0: skip; costs one more judge pass over the samples)")
+    ap.add_argument("--paired_against", default=None, metavar="SYSTEM",
+                    help="also print every system's change against this one, paired by item: a --setting NAME, "
+                         "dpo (with --dpo) or best-of-N (with --best_of N)")
     ap.add_argument("--skip_start", action="store_true", help="do not measure the stage-1 checkpoint itself")
     ap.add_argument("--reuse", action="store_true",
                     help="measure a setting's existing WORK/NAME/model_last.pt (and with --dpo the round's "
@@ -207,6 +239,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.only_agreement and (args.agreement < 2 or args.setting or args.dpo or args.best_of > 1):
         raise SystemExit("--only_agreement measures the base's agreement alone: give --agreement K (K >= 2) and "
                          "no --setting, --dpo or --best_of")
+    measurable = {*(s[0] for s in args.setting or [["recipe"]]), *(["dpo"] if args.dpo else []),
+                  *([f"best-of-{args.best_of}"] if args.best_of > 1 else [])}
+    if args.paired_against is not None and args.paired_against not in measurable:
+        raise SystemExit(f"--paired_against {args.paired_against}: name a system this run measures "
+                         f"({', '.join(sorted(measurable))}): a --setting NAME, dpo with --dpo or best-of-N with "
+                         "--best_of N")
     if args.retest_ms < 0:
         raise SystemExit(f"--retest_ms {args.retest_ms:g}: give the silence in ms (> 0), or 0 to skip the retest")
     # synthesis prompts for stage 2 (rl.prompts_manifest={prompts}): the DPO round's rows for the same count
@@ -289,6 +327,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows, s = measure(base_ckpt, args.best_of)
         results.append(summarise(f"best-of-{args.best_of} (training reward)", rows, base_rows, judges, s,
                                  {"note": "inference cost only"}))
+        measured[f"best-of-{args.best_of}"] = rows
     for name, *over in (args.setting or [["recipe"]]) if train else []:
         over = setting_overrides(over, prompts, prompts_broad)
         run = args.work / name.replace(" ", "_")
@@ -326,6 +365,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows, _ = measure(ckpt, cfg=args.cfg, ema=args.weights == "ema")
         results.append(summarise(f"DPO (prefs.iterate defaults){tag}", rows, base_rows, judges, seconds,
                                  {"updates": updates, "note": "generation + training", "cfg": args.cfg}))
+        measured["dpo"] = rows
 
     head = judges[0]
     print(f"\nheld-out CER (per item clipped at 1) judged by Whisper {head} (the training reward uses "
@@ -346,6 +386,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for r in results:
         if r.get("budget_note"):
             print(r["budget_note"])
+    paired = paired_rows(measured, args.paired_against, judges) if args.paired_against in measured else []
+    for line in paired_lines(paired, head):
+        print(line, flush=True)
     if agreement:
         print(f"\nthe shipped base, {args.agreement} samples per item: how each training judge orders an item's "
               f"samples against {head} (mean within-item Spearman ± SE, over items whose samples both spread), "
@@ -363,7 +406,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         from f5rl.utils.atomic import atomic_write_text
 
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        out = {"results": results, "per_item": measured, "agreement": agreement}
+        out = {"results": results, "per_item": measured, "agreement": agreement, "paired": paired}
         atomic_write_text(Path(args.json), json.dumps(out, indent=1))
     return results
 

@@ -124,3 +124,39 @@ def test_only_agreement_and_retest_refuse_what_they_cannot_do_before_any_work(tm
     with pytest.raises(SystemExit, match="--retest_ms -1"):
         bench.main(["--agreement", "4", "--retest_ms", "-1", *common])
     assert not (tmp_path / "w").exists()
+
+
+def test_paired_against_compares_every_system_with_the_named_one_item_by_item():
+    bench = load_bench()
+
+    def rows(cers, sims):
+        return {"template": [{"utt": f"t{i}", "cer1@base": c, "cer@base": c, "sim": s}
+                             for i, (c, s) in enumerate(zip(cers, sims))]}
+
+    measured = {"shipped base": rows([0.5, 0.5, 0.5], [0.8, 0.8, 0.8]),
+                "grpo": rows([0.4, 0.3, 0.5], [0.80, 0.79, 0.78]),
+                "dpo": rows([0.3, 0.3, 0.3], [0.78, 0.78, 0.78])}
+    out = bench.paired_rows(measured, "dpo", ["base"])
+    assert [r["system"] for r in out] == ["grpo"]  # neither the reference itself nor the shipped base
+    cer = out[0]["lists"]["all"]["cer1@base"]
+    # by hand: grpo − dpo per item = +0.1, 0.0, +0.2 → mean +0.1, sd 0.1, SE 0.1/√3
+    assert cer["before"] == 0.3 and abs(cer["change"] - 0.1) < 1e-12 and abs(cer["se"] - 0.1 / 3 ** 0.5) < 1e-12
+    sim = out[0]["lists"]["template"]["sim"]
+    assert abs(sim["change"] - 0.01) < 1e-12  # +0.02, +0.01, 0.00
+    assert out[0]["against"] == "dpo"
+    lines = bench.paired_lines(out, "base")
+    assert "against dpo" in lines[0]
+    assert lines[-1] == "| grpo | +0.1000 ± 0.0577 | +0.1000 ± 0.0577 | n/a | n/a | +0.0100 ± 0.0058 |"
+    assert bench.paired_lines([], "base") == []
+
+
+def test_paired_against_refuses_a_system_the_run_does_not_measure_before_any_work(tmp_path):
+    import pytest
+
+    bench = load_bench()
+    common = ["--data", str(tmp_path / "none"), "--work", str(tmp_path / "w")]
+    with pytest.raises(SystemExit, match="--paired_against dpo: name a system this run measures"):
+        bench.main(["--paired_against", "dpo", "--setting", "a", *common])
+    with pytest.raises(SystemExit, match="--paired_against best-of-8"):
+        bench.main(["--paired_against", "best-of-8", "--best_of", "4", *common])
+    assert not (tmp_path / "w").exists()
