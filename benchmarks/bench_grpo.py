@@ -239,8 +239,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.only_agreement and (args.agreement < 2 or args.setting or args.dpo or args.best_of > 1):
         raise SystemExit("--only_agreement measures the base's agreement alone: give --agreement K (K >= 2) and "
                          "no --setting, --dpo or --best_of")
-    measurable = {*(s[0] for s in args.setting or [["recipe"]]), *(["dpo"] if args.dpo else []),
-                  *([f"best-of-{args.best_of}"] if args.best_of > 1 else [])}
+    measurable = set() if args.only_agreement else {*(s[0] for s in args.setting or [["recipe"]]),
+                                                    *(["dpo"] if args.dpo else []),
+                                                    *([f"best-of-{args.best_of}"] if args.best_of > 1 else [])}
     if args.paired_against is not None and args.paired_against not in measurable:
         raise SystemExit(f"--paired_against {args.paired_against}: name a system this run measures "
                          f"({', '.join(sorted(measurable))}): a --setting NAME, dpo with --dpo or best-of-N with "

@@ -159,4 +159,6 @@ def test_paired_against_refuses_a_system_the_run_does_not_measure_before_any_wor
         bench.main(["--paired_against", "dpo", "--setting", "a", *common])
     with pytest.raises(SystemExit, match="--paired_against best-of-8"):
         bench.main(["--paired_against", "best-of-8", "--best_of", "4", *common])
+    with pytest.raises(SystemExit, match="--paired_against recipe"):  # --only_agreement trains no setting
+        bench.main(["--paired_against", "recipe", "--only_agreement", "--agreement", "4", *common])
     assert not (tmp_path / "w").exists()
