@@ -218,8 +218,32 @@ def test_online_dpo_pairs_best_and_worst_of_each_group(tmp_path, demo_corpus):
     t.train()
     row = json.loads((tmp_path / "odpo" / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["stats/dpo_pairs"] == 2  # two prompts, one pair each
-    assert row["loss"] == pytest.approx(math.log(2), abs=1e-4)  # policy == reference at the first step
+    assert row["loss/preference"] == pytest.approx(math.log(2), abs=1e-4)  # policy == reference at the first step
     assert sum(not torch.equal(p, before[n]) for n, p in t.model.named_parameters()) > 10
+
+
+def test_online_dpo_takes_the_offline_recipes_time_window_and_chosen_sample_term(tmp_path, demo_corpus, monkeypatch):
+    """rl.dpo_time_range draws the pairs' flow times in a window (the offline DPO recipe's [0, 0.1]) and
+    rl.dpo_sft_weight adds the flow-matching error of the chosen rollouts (dpo.sft_loss_weight offline)."""
+    import f5rl.train.rl_trainer as rl_trainer
+
+    times = []
+    errors = rl_trainer.flow_errors
+    monkeypatch.setattr(rl_trainer, "flow_errors",
+                        lambda net, x, x0, t, *a: times.append(t) or errors(net, x, x0, t, *a))
+    t = _trainer(tiny_rl_config(tmp_path / "odpo", demo_corpus, "optim.max_updates=1", "rl.loss=online_dpo",
+                                "rl.inner_epochs=1", "rl.dpo_time_range=[0.0,0.1]", "rl.dpo_sft_weight=100.0"))
+    t.train()
+    seen = torch.cat(times)
+    assert len(times) == 4 and seen.numel() == 8  # policy and reference, chosen and rejected, 2 pairs
+    assert float(seen.min()) >= 0.0 and float(seen.max()) <= 0.1
+    row = json.loads((tmp_path / "odpo" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["loss/preference"] == pytest.approx(math.log(2), abs=1e-4)  # policy == reference
+    assert row["dpo/chosen_error"] > 0
+    assert row["loss"] == pytest.approx(math.log(2) + 100.0 * row["dpo/chosen_error"], rel=1e-4)
+    for bad in ("rl.dpo_time_range=[0.2,0.1]", "rl.dpo_time_range=[0.0]", "rl.dpo_sft_weight=-1.0"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0]):
+            tiny_rl_config(tmp_path, demo_corpus, "rl.loss=online_dpo", bad)
 
 
 def test_noise_on_the_trained_steps_only(tmp_path, demo_corpus):

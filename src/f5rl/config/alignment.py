@@ -87,6 +87,10 @@ class RLCfg(Checked):
     awm_guided: bool = False
     dpo_beta: float = 500.0  # online_dpo: β of the flow-matching DPO loss on each group's best/worst pair
     dpo_loss_type: str = "dpo"  # online_dpo: dpo | ipo | rpo
+    # online_dpo: flow times of the pair's errors, drawn uniformly in [lo, hi] (dpo.time_range offline; Diffusion-DPO
+    # takes all of [0, 1], the offline recipe measured [0, 0.1])
+    dpo_time_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    dpo_sft_weight: float = 0.0  # online_dpo: weight of the chosen rollouts' flow-matching error (dpo.sft_loss_weight)
     rollout: str = "gaussian"  # gaussian (σ head) | sde (Flow-GRPO noise on a deterministic model)
     sde_noise: float = 0.7  # a of σ_t = a·sqrt((1−t)/t)
     # f5rl: the members of a group start from one initial noise, so their rewards differ only
@@ -126,9 +130,12 @@ class RLCfg(Checked):
 
     def rules(self) -> None:
         _one_of("rl.loss", self.loss, ("grpo", "f5r", "online_dpo", "awm"))
-        lo, hi = (list(self.awm_time_range) + [None, None])[:2]
-        if len(self.awm_time_range) != 2 or not 0 <= lo <= hi <= 1:
-            raise ValueError(f"rl.awm_time_range={self.awm_time_range} must be [lo, hi] with 0 <= lo <= hi <= 1")
+        for key, window in (("rl.awm_time_range", self.awm_time_range), ("rl.dpo_time_range", self.dpo_time_range)):
+            lo, hi = (list(window) + [None, None])[:2]
+            if len(window) != 2 or not 0 <= lo <= hi <= 1:
+                raise ValueError(f"{key}={window} must be [lo, hi] with 0 <= lo <= hi <= 1")
+        if self.dpo_sft_weight < 0:
+            raise ValueError(f"rl.dpo_sft_weight={self.dpo_sft_weight} must be >= 0")
         if self.steps < 2:
             raise ValueError(f"rl.steps={self.steps} must be >= 2 (ODE steps of a rollout; F5R uses 30)")
         if self.awm_draws < 1:

@@ -350,8 +350,10 @@ class RLTrainer(Trainer):
     def online_dpo_update(self, ro: Rollout, ref_ro: Rollout | None, batch: Batch, adv: Advantages,
                           rewards: torch.Tensor) -> dict[str, float]:
         """Online DPO: each group's best and worst rollout form a pair; the flow-matching DPO
-        loss (shared x0, t and span) against the reference, one optimiser step per inner epoch."""
-        from f5rl.rl.dpo import best_and_worst, preference_loss
+        loss (shared x0, t in ``rl.dpo_time_range`` and span) against the reference, plus
+        ``rl.dpo_sft_weight`` × the chosen rollouts' flow error (the offline recipe's terms), one
+        optimiser step per inner epoch."""
+        from f5rl.rl.dpo import best_and_worst, preference_loss, preference_times
 
         rl, acc = self.cfg.rl, self.accelerator
         best, worst = best_and_worst(rewards, self.group_ids(len(rewards)))
@@ -366,7 +368,8 @@ class RLTrainer(Trainer):
         gap = (rewards[bi] - rewards[wi]).to(self.device)
         out_metrics: dict[str, float] = {"stats/dpo_pairs": float(len(best))}
         for _ in range(rl.inner_epochs):
-            x0, t = torch.randn_like(x_w), torch.rand(len(best), device=x_w.device)
+            x0 = torch.randn_like(x_w)
+            t = preference_times(torch.rand(len(best), device=x_w.device), rl.dpo_time_range)
             self.optimizer.zero_grad(set_to_none=True)
             with acc.autocast():
                 e_w = flow_errors(self.policy, x_w, x0, t, text, mask, span)
@@ -375,9 +378,12 @@ class RLTrainer(Trainer):
                     r_w = flow_errors(self.ref, x_w, x0, t, text, mask, span)
                     r_l = flow_errors(self.ref, x_l, x0, t, text, mask, span)
             out = preference_loss(e_w, e_l, r_w, r_l, rl.dpo_beta, rl.dpo_loss_type, reward_gap=gap)
-            acc.backward(out.loss)
+            loss = out.loss + rl.dpo_sft_weight * e_w.mean() if rl.dpo_sft_weight > 0 else out.loss
+            acc.backward(loss)
             out_metrics.update(self.optimizer_step().metrics())
-            out_metrics.update({"loss": out.loss.item(), **{k: float(v) for k, v in out.metrics.items()}})
+            out_metrics.update({"loss": loss.item(), "loss/preference": out.loss.item(),
+                                "dpo/chosen_error": e_w.mean().item(), "dpo/rejected_error": e_l.mean().item(),
+                                **{k: float(v) for k, v in out.metrics.items()}})
         return out_metrics
 
     # ------------------------------------------------------------------ validation
