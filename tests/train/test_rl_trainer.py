@@ -223,24 +223,26 @@ def test_online_dpo_pairs_best_and_worst_of_each_group(tmp_path, demo_corpus):
 
 
 def test_online_dpo_takes_the_offline_recipes_time_window_and_chosen_sample_term(tmp_path, demo_corpus, monkeypatch):
-    """rl.dpo_time_range draws the pairs' flow times in a window (the offline DPO recipe's [0, 0.1]) and
-    rl.dpo_sft_weight adds the flow-matching error of the chosen rollouts (dpo.sft_loss_weight offline)."""
-    import f5rl.train.rl_trainer as rl_trainer
+    """rl.dpo_time_range draws the pairs' flow times in a window (the offline DPO recipe's [0, 0.1]),
+    rl.dpo_sft_weight adds the flow-matching error of the chosen rollouts (dpo.sft_loss_weight offline) and
+    rl.kl_weight the drift of the policy's velocity on them from the reference's."""
+    import f5rl.rollout.evaluate as evaluate
 
     times = []
-    errors = rl_trainer.flow_errors
-    monkeypatch.setattr(rl_trainer, "flow_errors",
-                        lambda net, x, x0, t, *a: times.append(t) or errors(net, x, x0, t, *a))
+    velocity = evaluate.flow_velocity
+    monkeypatch.setattr(evaluate, "flow_velocity",
+                        lambda net, x, x0, t, *a: times.append(t) or velocity(net, x, x0, t, *a))
     t = _trainer(tiny_rl_config(tmp_path / "odpo", demo_corpus, "optim.max_updates=1", "rl.loss=online_dpo",
-                                "rl.inner_epochs=1", "rl.dpo_time_range=[0.0,0.1]", "rl.dpo_sft_weight=100.0"))
+                                "rl.inner_epochs=2", "rl.dpo_time_range=[0.0,0.1]", "rl.dpo_sft_weight=100.0",
+                                "rl.kl_weight=3.0", "optim.learning_rate=1e-3"))
     t.train()
     seen = torch.cat(times)
-    assert len(times) == 4 and seen.numel() == 8  # policy and reference, chosen and rejected, 2 pairs
+    assert len(times) == 8 and seen.numel() == 16  # policy and reference, chosen and rejected, 2 pairs, 2 epochs
     assert float(seen.min()) >= 0.0 and float(seen.max()) <= 0.1
-    row = json.loads((tmp_path / "odpo" / "metrics.jsonl").read_text().splitlines()[-1])
-    assert row["loss/preference"] == pytest.approx(math.log(2), abs=1e-4)  # policy == reference
-    assert row["dpo/chosen_error"] > 0
-    assert row["loss"] == pytest.approx(math.log(2) + 100.0 * row["dpo/chosen_error"], rel=1e-4)
+    row = json.loads((tmp_path / "odpo" / "metrics.jsonl").read_text().splitlines()[-1])  # the second epoch
+    assert row["dpo/chosen_error"] > 0 and row["loss/drift"] > 0  # the first step moved the policy
+    assert row["loss"] == pytest.approx(row["loss/preference"] + 100.0 * row["dpo/chosen_error"]
+                                        + 3.0 * row["loss/drift"], rel=1e-4)
     for bad in ("rl.dpo_time_range=[0.2,0.1]", "rl.dpo_time_range=[0.0]", "rl.dpo_sft_weight=-1.0"):
         with pytest.raises(ConfigError, match=bad.split("=")[0]):
             tiny_rl_config(tmp_path, demo_corpus, "rl.loss=online_dpo", bad)

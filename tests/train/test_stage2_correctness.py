@@ -209,7 +209,8 @@ def test_lora_online_dpo_runs_against_the_base_view(tmp_path, demo_corpus):
                                 "model.lora.rank=4", "rl.loss=online_dpo"))
     t.train()
     row = _rows(tmp_path / "metrics.jsonl")[-1]
-    assert row["stats/dpo_pairs"] == 2 and row["loss"] == pytest.approx(math.log(2), abs=1e-5)
+    assert row["stats/dpo_pairs"] == 2 and row["loss/preference"] == pytest.approx(math.log(2), abs=1e-5)
+    assert row["loss/drift"] == pytest.approx(0.0, abs=1e-10)  # the adapter-free view is the policy at step 0
 
 
 def test_lora_dpo_runs_against_the_base_view(tmp_path, demo_corpus, tiny_ckpt):

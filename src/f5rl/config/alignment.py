@@ -152,7 +152,7 @@ class RLCfg(Checked):
             raise ValueError(f"rl.min_reward_spread={self.min_reward_spread} must be >= 0 (a reward range)")
         if self.loss == "online_dpo" and (self.reference_free or self.kl_weight == 0):
             raise ValueError("rl.loss=online_dpo needs a reference model: set rl.kl_weight>0 and "
-                             "rl.reference_free=false (the KL weight itself is not used by this loss)")
+                             "rl.reference_free=false (the KL weight weights the chosen's velocity drift from it)")
         _one_of("rl.rollout", self.rollout, ("gaussian", "sde"))
         if self.rollout == "sde" and self.loss == "f5r":
             raise ValueError("rl.loss=f5r needs the σ head's density (rl.rollout=gaussian); use rl.loss=grpo with sde")

@@ -138,6 +138,33 @@ def flow_errors(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mas
     return masked_mean((mu - (x1 - x0)).square(), span.unsqueeze(-1), dim=(1, 2))
 
 
+def online_dpo_pair_loss(policy: DiT, ref: DiT, x_w: Tensor, x_l: Tensor, x0: Tensor, time: Tensor, text: Tensor,
+                         mask: Tensor | None, span: Tensor, beta: float, loss_type: str, reward_gap: Tensor,
+                         sft_weight: float, drift_weight: float) -> PolicyLoss:
+    """Flow-matching DPO on pairs ``x_w, x_l (b, n, m)`` (chosen, rejected) sharing ``x0``, ``time (b,)`` and
+    ``span``, against the frozen ``ref`` (``f5rl.rl.dpo.preference_loss``), plus ``sft_weight`` × the chosen
+    error (the offline recipe's CFM term) and ``drift_weight`` × the squared distance of the policy's velocity
+    on the chosen from the reference's (AWM's regulariser): on-policy pairs are the policy's own samples, so
+    without it fitting the chosen feeds back into the next rollouts and nothing holds the policy near the
+    reference once the preference term saturates."""
+    from f5rl.rl.dpo import preference_loss
+
+    target = span.unsqueeze(-1)
+    mu_w = flow_velocity(policy, x_w, x0, time, text, mask, span)
+    e_w = masked_mean((mu_w - (x_w - x0)).square(), target, dim=(1, 2))
+    e_l = flow_errors(policy, x_l, x0, time, text, mask, span)
+    with torch.no_grad():
+        mu_w_ref = flow_velocity(ref, x_w, x0, time, text, mask, span)
+        r_w = masked_mean((mu_w_ref - (x_w - x0)).square(), target, dim=(1, 2))
+        r_l = flow_errors(ref, x_l, x0, time, text, mask, span)
+    out = preference_loss(e_w, e_l, r_w, r_l, beta, loss_type, reward_gap=reward_gap)
+    drift = masked_mean((mu_w - mu_w_ref).square(), target, dim=(1, 2)).mean()
+    loss = out.loss + sft_weight * e_w.mean() + drift_weight * drift
+    metrics = {"loss/preference": out.loss.detach(), "loss/drift": drift.detach(),
+               "dpo/chosen_error": e_w.mean().detach(), "dpo/rejected_error": e_l.mean().detach(), **out.metrics}
+    return PolicyLoss(loss, metrics)
+
+
 def awm_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, adv: Tensor, valid: Tensor, time: Tensor, x0: Tensor,
                   drift_weight: float, negative_weight: float = 1.0, guidance: float = 0.0) -> PolicyLoss:
     """Advantage-weighted flow matching on the rollouts' own outputs at flow times ``time (b,)`` with

@@ -37,7 +37,7 @@ from f5rl.data.collate import Batch
 from f5rl.model.dit import DiT
 from f5rl.rewards.combine import CombinedReward, RewardSet
 from f5rl.rl.grpo import Advantages, choose_train_steps, group_advantages
-from f5rl.rollout.evaluate import f5r_step_loss, flow_errors, grpo_step_loss
+from f5rl.rollout.evaluate import f5r_step_loss, grpo_step_loss
 from f5rl.rollout.gaussian import gaussian_rollout
 from f5rl.rollout.prompts import prompt_lengths
 from f5rl.rollout.record import Rollout, cat_rollouts, time_points
@@ -349,11 +349,11 @@ class RLTrainer(Trainer):
 
     def online_dpo_update(self, ro: Rollout, ref_ro: Rollout | None, batch: Batch, adv: Advantages,
                           rewards: torch.Tensor) -> dict[str, float]:
-        """Online DPO: each group's best and worst rollout form a pair; the flow-matching DPO
-        loss (shared x0, t in ``rl.dpo_time_range`` and span) against the reference, plus
-        ``rl.dpo_sft_weight`` × the chosen rollouts' flow error (the offline recipe's terms), one
-        optimiser step per inner epoch."""
-        from f5rl.rl.dpo import best_and_worst, preference_loss, preference_times
+        """Online DPO: each group's best and worst rollout form a pair; ``online_dpo_pair_loss`` (shared
+        x0, t in ``rl.dpo_time_range`` and span; ``rl.dpo_sft_weight``, drift weighted by ``rl.kl_weight``)
+        against the reference, one optimiser step per inner epoch."""
+        from f5rl.rl.dpo import best_and_worst, preference_times
+        from f5rl.rollout.evaluate import online_dpo_pair_loss
 
         rl, acc = self.cfg.rl, self.accelerator
         best, worst = best_and_worst(rewards, self.group_ids(len(rewards)))
@@ -361,30 +361,21 @@ class RLTrainer(Trainer):
             return {"stats/dpo_pairs": 0.0}
         bi, wi = torch.tensor(best), torch.tensor(worst)
         x_w, x_l = ro.mel[bi].float(), ro.mel[wi].float()
-        n = x_w.shape[1]
-        mask = torch.arange(n, device=x_w.device)[None] < ro.durations[bi][:, None]
+        mask = torch.arange(x_w.shape[1], device=x_w.device)[None] < ro.durations[bi][:, None]
         span = ro.target[bi] & ro.target[wi]
-        text = batch.text[bi]
         gap = (rewards[bi] - rewards[wi]).to(self.device)
-        out_metrics: dict[str, float] = {"stats/dpo_pairs": float(len(best))}
+        metrics: dict[str, float] = {"stats/dpo_pairs": float(len(best))}
         for _ in range(rl.inner_epochs):
             x0 = torch.randn_like(x_w)
             t = preference_times(torch.rand(len(best), device=x_w.device), rl.dpo_time_range)
             self.optimizer.zero_grad(set_to_none=True)
             with acc.autocast():
-                e_w = flow_errors(self.policy, x_w, x0, t, text, mask, span)
-                e_l = flow_errors(self.policy, x_l, x0, t, text, mask, span)
-                with torch.no_grad():
-                    r_w = flow_errors(self.ref, x_w, x0, t, text, mask, span)
-                    r_l = flow_errors(self.ref, x_l, x0, t, text, mask, span)
-            out = preference_loss(e_w, e_l, r_w, r_l, rl.dpo_beta, rl.dpo_loss_type, reward_gap=gap)
-            loss = out.loss + rl.dpo_sft_weight * e_w.mean() if rl.dpo_sft_weight > 0 else out.loss
-            acc.backward(loss)
-            out_metrics.update(self.optimizer_step().metrics())
-            out_metrics.update({"loss": loss.item(), "loss/preference": out.loss.item(),
-                                "dpo/chosen_error": e_w.mean().item(), "dpo/rejected_error": e_l.mean().item(),
-                                **{k: float(v) for k, v in out.metrics.items()}})
-        return out_metrics
+                out = online_dpo_pair_loss(self.policy, self.ref, x_w, x_l, x0, t, batch.text[bi], mask, span,
+                                           rl.dpo_beta, rl.dpo_loss_type, gap, rl.dpo_sft_weight, rl.kl_weight)
+            acc.backward(out.loss)
+            metrics.update(self.optimizer_step().metrics())
+            metrics.update({"loss": out.loss.item(), **{k: float(v) for k, v in out.metrics.items()}})
+        return metrics
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
