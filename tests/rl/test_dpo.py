@@ -64,3 +64,33 @@ def test_preference_times_by_hand():
     swayed = torch.tensor([0.0, 1 - math.cos(math.pi / 8), 1 - math.cos(math.pi / 4), 1.0])
     torch.testing.assert_close(preference_times(u, (0.0, 1.0), -1.0), swayed)
     torch.testing.assert_close(preference_times(u, (0.2, 0.6), -1.0), 0.2 + 0.4 * swayed)
+
+
+def test_online_dpo_pair_loss_by_hand():
+    """Networks of constant velocity: policy 2, reference 0; x0 = 0, so the targets are the samples themselves.
+    chosen x_w = 1, rejected x_l = 3: e_w = (2-1)² = 1, e_l = (2-3)² = 1, ref r_w = 1, r_l = 9;
+    Δ = -½[(1-1) - (1-9)] = -4, β = 0.5 → loss -log σ(-2) = log(1 + e²); drift (2-0)² = 4;
+    total = log(1 + e²) + 10·1 + 0.5·4."""
+    from types import SimpleNamespace
+
+    from f5rl.rollout.evaluate import online_dpo_pair_loss
+
+    class Constant(torch.nn.Module):
+        def __init__(self, v: float):
+            super().__init__()
+            self.v = v
+
+        def forward(self, x, cond, text, t, mask=None):
+            return SimpleNamespace(mu=torch.full_like(x, self.v))
+
+    x_w, x_l = torch.ones(1, 2, 1), torch.full((1, 2, 1), 3.0)
+    span = torch.ones(1, 2, dtype=torch.bool)
+    out = online_dpo_pair_loss(Constant(2.0), Constant(0.0), x_w, x_l, torch.zeros(1, 2, 1), torch.tensor([0.05]),
+                               torch.zeros(1, 3, dtype=torch.long), None, span, beta=0.5, loss_type="dpo",
+                               reward_gap=torch.tensor([1.0]), sft_weight=10.0, drift_weight=0.5)
+    assert float(out.metrics["loss/preference"]) == pytest.approx(math.log(1 + math.e ** 2), rel=1e-6)
+    assert float(out.metrics["dpo/chosen_error"]) == pytest.approx(1.0)
+    assert float(out.metrics["dpo/rejected_error"]) == pytest.approx(1.0)
+    assert float(out.metrics["loss/drift"]) == pytest.approx(4.0)
+    assert float(out.loss) == pytest.approx(math.log(1 + math.e ** 2) + 10.0 + 2.0, rel=1e-6)
+    assert float(out.metrics["dpo/accuracy"]) == 0.0  # the policy ranks this pair the wrong way (Δ < 0)
