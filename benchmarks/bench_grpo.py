@@ -219,6 +219,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--paired_against", default=None, metavar="SYSTEM",
                     help="also print every system's change against this one, paired by item: a --setting NAME, "
                          "dpo (with --dpo) or best-of-N (with --best_of N)")
+    ap.add_argument("--after_dpo", action="store_true",
+                    help="train every --setting from the DPO round's weights instead of the shipped base (needs "
+                         "--dpo; the round runs first, then a stage-1 σ warmup of its weights in WORK/dpo_stage1): "
+                         "what GRPO adds to DPO; a setting's s counts its own training only")
     ap.add_argument("--skip_start", action="store_true", help="do not measure the stage-1 checkpoint itself")
     ap.add_argument("--reuse", action="store_true",
                     help="measure a setting's existing WORK/NAME/model_last.pt (and with --dpo the round's "
@@ -246,6 +250,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         raise SystemExit(f"--paired_against {args.paired_against}: name a system this run measures "
                          f"({', '.join(sorted(measurable))}): a --setting NAME, dpo with --dpo or best-of-N with "
                          "--best_of N")
+    if args.after_dpo and not args.dpo:
+        raise SystemExit("--after_dpo trains the settings from the DPO round's weights: add --dpo")
     if args.retest_ms < 0:
         raise SystemExit(f"--retest_ms {args.retest_ms:g}: give the silence in ms (> 0), or 0 to skip the retest")
     # synthesis prompts for stage 2 (rl.prompts_manifest={prompts}): the DPO round's rows for the same count
@@ -313,16 +319,42 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                    args.retest_ms)
         judge.retest_ms = 0.0
 
-    train = not args.only_agreement
-    stage1 = args.work / "stage1" / "model_last.pt"
-    if train and not stage1.is_file():
+    def warmed(folder: Path, init: Path | None = None) -> Path:
+        """The stage-1 σ warmup of ``init`` (default: the shipped base) in WORK/<folder>, run once per WORK."""
+        ckpt = args.work / folder / "model_last.pt"
+        if not ckpt.is_file():
+            t0 = time.perf_counter()
+            run_cli("f5rl.train.train", warmup_argv(SHIPPED, args.data, ckpt.parent, args.warmup_updates, init=init),
+                    args.work / f"{folder}.log")
+            print(f"stage-1 warmup ({folder}): {time.perf_counter() - t0:.0f} s", flush=True)
+        return ckpt
+
+    def dpo_round() -> tuple[Path, float, int | None]:
+        """One DPO round from the shipped base (``prefs.iterate``): its checkpoint, wall seconds and updates."""
+        from f5rl.prefs.iterate import run_round
+
+        work = args.work / "dpo"
+        manifest = write_jsonl(demo_rows(args.data, groups=args.dpo_groups, nsamples=4, split="train"),
+                               work / "pairs.jsonl")
+        done = work / "iter_0" / "train" / "model_last.pt"
+        if args.reuse and done.is_file():  # run_round would resume its training for another budget
+            return done, dpo_round_seconds(work / "iterate.log"), None
         t0 = time.perf_counter()
-        run_cli("f5rl.train.train", warmup_argv(SHIPPED, args.data, stage1.parent, args.warmup_updates),
-                args.work / "stage1.log")
-        print(f"stage-1 warmup: {time.perf_counter() - t0:.0f} s", flush=True)
+        r = run_round(0, str(manifest), str(base_ckpt), work, 4, "F5TTS_DPO_tiny",
+                      [*base_overrides(SHIPPED), f"datasets.path={args.data}", "ckpts.logger=null",
+                       f"optim.max_minutes={args.max_minutes}"], nfe=16)
+        seconds = time.perf_counter() - t0
+        with open(work / "iterate.log", "a") as f:  # what a later --reuse reports as its cost
+            f.write(f"bench_grpo: DPO round {seconds:.1f} s\n")
+        return Path(r.ckpt), seconds, r.train["updates"]
+
+    train = not args.only_agreement
+    dpo = dpo_round() if args.dpo and args.after_dpo else None  # the settings start from it
+    stage1 = warmed("stage1") if train and not (args.after_dpo and args.skip_start) else None
     if train and not args.skip_start:
         rows, _ = measure(stage1)
         results.append(summarise("stage-1 warmup (GRPO start)", rows, base_rows, judges, 0.0))
+    start, label = (warmed("dpo_stage1", dpo[0]), "DPO + GRPO") if dpo else (stage1, "GRPO")
 
     if args.best_of > 1:  # (refused with --only_agreement)
         rows, s = measure(base_ckpt, args.best_of)
@@ -332,9 +364,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for name, *over in (args.setting or [["recipe"]]) if train else []:
         over = setting_overrides(over, prompts, prompts_broad)
         run = args.work / name.replace(" ", "_")
-        t0 = time.perf_counter()
         if not (args.reuse and (run / "model_last.pt").is_file()):
-            run_cli("f5rl.train.train_rl", grpo_argv(SHIPPED, args.data, stage1, run,
+            run_cli("f5rl.train.train_rl", grpo_argv(SHIPPED, args.data, start, run,
                                                      [f"optim.total_updates={args.max_updates}",
                                                       f"optim.max_minutes={args.max_minutes}", "ckpts.logger=null",
                                                       "ckpts.log_samples=false", *over]), run / "bench.log")
@@ -343,26 +374,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         train_s = sum(m["time/rollout_s"] + m["time/reward_s"] + m["time/update_s"] for m in metrics)
         rows, _ = measure(run / "model_last.pt", cfg=args.cfg, ema=args.weights == "ema")
         note = budget_note(name, updates, train_s, args.max_updates, args.max_minutes, read_summary(run))
-        results.append(summarise(f"GRPO: {name}{tag}", rows, base_rows, judges, train_s,
+        results.append(summarise(f"{label}: {name}{tag}", rows, base_rows, judges, train_s,
                                  {"overrides": over, "updates": updates, "cfg": args.cfg, "budget_note": note}))
         measured[name] = rows
     if args.dpo:
-        from f5rl.prefs.iterate import run_round
-
-        work = args.work / "dpo"
-        manifest = write_jsonl(demo_rows(args.data, groups=args.dpo_groups, nsamples=4, split="train"),
-                               work / "pairs.jsonl")
-        done = work / "iter_0" / "train" / "model_last.pt"
-        if args.reuse and done.is_file():  # run_round would resume its training for another budget
-            ckpt, seconds, updates = done, dpo_round_seconds(work / "iterate.log"), None
-        else:
-            t0 = time.perf_counter()
-            r = run_round(0, str(manifest), str(base_ckpt), work, 4, "F5TTS_DPO_tiny",
-                          [*base_overrides(SHIPPED), f"datasets.path={args.data}", "ckpts.logger=null",
-                           f"optim.max_minutes={args.max_minutes}"], nfe=16)
-            ckpt, seconds, updates = r.ckpt, time.perf_counter() - t0, r.train["updates"]
-            with open(work / "iterate.log", "a") as f:  # what a later --reuse reports as its cost
-                f.write(f"bench_grpo: DPO round {seconds:.1f} s\n")
+        ckpt, seconds, updates = dpo if dpo else dpo_round()
         rows, _ = measure(ckpt, cfg=args.cfg, ema=args.weights == "ema")
         results.append(summarise(f"DPO (prefs.iterate defaults){tag}", rows, base_rows, judges, seconds,
                                  {"updates": updates, "note": "generation + training", "cfg": args.cfg}))

@@ -162,3 +162,12 @@ def test_paired_against_refuses_a_system_the_run_does_not_measure_before_any_wor
     with pytest.raises(SystemExit, match="--paired_against recipe"):  # --only_agreement trains no setting
         bench.main(["--paired_against", "recipe", "--only_agreement", "--agreement", "4", *common])
     assert not (tmp_path / "w").exists()
+
+
+def test_after_dpo_needs_the_dpo_round_and_says_so_before_any_work(tmp_path):
+    import pytest
+
+    bench = load_bench()
+    with pytest.raises(SystemExit, match="--after_dpo trains the settings from the DPO round's weights: add --dpo"):
+        bench.main(["--after_dpo", "--setting", "a", "--data", str(tmp_path / "none"), "--work", str(tmp_path / "w")])
+    assert not (tmp_path / "w").exists()
