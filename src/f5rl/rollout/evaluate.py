@@ -129,13 +129,18 @@ def flow_velocity(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, m
     return guided_velocity(network, xt, cond, text, time, mask, cfg_strength)
 
 
+def span_mse(a: Tensor, b: Tensor, span: Tensor) -> Tensor:
+    """Per-sample ``mean((a − b)²)`` over the span's elements: ``a, b (b, n, m)``, ``span (b, n)`` → ``(b,)``."""
+    return masked_mean((a - b).square(), span.unsqueeze(-1), dim=(1, 2))
+
+
 def flow_errors(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mask: Tensor | None, span: Tensor
                 ) -> Tensor:
     """Per-sample flow-matching error ``mean((v − u)²)`` over span elements ``(b,)`` of ``network``:
     the quantity flow-matching DPO compares between chosen and rejected (with the same ``x0``,
     ``time`` and ``span``)."""
     mu = flow_velocity(network, x1, x0, time, text, mask, span)
-    return masked_mean((mu - (x1 - x0)).square(), span.unsqueeze(-1), dim=(1, 2))
+    return span_mse(mu, x1 - x0, span)
 
 
 def online_dpo_pair_loss(policy: DiT, ref: DiT, x_w: Tensor, x_l: Tensor, x0: Tensor, time: Tensor, text: Tensor,
@@ -150,16 +155,15 @@ def online_dpo_pair_loss(policy: DiT, ref: DiT, x_w: Tensor, x_l: Tensor, x0: Te
     10 updates to about 120, it does not prevent it; docs/grpo_measurements.md)."""
     from f5rl.rl.dpo import preference_loss
 
-    target = span.unsqueeze(-1)
     mu_w = flow_velocity(policy, x_w, x0, time, text, mask, span)
-    e_w = masked_mean((mu_w - (x_w - x0)).square(), target, dim=(1, 2))
+    e_w = span_mse(mu_w, x_w - x0, span)
     e_l = flow_errors(policy, x_l, x0, time, text, mask, span)
     with torch.no_grad():
         mu_w_ref = flow_velocity(ref, x_w, x0, time, text, mask, span)
-        r_w = masked_mean((mu_w_ref - (x_w - x0)).square(), target, dim=(1, 2))
+        r_w = span_mse(mu_w_ref, x_w - x0, span)
         r_l = flow_errors(ref, x_l, x0, time, text, mask, span)
     out = preference_loss(e_w, e_l, r_w, r_l, beta, loss_type, reward_gap=reward_gap)
-    drift = masked_mean((mu_w - mu_w_ref).square(), target, dim=(1, 2)).mean()
+    drift = span_mse(mu_w, mu_w_ref, span).mean()
     loss = out.loss + sft_weight * e_w.mean() + drift_weight * drift
     metrics = {"loss/preference": out.loss.detach(), "loss/drift": drift.detach(),
                "dpo/chosen_error": e_w.mean().detach(), "dpo/rejected_error": e_l.mean().detach(), **out.metrics}
@@ -175,14 +179,13 @@ def awm_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, adv: Tensor, valid:
     sampled with CFG are then matched by the field that sampled them, and inference's guidance is
     not applied a second time on top of a conditional branch that already moved toward guided output."""
     x1 = ro.mel.float()
-    span = ro.target.unsqueeze(-1)
     mu = flow_velocity(policy, x1, x0, time, ro.text, ro.mask, ro.target, guidance)
-    err = masked_mean((mu - (x1 - x0)).square(), span, dim=(1, 2))
+    err = span_mse(mu, x1 - x0, ro.target)
     drift = None
     if ref is not None and drift_weight > 0:
         with torch.no_grad():
             mu_ref = flow_velocity(ref, x1, x0, time, ro.text, ro.mask, ro.target, guidance)
-        drift = masked_mean((mu - mu_ref).square(), span, dim=(1, 2))
+        drift = span_mse(mu, mu_ref, ro.target)
     return advantage_weighted_loss(err, adv, valid, drift, drift_weight, negative_weight)
 
 
