@@ -349,12 +349,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return Path(r.ckpt), seconds, r.train["updates"]
 
     train = not args.only_agreement
-    dpo = dpo_round() if args.dpo and args.after_dpo else None  # the settings start from it
-    stage1 = warmed("stage1") if train and not (args.after_dpo and args.skip_start) else None
-    if train and not args.skip_start:
-        rows, _ = measure(stage1)
-        results.append(summarise("stage-1 warmup (GRPO start)", rows, base_rows, judges, 0.0))
-    start, label = (warmed("dpo_stage1", dpo[0]), "DPO + GRPO") if dpo else (stage1, "GRPO")
+    dpo = dpo_round() if args.after_dpo else None  # the settings start from it (--after_dpo needs --dpo)
+    label = "DPO + GRPO" if dpo else "GRPO"
+    start = (warmed("dpo_stage1", dpo[0]) if dpo else warmed("stage1")) if train else None
+    if train and not args.skip_start:  # the checkpoint every setting starts from
+        rows, _ = measure(start)
+        results.append(summarise(f"stage-1 warmup ({label} start)", rows, base_rows, judges, 0.0))
 
     if args.best_of > 1:  # (refused with --only_agreement)
         rows, s = measure(base_ckpt, args.best_of)
