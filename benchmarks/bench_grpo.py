@@ -223,6 +223,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     help="train every --setting from the DPO round's weights instead of the shipped base (needs "
                          "--dpo; the round runs first, then a stage-1 σ warmup of its weights in WORK/dpo_stage1): "
                          "what GRPO adds to DPO; a setting's s counts its own training only")
+    ap.add_argument("--sigma_only_warmup", action="store_true",
+                    help="the stage-1 warmup trains the σ head alone (model.train_only=[proj_out_ln_sig]), so the "
+                         "start keeps the velocity of the weights it warms (with --after_dpo: DPO's gain); its "
+                         "folder gets a _sigma suffix")
     ap.add_argument("--skip_start", action="store_true", help="do not measure the stage-1 checkpoint itself")
     ap.add_argument("--reuse", action="store_true",
                     help="measure a setting's existing WORK/NAME/model_last.pt (and with --dpo the round's "
@@ -319,13 +323,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                    args.retest_ms)
         judge.retest_ms = 0.0
 
-    def warmed(folder: Path, init: Path | None = None) -> Path:
+    def warmed(folder: str, init: Path | None = None) -> Path:
         """The stage-1 σ warmup of ``init`` (default: the shipped base) in WORK/<folder>, run once per WORK."""
+        folder += "_sigma" if args.sigma_only_warmup else ""
         ckpt = args.work / folder / "model_last.pt"
         if not ckpt.is_file():
             t0 = time.perf_counter()
-            run_cli("f5rl.train.train", warmup_argv(SHIPPED, args.data, ckpt.parent, args.warmup_updates, init=init),
-                    args.work / f"{folder}.log")
+            run_cli("f5rl.train.train", warmup_argv(SHIPPED, args.data, ckpt.parent, args.warmup_updates, init=init,
+                                                    sigma_only=args.sigma_only_warmup), args.work / f"{folder}.log")
             print(f"stage-1 warmup ({folder}): {time.perf_counter() - t0:.0f} s", flush=True)
         return ckpt
 
@@ -354,7 +359,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     start = (warmed("dpo_stage1", dpo[0]) if dpo else warmed("stage1")) if train else None
     if train and not args.skip_start:  # the checkpoint every setting starts from
         rows, _ = measure(start)
-        results.append(summarise(f"stage-1 warmup ({label} start)", rows, base_rows, judges, 0.0))
+        kind = "σ-head " if args.sigma_only_warmup else ""
+        results.append(summarise(f"stage-1 {kind}warmup ({label} start)", rows, base_rows, judges, 0.0))
 
     if args.best_of > 1:  # (refused with --only_agreement)
         rows, s = measure(base_ckpt, args.best_of)

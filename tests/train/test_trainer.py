@@ -307,3 +307,27 @@ def test_warmup_ratio_sets_the_warmup_from_the_run_length(tmp_path, demo_corpus)
     assert lrs[5] == pytest.approx(0.5e-3, rel=1e-3) and lrs[10] == pytest.approx(1e-3) and lrs[11] < 1e-3
     with pytest.raises(ValueError, match="optim.warmup_ratio"):
         tiny_train_config(tmp_path, demo_corpus, "optim.warmup_ratio=1.5")
+
+
+def test_train_only_warms_the_sigma_head_and_leaves_the_velocity_exactly(tmp_path, demo_corpus):
+    """model.train_only=[proj_out_ln_sig]: a σ warmup of an aligned model that cannot undo its alignment."""
+    t = _trainer(tiny_train_config(tmp_path / "run", demo_corpus, "optim.max_updates=2", "model.use_rl_head=true",
+                                   "model.objective=gaussian_nll", "model.output_dist=gaussian",
+                                   "model.train_only=[proj_out_ln_sig]", "optim.learning_rate=1e-2"))
+    net = t.policy
+    assert {n for n, p in net.named_parameters() if p.requires_grad} == {"proj_out_ln_sig.weight",
+                                                                         "proj_out_ln_sig.bias"}
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    t.train()
+    changed = {n for n, p in net.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {"proj_out_ln_sig.weight", "proj_out_ln_sig.bias"}
+
+
+@pytest.mark.parametrize("over, match", [
+    (["model.train_only=[no_such_module]", "model.use_rl_head=true"], r"model.train_only.*no_such_module.*matches no"),
+    (["model.train_only=[proj_out_ln_sig]", "model.use_rl_head=true", "model.lora.enabled=true"],
+     r"model.train_only.*model.lora.train_also"),
+])
+def test_train_only_that_cannot_do_what_it_says_is_refused(tmp_path, demo_corpus, over, match):
+    with pytest.raises(ValueError, match=match):
+        _trainer(tiny_train_config(tmp_path / "run", demo_corpus, "optim.max_updates=1", *over))

@@ -183,8 +183,17 @@ class ModelCfg(Checked):
     mel_spec: MelSpecCfg = field(default_factory=MelSpecCfg)
     vocoder: VocoderCfg = field(default_factory=VocoderCfg)
     lora: LoraCfg = field(default_factory=LoraCfg)
+    # f5rl: train only the DiT modules named here (checkpoint names, e.g. [proj_out_ln_sig]: a σ-head warmup that
+    # leaves the velocity as it is, for a model already aligned); empty: every weight
+    train_only: list[str] = field(default_factory=list)
 
     def rules(self) -> None:
+        if not (isinstance(self.train_only, (list, tuple)) and all(isinstance(m, str) for m in self.train_only)):
+            raise ValueError(f"model.train_only={self.train_only!r}: give a list of module names, e.g. "
+                             "[proj_out_ln_sig]")
+        if self.train_only and self.lora.enabled:
+            raise ValueError(f"model.train_only={list(self.train_only)} with model.lora.enabled=true: LoRA trains its "
+                             "adapters; name the modules it trains in full in model.lora.train_also instead")
         _one_of("model.tokenizer", self.tokenizer, ("char", "pinyin", "custom", "byte", "phoneme"))
         _one_of("model.backbone", self.backbone, ("DiT",))
         _one_of("model.output_dist", self.output_dist, ("deterministic", "gaussian"))

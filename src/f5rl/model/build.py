@@ -43,3 +43,16 @@ def build_cfm(model: ModelCfg, vocab_size: int, objective: str | None = None) ->
     objective = objective or model.objective
     cfm_objective = objective if objective in ("mse", "gaussian_nll") else "mse"
     return CFM(DiT(dit_config(model, vocab_size)), CFMConfig(objective=cfm_objective, nll_t_weight=model.nll_t_weight))
+
+
+def train_only(net: DiT, prefixes: list[str]) -> int:
+    """Freeze every parameter of ``net`` but those under the named modules (``model.train_only``), e.g.
+    ``[proj_out_ln_sig]``: a σ warmup that leaves the velocity exactly as it was. Returns the trainable count."""
+    for n, p in net.named_parameters():
+        p.requires_grad = any(n.startswith(m + ".") for m in prefixes)
+    unmatched = [m for m in prefixes if not any(n.startswith(m + ".") for n, _ in net.named_parameters())]
+    if unmatched:
+        raise ValueError(f"model.train_only={list(prefixes)}: {unmatched} matches no module of the model; "
+                         "name DiT modules by their checkpoint names, e.g. proj_out_ln_sig, transformer_blocks.0, "
+                         "text_embed")
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)

@@ -16,15 +16,21 @@ from pathlib import Path
 from f5rl.eval.base_model import base_overrides, check_base
 
 
-def warmup_argv(base: Path | None, data: Path, save_dir: Path, updates: int = 200, init: Path | None = None
-                ) -> list[str]:
+def warmup_argv(base: Path | None, data: Path, save_dir: Path, updates: int = 200, init: Path | None = None,
+                sigma_only: bool = False) -> list[str]:
     """Stage-1 arguments (after ``python -m f5rl.train.train``): σ-head warmup from ``init`` (default:
-    the base folder's weights; a from-scratch demo passes its stage-0 checkpoint and no base)."""
+    the base folder's weights; a from-scratch demo passes its stage-0 checkpoint and no base).
+
+    F5R-TTS's stage 1 trains every weight on the Gaussian NLL, which also fits the mean velocity to the corpus
+    again; ``sigma_only`` trains the σ head alone (``model.train_only=[proj_out_ln_sig]``), so the velocity of an
+    already-aligned ``init`` (a DPO round) stays exactly as it is. A lone linear head needs a larger step than
+    the whole network to move log σ in the same number of updates, hence its learning rate."""
     init = init if init is not None else check_base(base)
+    lr, only = ("1e-2", ["model.train_only=[proj_out_ln_sig]"]) if sigma_only else ("3e-4", [])
     return ["-cn", "F5TTS_tiny_demo", *base_overrides(base), f"datasets.path={data}", f"ckpts.save_dir={save_dir}",
             f"ckpts.init_from={init}", f"optim.total_updates={updates}",
-            "model.objective=gaussian_nll", "model.output_dist=gaussian", "model.use_rl_head=true",
-            "optim.learning_rate=3e-4", f"optim.num_warmup_updates={min(20, max(updates // 10, 1))}",
+            "model.objective=gaussian_nll", "model.output_dist=gaussian", "model.use_rl_head=true", *only,
+            f"optim.learning_rate={lr}", f"optim.num_warmup_updates={min(20, max(updates // 10, 1))}",
             "ckpts.run_name=stage1_gaussian_nll"]
 
 

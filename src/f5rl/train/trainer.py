@@ -192,12 +192,18 @@ class Trainer:
         return self.accelerator.num_processes, self.accelerator.process_index
 
     def adapt_model(self, model) -> None:
-        """Wrap layers with LoRA adapters when ``model.lora.enabled`` (after loading base weights)."""
+        """Wrap layers with LoRA adapters when ``model.lora.enabled``, or freeze all but ``model.train_only``
+        (after loading base weights)."""
         lc = self.cfg.model.lora
         if lc.enabled:
             from f5rl.model.lora import apply_lora
 
             apply_lora(model.transformer, lc.rank, lc.alpha, lc.dropout, tuple(lc.targets), tuple(lc.train_also))
+        elif self.cfg.model.train_only:
+            from f5rl.model.build import train_only
+
+            n = train_only(model.transformer, self.cfg.model.train_only)
+            log.info("model.train_only=%s: %.3fM trainable parameters", self.cfg.model.train_only, n / 1e6)
 
     def _resume(self, model, optimizer, point) -> int:
         if point.kind != "resume":
