@@ -8,7 +8,7 @@ a few updates in one process group and writes, per mode, what the test checks:
   concatenated batch.
 
     dist_train.py DATA_DIR OUT_DIR TINY_CKPT MODE [MODE ...]
-    (modes: grpo f5r online_dpo lora repeat awm prompts mixed ode server dpo dpo_anchor)
+    (modes: grpo f5r online_dpo lora repeat awm prompts mixed ode server dpo dpo_anchor sigma_only)
 """
 
 import json
@@ -56,12 +56,22 @@ MODES = {
 RANK = int(__import__("os").environ.get("RANK", 0))
 
 
-def flat_trainable(model) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters() if p.requires_grad])
+def flat_trainable(model, trainable: bool = True) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters() if p.requires_grad == trainable]
+                     or [torch.zeros(0)])
 
 
 def build(mode: str, data_dir: str, out: Path, tiny_ckpt: str):
     save = out / f"run_{mode}"
+    if mode == "sigma_only":  # a stage-1 σ warmup that trains the Gaussian head alone (model.train_only)
+        from f5rl.config.schema import TrainConfig
+        from f5rl.train.trainer import Trainer
+
+        over = [f"datasets.path={data_dir}", f"ckpts.save_dir={save}", f"ckpts.init_from={tiny_ckpt}",
+                "datasets.batch_size_per_gpu=2", "datasets.batch_size_type=sample", "optim.max_updates=2",
+                "model.objective=gaussian_nll", "model.output_dist=gaussian", "model.use_rl_head=true",
+                "model.train_only=[proj_out_ln_sig]", *TINY]
+        return Trainer(validate(compose("F5TTS_tiny_demo", over), TrainConfig))
     if mode.startswith("dpo"):
         from f5rl.train.dpo_trainer import DPOTrainer
 
@@ -134,7 +144,7 @@ def main(data_dir: str, out_dir: str, tiny_ckpt: str, *modes: str) -> None:
         trainer.setup()
         splits: list = []
         record_first_update(trainer, mode, out, splits)
-        start = flat_trainable(trainer.model).clone()
+        start, frozen = flat_trainable(trainer.model).clone(), flat_trainable(trainer.model, False).clone()
         summary = trainer.train()
         acc = trainer.accelerator
         flat = flat_trainable(trainer.model)
@@ -145,6 +155,8 @@ def main(data_dir: str, out_dir: str, tiny_ckpt: str, *modes: str) -> None:
             (out / f"{mode}.json").write_text(json.dumps({
                 "max_weight_diff": float((both[0] - both[1]).abs().max()), "updates": summary.updates,
                 "moved": float((flat - start).abs().max()), "lr": trainer.cfg.optim.learning_rate,
+                "frozen_moved": float(torch.cat([(flat_trainable(trainer.model, False) - frozen).abs(),
+                                                 torch.zeros(1)]).max()),
                 "parameters": int(flat.numel()), "splits": all_splits}))
         acc.wait_for_everyone()
 

@@ -1,6 +1,6 @@
-"""Two gloo processes (`accelerate launch --multi_gpu --num_processes 2`) train stage 2 and DPO:
-every process must hold the same weights afterwards, and a two-process GRPO update must be the
-one-process update of the concatenated batch."""
+"""Two gloo processes (`accelerate launch --multi_gpu --num_processes 2`) train stage 2, DPO and a stage-1
+σ-head warmup: every process must hold the same weights afterwards, and a two-process GRPO update must be
+the one-process update of the concatenated batch."""
 
 import json
 from pathlib import Path
@@ -10,7 +10,8 @@ import torch
 
 from tests.conftest import accelerate_launch, tiny_rl_config
 
-MODES = ["grpo", "f5r", "online_dpo", "lora", "repeat", "awm", "prompts", "mixed", "ode", "server", "dpo", "dpo_anchor"]
+MODES = ["grpo", "f5r", "online_dpo", "lora", "repeat", "awm", "prompts", "mixed", "ode", "server", "dpo", "dpo_anchor",
+         "sigma_only"]
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,8 @@ def test_every_process_holds_the_same_weights(two_process_run, mode):
     assert res["max_weight_diff"] <= 1e-6
     # equal because both trained, not because neither did: Adam's first step alone moves a weight by about lr
     assert res["moved"] > 0.5 * res["lr"]
+    if mode in ("lora", "sigma_only"):  # what they freeze stays exactly as it was
+        assert res["frozen_moved"] == 0.0
     # the main process alone writes the run's summary, whole, for the run of both processes
     run = two_process_run / f"run_{mode}"
     written = json.loads((run / "summary.json").read_text())
@@ -41,6 +44,13 @@ def test_every_process_holds_the_same_weights(two_process_run, mode):
     assert len(set(written["checkpoints"])) == len(written["checkpoints"])
     assert all(Path(c).is_file() for c in written["checkpoints"])
     assert not list(run.glob(".summary.json.*"))
+
+
+@pytest.mark.slow
+def test_a_sigma_only_warmup_trains_the_gaussian_head_alone_on_both_processes(two_process_run):
+    res = json.loads((two_process_run / "sigma_only.json").read_text())
+    assert res["parameters"] == 100 * 64 + 100  # proj_out_ln_sig of the dim-64 DiT: mel_dim x dim + bias
+    assert res["moved"] > 0.5 * res["lr"] and res["frozen_moved"] == 0.0  # the velocity's weights exactly kept
 
 
 @pytest.mark.slow
