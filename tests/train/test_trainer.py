@@ -313,7 +313,8 @@ def test_train_only_warms_the_sigma_head_and_leaves_the_velocity_exactly(tmp_pat
     """model.train_only=[proj_out_ln_sig]: a σ warmup of an aligned model that cannot undo its alignment."""
     t = _trainer(tiny_train_config(tmp_path / "run", demo_corpus, "optim.max_updates=2", "model.use_rl_head=true",
                                    "model.objective=gaussian_nll", "model.output_dist=gaussian",
-                                   "model.train_only=[proj_out_ln_sig]", "optim.learning_rate=1e-2"))
+                                   "model.train_only=[proj_out_ln_sig.weight,proj_out_ln_sig]",
+                                   "optim.learning_rate=1e-2"))
     net = t.policy
     assert {n for n, p in net.named_parameters() if p.requires_grad} == {"proj_out_ln_sig.weight",
                                                                          "proj_out_ln_sig.bias"}
@@ -325,6 +326,8 @@ def test_train_only_warms_the_sigma_head_and_leaves_the_velocity_exactly(tmp_pat
 
 @pytest.mark.parametrize("over, match", [
     (["model.train_only=[no_such_module]", "model.use_rl_head=true"], r"model.train_only.*no_such_module.*matches no"),
+    # whole names, not prefixes of one: proj_out_ln is not proj_out_ln_sig
+    (["model.train_only=[proj_out_ln]", "model.use_rl_head=true"], r"model.train_only.*proj_out_ln.*matches no"),
     (["model.train_only=[proj_out_ln_sig]", "model.use_rl_head=true", "model.lora.enabled=true"],
      r"model.train_only.*model.lora.train_also"),
 ])

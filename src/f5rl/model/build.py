@@ -46,11 +46,16 @@ def build_cfm(model: ModelCfg, vocab_size: int, objective: str | None = None) ->
 
 
 def train_only(net: DiT, prefixes: list[str]) -> int:
-    """Freeze every parameter of ``net`` but those under the named modules (``model.train_only``), e.g.
-    ``[proj_out_ln_sig]``: a σ warmup that leaves the velocity exactly as it was. Returns the trainable count."""
+    """Freeze every parameter of ``net`` but the named ones and those under the named modules
+    (``model.train_only``), e.g. ``[proj_out_ln_sig]``: a σ warmup that leaves the velocity exactly as it was.
+    Returns the trainable count."""
+
+    def named(n: str, m: str) -> bool:
+        return n == m or n.startswith(m + ".")
+
     for n, p in net.named_parameters():
-        p.requires_grad = any(n.startswith(m + ".") for m in prefixes)
-    unmatched = [m for m in prefixes if not any(n.startswith(m + ".") for n, _ in net.named_parameters())]
+        p.requires_grad = any(named(n, m) for m in prefixes)
+    unmatched = [m for m in prefixes if not any(named(n, m) for n, _ in net.named_parameters())]
     if unmatched:
         raise ValueError(f"model.train_only={list(prefixes)}: {unmatched} matches no module of the model; "
                          "name DiT modules by their checkpoint names, e.g. proj_out_ln_sig, transformer_blocks.0, "
