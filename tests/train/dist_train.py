@@ -56,7 +56,8 @@ MODES = {
 RANK = int(__import__("os").environ.get("RANK", 0))
 
 
-def flat_trainable(model, trainable: bool = True) -> torch.Tensor:
+def flat_params(model, trainable: bool = True) -> torch.Tensor:
+    """The trainable (or, with ``trainable=False``, the frozen) parameters as one flat vector."""
     return torch.cat([p.detach().reshape(-1) for p in model.parameters() if p.requires_grad == trainable]
                      or [torch.zeros(0)])
 
@@ -144,10 +145,10 @@ def main(data_dir: str, out_dir: str, tiny_ckpt: str, *modes: str) -> None:
         trainer.setup()
         splits: list = []
         record_first_update(trainer, mode, out, splits)
-        start, frozen = flat_trainable(trainer.model).clone(), flat_trainable(trainer.model, False).clone()
+        start, frozen = flat_params(trainer.model).clone(), flat_params(trainer.model, trainable=False).clone()
         summary = trainer.train()
         acc = trainer.accelerator
-        flat = flat_trainable(trainer.model)
+        flat = flat_params(trainer.model)
         both = acc.gather(flat.unsqueeze(0).to(trainer.device)).cpu()  # (2, P)
         all_splits = [None] * acc.num_processes
         torch.distributed.all_gather_object(all_splits, splits)
@@ -155,7 +156,7 @@ def main(data_dir: str, out_dir: str, tiny_ckpt: str, *modes: str) -> None:
             (out / f"{mode}.json").write_text(json.dumps({
                 "max_weight_diff": float((both[0] - both[1]).abs().max()), "updates": summary.updates,
                 "moved": float((flat - start).abs().max()), "lr": trainer.cfg.optim.learning_rate,
-                "frozen_moved": float(torch.cat([(flat_trainable(trainer.model, False) - frozen).abs(),
+                "frozen_moved": float(torch.cat([(flat_params(trainer.model, trainable=False) - frozen).abs(),
                                                  torch.zeros(1)]).max()),
                 "parameters": int(flat.numel()), "splits": all_splits}))
         acc.wait_for_everyone()
