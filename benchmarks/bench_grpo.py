@@ -42,6 +42,17 @@ def dpo_round_seconds(log: Path) -> float:
     return float(found[-1]) if found else float("nan")
 
 
+DPO_GROUPS = 48  # the DPO round's train sentences by default (4 samples each)
+
+
+def dpo_round_name(groups: int) -> tuple[str, str]:
+    """The WORK folder of a DPO round of ``groups`` sentences and what its row adds to its name: a
+    round of another size than the default is cached apart, so ``--reuse`` never mistakes one for the other."""
+    if groups == DPO_GROUPS:
+        return "dpo", ""
+    return f"dpo_g{groups}", f", {groups} sentences"
+
+
 def training_rewards():
     """The reward set GRPO trains with (``F5TTS_RL_tiny``'s providers): best-of-N reranks with it."""
     from f5rl.config import compose, validate
@@ -164,6 +175,16 @@ def read_summary(run: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def run_label(run: Path) -> str:
+    """"DPO + GRPO" for a setting whose run started from a DPO round's warmup (a WORK/dpo* folder, as
+    ``--after_dpo`` trains), else "GRPO": read from the run's own config, so a ``--reuse``d run is named by
+    where it started, not by this invocation's flags."""
+    from omegaconf import OmegaConf
+
+    start = OmegaConf.load(run / "config.yaml").ckpts.init_from
+    return "DPO + GRPO" if start and Path(start).parent.name.startswith("dpo") else "GRPO"
+
+
 def setting_overrides(over: list[str], prompts: Path, prompts_broad: Path) -> list[str]:
     """A setting's overrides after the recipe's ``rl.prompts_manifest={prompts}`` (a later value of a key
     wins), with the placeholders ``{prompts}`` and ``{prompts_broad}`` replaced by the bench's files."""
@@ -203,7 +224,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     help="with --agreement: measure the shipped base and its agreement table, then stop (no stage-1 "
                          "warmup, no GRPO settings)")
     ap.add_argument("--dpo", action="store_true", help="also measure one DPO round (prefs.iterate) from the base")
-    ap.add_argument("--dpo_groups", type=int, default=48, help="DPO train sentences (4 samples each)")
+    ap.add_argument("--dpo_groups", type=int, default=DPO_GROUPS,
+                    help="DPO train sentences (4 samples each); another count than 48 keeps its round in "
+                         "WORK/dpo_gN, apart from the default's WORK/dpo")
     ap.add_argument("--prompts_groups", type=int, default=96,
                     help="train sentences of WORK/prompts.jsonl (each said in the voice of a held-out utterance, as "
                          "the DPO round's are): every setting rolls them out (rl.prompts_manifest, as the "
@@ -334,11 +357,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(f"stage-1 warmup ({folder}): {time.perf_counter() - t0:.0f} s", flush=True)
         return ckpt
 
+    dpo_folder, dpo_size = dpo_round_name(args.dpo_groups)
+
     def dpo_round() -> tuple[Path, float, int | None]:
         """One DPO round from the shipped base (``prefs.iterate``): its checkpoint, wall seconds and updates."""
         from f5rl.prefs.iterate import run_round
 
-        work = args.work / "dpo"
+        work = args.work / dpo_folder
         manifest = write_jsonl(demo_rows(args.data, groups=args.dpo_groups, nsamples=4, split="train"),
                                work / "pairs.jsonl")
         done = work / "iter_0" / "train" / "model_last.pt"
@@ -356,7 +381,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     train = not args.only_agreement
     dpo = dpo_round() if args.after_dpo else None  # the settings start from it (--after_dpo needs --dpo)
     label = "DPO + GRPO" if dpo else "GRPO"
-    start = (warmed("dpo_stage1", dpo[0]) if dpo else warmed("stage1")) if train else None
+    start = (warmed(f"{dpo_folder}_stage1", dpo[0]) if dpo else warmed("stage1")) if train else None
     if train and not args.skip_start:  # the checkpoint every setting starts from
         rows, _ = measure(start)
         kind = "σ-head " if args.sigma_only_warmup else ""
@@ -380,13 +405,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         train_s = sum(m["time/rollout_s"] + m["time/reward_s"] + m["time/update_s"] for m in metrics)
         rows, _ = measure(run / "model_last.pt", cfg=args.cfg, ema=args.weights == "ema")
         note = budget_note(name, updates, train_s, args.max_updates, args.max_minutes, read_summary(run))
-        results.append(summarise(f"{label}: {name}{tag}", rows, base_rows, judges, train_s,
+        results.append(summarise(f"{run_label(run)}: {name}{tag}", rows, base_rows, judges, train_s,
                                  {"overrides": over, "updates": updates, "cfg": args.cfg, "budget_note": note}))
         measured[name] = rows
     if args.dpo:
         ckpt, seconds, updates = dpo if dpo else dpo_round()
         rows, _ = measure(ckpt, cfg=args.cfg, ema=args.weights == "ema")
-        results.append(summarise(f"DPO (prefs.iterate defaults){tag}", rows, base_rows, judges, seconds,
+        results.append(summarise(f"DPO (prefs.iterate defaults{dpo_size}){tag}", rows, base_rows, judges, seconds,
                                  {"updates": updates, "note": "generation + training", "cfg": args.cfg}))
         measured["dpo"] = rows
 

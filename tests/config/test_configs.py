@@ -166,6 +166,10 @@ def test_keep_best_by_needs_validation_and_a_logged_name(tmp_path):
     ("rl.adv_norm=max", "rl.adv_norm"),
     ("rl.min_reward_spread=-0.1", "rl.min_reward_spread=-0.1 must be >= 0"),
     ("rl.loss=grpo rl.awm_guided=true", "rl.awm_guided=true applies to rl.loss=awm only"),  # awm is the default
+    ("rl.awm_drift_time_range=[0.2,1.5]", "rl.awm_drift_time_range"),
+    ("rl.awm_drift_time_range=[0,1] rl.kl_weight=0", "set rl.loss=awm, rl.kl_weight > 0"),
+    ("rl.awm_drift_time_range=[0,1] rl.reference_free=true", "rl.reference_free=false"),
+    ("rl.awm_drift_time_range=[0,1] rl.loss=grpo", "or rl.awm_drift_time_range=null"),
 ])
 def test_bad_awm_settings_are_refused(override, message):
     from f5rl.config import compose, validate
@@ -174,3 +178,5 @@ def test_bad_awm_settings_are_refused(override, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[")):
         validate(compose("F5TTS_RL_tiny", override.split()), RLTrainConfig)
     assert validate(compose("F5TTS_RL_tiny", ["rl.awm_negative_weight=0"]), RLTrainConfig).rl.awm_negative_weight == 0
+    assert validate(compose("F5TTS_RL_tiny", ["rl.awm_drift_time_range=[0,1]"]),
+                    RLTrainConfig).rl.awm_drift_time_range == [0, 1]

@@ -100,6 +100,41 @@ def test_awm_can_fit_the_guided_velocity_that_sampling_uses():
     assert same.metrics["loss/kl"].item() == pytest.approx(0.0, abs=1e-10)
 
 
+def test_awm_regulariser_can_be_taken_at_its_own_flow_times():
+    """rl.awm_drift_time_range: the advantage-weighted error stays at the fit's points (t, x0) while the
+    drift to the reference is the squared velocity distance at (drift_time, drift_x0), by hand here."""
+    from f5rl.rollout.evaluate import awm_step_loss, flow_velocity, span_mse
+
+    torch.manual_seed(0)
+    model = DiT(tiny_config(use_rl_head=True)).eval()
+    ref = DiT(tiny_config(use_rl_head=True)).eval()
+    with torch.no_grad():  # two different fields
+        for p, q in zip(model.parameters(), ref.parameters()):
+            p.add_(0.1 * torch.randn_like(p))
+            q.copy_(p + 0.05 * torch.randn_like(p))
+    cond, text = torch.randn(2, 16, 100), torch.randint(0, 30, (2, 5))
+    ro = gaussian_rollout(model, cond, text, torch.tensor([16, 12]), torch.tensor([4, 4]), steps=3)
+    adv, valid = torch.tensor([1.0, -0.5]), torch.ones(2, dtype=torch.bool)
+    t, x0 = torch.tensor([0.05, 0.08]), torch.randn(ro.mel.shape)
+    td, x0d = torch.tensor([0.6, 0.9]), torch.randn(ro.mel.shape)
+    x1 = ro.mel.float()
+
+    def drift_by_hand(time, noise):
+        with torch.no_grad():
+            a = flow_velocity(model, x1, noise, time, ro.text, ro.mask, ro.target)
+            b = flow_velocity(ref, x1, noise, time, ro.text, ro.mask, ro.target)
+        return span_mse(a, b, ro.target).mean().item()
+
+    fit_only = awm_step_loss(model, None, ro, adv, valid, t, x0, 0.0)
+    at_fit = awm_step_loss(model, ref, ro, adv, valid, t, x0, 2.0)
+    own = awm_step_loss(model, ref, ro, adv, valid, t, x0, 2.0, drift_time=td, drift_x0=x0d)
+    assert at_fit.metrics["loss/kl"].item() == pytest.approx(drift_by_hand(t, x0), rel=1e-4)
+    assert own.metrics["loss/kl"].item() == pytest.approx(drift_by_hand(td, x0d), rel=1e-4)
+    assert own.metrics["loss/kl"].item() != pytest.approx(at_fit.metrics["loss/kl"].item(), rel=1e-2)
+    # the advantage-weighted term itself is where it was
+    assert (own.loss - 2.0 * own.metrics["loss/kl"]).item() == pytest.approx(fit_only.loss.item(), rel=1e-4)
+
+
 @pytest.mark.parametrize("mode", ["gaussian", "sde"])
 def test_noise_on_chosen_steps_only_leaves_the_others_deterministic(mode):
     """MixGRPO / Flow-GRPO-Fast: only the steps that will be trained sample noise; every other step

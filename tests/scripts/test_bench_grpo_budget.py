@@ -171,3 +171,17 @@ def test_after_dpo_needs_the_dpo_round_and_says_so_before_any_work(tmp_path):
     with pytest.raises(SystemExit, match="--after_dpo trains the settings from the DPO round's weights: add --dpo"):
         bench.main(["--after_dpo", "--setting", "a", "--data", str(tmp_path / "none"), "--work", str(tmp_path / "w")])
     assert not (tmp_path / "w").exists()
+
+
+def test_a_dpo_round_of_another_size_is_cached_and_named_apart():
+    bench = load_bench()
+    assert bench.dpo_round_name(bench.DPO_GROUPS) == ("dpo", "")  # the folder earlier runs cached
+    assert bench.dpo_round_name(96) == ("dpo_g96", ", 96 sentences")
+
+
+def test_a_setting_is_named_by_where_its_run_started(tmp_path):
+    run_label = load_bench().run_label
+    for start, label in (("/w/dpo_stage1_sigma/model_last.pt", "DPO + GRPO"),
+                         ("/w/dpo_g96_stage1/model_last.pt", "DPO + GRPO"), ("/w/stage1/model_last.pt", "GRPO")):
+        (tmp_path / "config.yaml").write_text(f"ckpts:\n  init_from: {start}\n")
+        assert run_label(tmp_path) == label

@@ -196,6 +196,33 @@ def test_awm_guided_fits_the_velocity_at_the_rollouts_own_guidance(tmp_path, dem
     assert seen == [expected, expected]
 
 
+def test_awm_drift_time_range_reaches_the_regulariser(tmp_path, demo_corpus, monkeypatch):
+    """rl.awm_drift_time_range=[lo, hi]: every AWM step takes the drift at its own flow times in that window
+    (the fit's own stay in rl.awm_time_range); null leaves the drift at the fit's points."""
+    import f5rl.rollout.evaluate as evaluate
+
+    seen = []
+    orig = evaluate.awm_step_loss
+
+    def spy(*args, **kwargs):
+        seen.append((args[5].clone(), kwargs.get("drift_time")))
+        return orig(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "awm_step_loss", spy)
+    for k, window in enumerate(("null", "[0.5,0.9]")):
+        cfg = tiny_rl_config(tmp_path / str(k), demo_corpus, "optim.max_updates=1", "rl.loss=awm", "rl.inner_epochs=2",
+                             "rl.awm_time_range=[0.0,0.1]", f"rl.awm_drift_time_range={window}")
+        t = RLTrainer(cfg)
+        t.setup()
+        t.train()
+    assert len(seen) == 4
+    for fit_t, _ in seen:
+        assert ((fit_t >= 0.0) & (fit_t <= 0.1)).all()
+    assert seen[0][1] is None and seen[1][1] is None
+    for _, drift_t in seen[2:]:
+        assert drift_t is not None and ((drift_t >= 0.5) & (drift_t <= 0.9)).all()
+
+
 def test_train_rl_through_a_served_reward_survives_the_server_dying_and_coming_back(tmp_path, demo_corpus, caplog):
     """LLaSA's shape: rewards from a server on loopback. Killed after update 2, the scores are NaN with
     a reason and those updates train nothing (counted in the summary); restarted on the same port

@@ -85,6 +85,10 @@ class RLCfg(Checked):
     # sampled it) rather than the conditional one; false fits v_c to guided output, and inference's
     # CFG then guides a second time on top of it
     awm_guided: bool = False
+    # awm: flow times of the reference regulariser, drawn uniformly in [lo, hi] with their own noise; null takes it
+    # at the fit's own points (rl.awm_time_range). A fit at the noise end alone moves the whole field through
+    # shared weights, and a drift taken there leaves the later flow times (timbre, detail) free to follow
+    awm_drift_time_range: list[float] | None = None
     dpo_beta: float = 500.0  # online_dpo: β of the flow-matching DPO loss on each group's best/worst pair
     dpo_loss_type: str = "dpo"  # online_dpo: dpo | ipo | rpo
     # online_dpo: flow times of the pair's errors, drawn uniformly in [lo, hi] (dpo.time_range offline; Diffusion-DPO
@@ -130,7 +134,15 @@ class RLCfg(Checked):
 
     def rules(self) -> None:
         _one_of("rl.loss", self.loss, ("grpo", "f5r", "online_dpo", "awm"))
-        for key, window in (("rl.awm_time_range", self.awm_time_range), ("rl.dpo_time_range", self.dpo_time_range)):
+        windows = [("rl.awm_time_range", self.awm_time_range), ("rl.dpo_time_range", self.dpo_time_range)]
+        if self.awm_drift_time_range is not None:
+            if self.loss != "awm" or self.kl_weight <= 0 or self.reference_free:
+                raise ValueError(f"rl.awm_drift_time_range={self.awm_drift_time_range} places AWM's reference "
+                                 f"regulariser, which rl.loss={self.loss}, rl.kl_weight={self.kl_weight}, "
+                                 f"rl.reference_free={self.reference_free} does not have: set rl.loss=awm, "
+                                 "rl.kl_weight > 0 and rl.reference_free=false, or rl.awm_drift_time_range=null")
+            windows.append(("rl.awm_drift_time_range", self.awm_drift_time_range))
+        for key, window in windows:
             lo, hi = (list(window) + [None, None])[:2]
             if len(window) != 2 or not 0 <= lo <= hi <= 1:
                 raise ValueError(f"{key}={window} must be [lo, hi] with 0 <= lo <= hi <= 1")

@@ -171,10 +171,12 @@ def online_dpo_pair_loss(policy: DiT, ref: DiT, x_w: Tensor, x_l: Tensor, x0: Te
 
 
 def awm_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, adv: Tensor, valid: Tensor, time: Tensor, x0: Tensor,
-                  drift_weight: float, negative_weight: float = 1.0, guidance: float = 0.0) -> PolicyLoss:
+                  drift_weight: float, negative_weight: float = 1.0, guidance: float = 0.0,
+                  drift_time: Tensor | None = None, drift_x0: Tensor | None = None) -> PolicyLoss:
     """Advantage-weighted flow matching on the rollouts' own outputs at flow times ``time (b,)`` with
     noise ``x0``; the regulariser is the squared distance to the reference's velocity at the same
-    points (per rollout over its generated elements). ``guidance`` w > 0 fits the CFG-combined
+    points (per rollout over its generated elements), or at flow times ``drift_time (b,)`` with noise
+    ``drift_x0`` when given (``rl.awm_drift_time_range``). ``guidance`` w > 0 fits the CFG-combined
     velocity ``v_c + w·(v_c − v_u)`` instead of the conditional one (``rl.awm_guided``): rollouts
     sampled with CFG are then matched by the field that sampled them, and inference's guidance is
     not applied a second time on top of a conditional branch that already moved toward guided output."""
@@ -183,6 +185,9 @@ def awm_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, adv: Tensor, valid:
     err = span_mse(mu, x1 - x0, ro.target)
     drift = None
     if ref is not None and drift_weight > 0:
+        if drift_time is not None:  # its own points: one more policy forward
+            x0, time = drift_x0, drift_time
+            mu = flow_velocity(policy, x1, x0, time, ro.text, ro.mask, ro.target, guidance)
         with torch.no_grad():
             mu_ref = flow_velocity(ref, x1, x0, time, ro.text, ro.mask, ro.target, guidance)
         drift = span_mse(mu, mu_ref, ro.target)

@@ -324,7 +324,7 @@ class RLTrainer(Trainer):
                    rewards: torch.Tensor) -> dict[str, float]:
         """``awm``: ``rl.inner_epochs`` optimiser steps, each on ``rl.awm_draws`` draws of a flow time
         (uniform in ``rl.awm_time_range``) and noise per rollout; the reference regulariser is weighted
-        by ``rl.kl_weight``."""
+        by ``rl.kl_weight``, at those points or at its own draws in ``rl.awm_drift_time_range``."""
         from f5rl.rollout.evaluate import awm_step_loss
 
         rl, acc = self.cfg.rl, self.accelerator
@@ -337,9 +337,15 @@ class RLTrainer(Trainer):
             for _ in range(rl.awm_draws):
                 x0 = torch.randn(ro.mel.shape, device=self.device)
                 t = lo + (hi - lo) * torch.rand(ro.mel.shape[0], device=self.device)
+                drift_at = {}
+                if rl.awm_drift_time_range is not None:
+                    d_lo, d_hi = rl.awm_drift_time_range
+                    drift_at = {"drift_x0": torch.randn(ro.mel.shape, device=self.device),
+                                "drift_time": d_lo + (d_hi - d_lo) * torch.rand(ro.mel.shape[0], device=self.device)}
                 with acc.autocast():
                     out = awm_step_loss(self.policy, self.ref, ro, a, valid, t, x0, rl.kl_weight,
-                                        rl.awm_negative_weight, ro.cfg_strength if rl.awm_guided else 0.0)
+                                        rl.awm_negative_weight, ro.cfg_strength if rl.awm_guided else 0.0,
+                                        **drift_at)
                 acc.backward(out.loss / rl.awm_draws)
                 for name, v in {"loss": out.loss.detach(), **out.metrics}.items():
                     sums[name] = sums.get(name, 0.0) + float(v) / rl.awm_draws
