@@ -87,7 +87,8 @@ class RLCfg(Checked):
     awm_guided: bool = False
     # awm: flow times of the reference regulariser, drawn uniformly in [lo, hi] with their own noise; null takes it
     # at the fit's own points (rl.awm_time_range). A fit at the noise end alone moves the whole field through
-    # shared weights, and a drift taken there leaves the later flow times (timbre, detail) free to follow
+    # shared weights, and a drift taken there leaves the later flow times free to follow; [0, 1] at kl_weight 1
+    # measured far worse than null on the demo base (docs/grpo_measurements.md), so null stays the default
     awm_drift_time_range: list[float] | None = None
     dpo_beta: float = 500.0  # online_dpo: β of the flow-matching DPO loss on each group's best/worst pair
     dpo_loss_type: str = "dpo"  # online_dpo: dpo | ipo | rpo
