@@ -133,6 +133,8 @@ def test_awm_regulariser_can_be_taken_at_its_own_flow_times():
     assert own.metrics["loss/kl"].item() != pytest.approx(at_fit.metrics["loss/kl"].item(), rel=1e-2)
     # the advantage-weighted term itself is where it was
     assert (own.loss - 2.0 * own.metrics["loss/kl"]).item() == pytest.approx(fit_only.loss.item(), rel=1e-4)
+    with pytest.raises(ValueError, match="drift_time and drift_x0 together"):
+        awm_step_loss(model, ref, ro, adv, valid, t, x0, 2.0, drift_time=td)
 
 
 @pytest.mark.parametrize("mode", ["gaussian", "sde"])

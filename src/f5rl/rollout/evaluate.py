@@ -180,6 +180,8 @@ def awm_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, adv: Tensor, valid:
     velocity ``v_c + w·(v_c − v_u)`` instead of the conditional one (``rl.awm_guided``): rollouts
     sampled with CFG are then matched by the field that sampled them, and inference's guidance is
     not applied a second time on top of a conditional branch that already moved toward guided output."""
+    if (drift_time is None) != (drift_x0 is None):
+        raise ValueError("awm_step_loss: give drift_time and drift_x0 together (the drift's own points), or neither")
     x1 = ro.mel.float()
     mu = flow_velocity(policy, x1, x0, time, ro.text, ro.mask, ro.target, guidance)
     err = span_mse(mu, x1 - x0, ro.target)
