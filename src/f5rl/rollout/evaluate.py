@@ -187,12 +187,13 @@ def awm_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, adv: Tensor, valid:
     err = span_mse(mu, x1 - x0, ro.target)
     drift = None
     if ref is not None and drift_weight > 0:
-        if drift_time is not None:  # its own points: one more policy forward
-            x0, time = drift_x0, drift_time
-            mu = flow_velocity(policy, x1, x0, time, ro.text, ro.mask, ro.target, guidance)
+        at_fit = drift_time is None
+        d_x0, d_time = (x0, time) if at_fit else (drift_x0, drift_time)
+        # at its own points the drift needs one more policy forward; at the fit's it reuses mu
+        mu_d = mu if at_fit else flow_velocity(policy, x1, d_x0, d_time, ro.text, ro.mask, ro.target, guidance)
         with torch.no_grad():
-            mu_ref = flow_velocity(ref, x1, x0, time, ro.text, ro.mask, ro.target, guidance)
-        drift = span_mse(mu, mu_ref, ro.target)
+            mu_ref = flow_velocity(ref, x1, d_x0, d_time, ro.text, ro.mask, ro.target, guidance)
+        drift = span_mse(mu_d, mu_ref, ro.target)
     return advantage_weighted_loss(err, adv, valid, drift, drift_weight, negative_weight)
 
 
