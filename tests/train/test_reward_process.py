@@ -197,8 +197,8 @@ def test_awm_guided_fits_the_velocity_at_the_rollouts_own_guidance(tmp_path, dem
 
 
 def test_awm_drift_time_range_reaches_the_regulariser(tmp_path, demo_corpus, monkeypatch):
-    """rl.awm_drift_time_range=[lo, hi]: every AWM step takes the drift at its own flow times in that window
-    (the fit's own stay in rl.awm_time_range); null leaves the drift at the fit's points."""
+    """rl.awm_drift_time_range=[lo, hi]: every AWM step also takes the drift at its own flow times in that
+    window (the fit's own stay in rl.awm_time_range, with their term); null: the fit's points only."""
     import f5rl.rollout.evaluate as evaluate
 
     seen = []

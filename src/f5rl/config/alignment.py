@@ -85,10 +85,11 @@ class RLCfg(Checked):
     # sampled it) rather than the conditional one; false fits v_c to guided output, and inference's
     # CFG then guides a second time on top of it
     awm_guided: bool = False
-    # awm: flow times of the reference regulariser, drawn uniformly in [lo, hi] with their own noise; null takes it
-    # at the fit's own points (rl.awm_time_range). A fit at the noise end alone moves the whole field through
-    # shared weights, and a drift taken there leaves the later flow times free to follow; [0, 1] at kl_weight 1
-    # measured far worse than null on the demo base (docs/grpo_measurements.md), so null stays the default
+    # awm: the reference regulariser is also taken at flow times drawn uniformly in [lo, hi] with their own noise,
+    # beside the fit's own points (rl.awm_time_range), each term weighted by rl.kl_weight; null: the fit's points
+    # only. A fit at the noise end alone moves the whole field through shared weights, and a drift taken there
+    # leaves the later flow times free to follow. A window that replaced the fit's points ([0, 1] at kl_weight 1)
+    # broke the policy on the demo base (docs/grpo_measurements.md), so the fit's points keep their term
     awm_drift_time_range: list[float] | None = None
     dpo_beta: float = 500.0  # online_dpo: β of the flow-matching DPO loss on each group's best/worst pair
     dpo_loss_type: str = "dpo"  # online_dpo: dpo | ipo | rpo

@@ -175,8 +175,9 @@ def awm_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, adv: Tensor, valid:
                   drift_time: Tensor | None = None, drift_x0: Tensor | None = None) -> PolicyLoss:
     """Advantage-weighted flow matching on the rollouts' own outputs at flow times ``time (b,)`` with
     noise ``x0``; the regulariser is the squared distance to the reference's velocity at the same
-    points (per rollout over its generated elements), or at flow times ``drift_time (b,)`` with noise
-    ``drift_x0`` when given (``rl.awm_drift_time_range``). ``guidance`` w > 0 fits the CFG-combined
+    points (per rollout over its generated elements), plus the same distance at flow times
+    ``drift_time (b,)`` with noise ``drift_x0`` when given (``rl.awm_drift_time_range``; logged as
+    ``loss/kl_own``). ``guidance`` w > 0 fits the CFG-combined
     velocity ``v_c + w·(v_c − v_u)`` instead of the conditional one (``rl.awm_guided``): rollouts
     sampled with CFG are then matched by the field that sampled them, and inference's guidance is
     not applied a second time on top of a conditional branch that already moved toward guided output."""
@@ -185,16 +186,26 @@ def awm_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, adv: Tensor, valid:
     x1 = ro.mel.float()
     mu = flow_velocity(policy, x1, x0, time, ro.text, ro.mask, ro.target, guidance)
     err = span_mse(mu, x1 - x0, ro.target)
-    drift = None
-    if ref is not None and drift_weight > 0:
-        at_fit = drift_time is None
-        d_x0, d_time = (x0, time) if at_fit else (drift_x0, drift_time)
-        # at its own points the drift needs one more policy forward; at the fit's it reuses mu
-        mu_d = mu if at_fit else flow_velocity(policy, x1, d_x0, d_time, ro.text, ro.mask, ro.target, guidance)
+    if ref is None or drift_weight <= 0:
+        return advantage_weighted_loss(err, adv, valid, None, 0.0, negative_weight)
+
+    def drift_at(v: Tensor, d_x0: Tensor, d_time: Tensor) -> Tensor:
         with torch.no_grad():
-            mu_ref = flow_velocity(ref, x1, d_x0, d_time, ro.text, ro.mask, ro.target, guidance)
-        drift = span_mse(mu_d, mu_ref, ro.target)
-    return advantage_weighted_loss(err, adv, valid, drift, drift_weight, negative_weight)
+            v_ref = flow_velocity(ref, x1, d_x0, d_time, ro.text, ro.mask, ro.target, guidance)
+        return span_mse(v, v_ref, ro.target)
+
+    # The fit's points always keep their term: measured on the demo base, a drift taken only at other
+    # flow times leaves the noise-end fit unheld, and the policy broke (docs/grpo_measurements.md).
+    drift = drift_at(mu, x0, time)
+    own = None
+    if drift_time is not None:  # one more policy forward at the drift's own points
+        own = drift_at(flow_velocity(policy, x1, drift_x0, drift_time, ro.text, ro.mask, ro.target, guidance),
+                       drift_x0, drift_time)
+        drift = drift + own
+    out = advantage_weighted_loss(err, adv, valid, drift, drift_weight, negative_weight)
+    if own is not None:
+        out.metrics["loss/kl_own"] = masked_mean(own.detach(), valid)
+    return out
 
 
 def x_batch(ro: Rollout) -> int:

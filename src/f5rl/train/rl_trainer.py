@@ -324,7 +324,7 @@ class RLTrainer(Trainer):
                    rewards: torch.Tensor) -> dict[str, float]:
         """``awm``: ``rl.inner_epochs`` optimiser steps, each on ``rl.awm_draws`` draws of a flow time
         (uniform in ``rl.awm_time_range``) and noise per rollout; the reference regulariser is weighted
-        by ``rl.kl_weight``, at those points or at its own draws in ``rl.awm_drift_time_range``."""
+        by ``rl.kl_weight``, at those points and also at its own draws in ``rl.awm_drift_time_range``."""
         from f5rl.rollout.evaluate import awm_step_loss
 
         rl, acc = self.cfg.rl, self.accelerator
