@@ -46,7 +46,7 @@ MODES = {
     # the other steps deterministic; two inner epochs on that step
     "mixed": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.noise_steps=train", "rl.train_steps=1",
                                 "rl.inner_epochs=2", "rl.rollout=sde", "rl.shared_start_noise=true"]),
-    # AWM on inference's own ODE samples (a group differs by its start noise alone), the drift at its own flow times
+    # AWM on inference's own ODE samples (a group differs by its start noise alone), the drift also at its own times
     "ode": ("F5TTS_RL_tiny", ["optim.max_updates=2", "rl.loss=awm", "rl.noise_steps=none",
                               "rl.awm_drift_time_range=[0.5,1.0]"]),
     # rewards scored in a server process per training process, in two chunks overlapping the rollouts
