@@ -45,12 +45,30 @@ def dpo_round_seconds(log: Path) -> float:
 DPO_GROUPS = 48  # the DPO round's train sentences by default (4 samples each)
 
 
-def dpo_round_name(groups: int) -> tuple[str, str]:
-    """The WORK folder of a DPO round of ``groups`` sentences and what its row adds to its name: a
-    round of another size than the default is cached apart, so ``--reuse`` never mistakes one for the other."""
-    if groups == DPO_GROUPS:
-        return "dpo", ""
-    return f"dpo_g{groups}", f", {groups} sentences"
+def dpo_round_name(groups: int, overrides: list[str] | None = None) -> tuple[str, str]:
+    """The WORK folder of a DPO round of ``groups`` sentences trained with config ``overrides`` and what its row
+    adds to its name: a round of another size, or with overrides, is cached apart (the overrides by a hash of
+    their text), so ``--reuse`` never mistakes one for another."""
+    import hashlib
+
+    folder, label = ("dpo", "") if groups == DPO_GROUPS else (f"dpo_g{groups}", f", {groups} sentences")
+    if overrides:
+        text = " ".join(overrides)
+        folder, label = f"{folder}_{hashlib.sha1(text.encode()).hexdigest()[:8]}", f"{label}, {text}"
+    return folder, label
+
+
+def check_dpo_overrides(dpo: bool, overrides: list[str]) -> None:
+    """``--dpo_override``: refused in one line before any work when there is no round to train or a key is wrong."""
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import DPOTrainConfig
+
+    if not dpo:
+        raise SystemExit("--dpo_override trains the DPO round with these keys: add --dpo")
+    try:  # the round writes its own train manifest: a placeholder stands in for it here
+        validate(compose("F5TTS_DPO_tiny", ["dpo.train_manifest=pairs.jsonl", *overrides]), DPOTrainConfig)
+    except Exception as err:  # a wrong value (ConfigError) or an unknown key (Hydra's composition error)
+        raise SystemExit(f"--dpo_override {' '.join(overrides)}: {err}".splitlines()[0]) from None
 
 
 def training_rewards():
@@ -227,6 +245,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--dpo_groups", type=int, default=DPO_GROUPS,
                     help="DPO train sentences (4 samples each); another count than 48 keeps its round in "
                          "WORK/dpo_gN, apart from the default's WORK/dpo")
+    ap.add_argument("--dpo_override", nargs="+", default=[], metavar="OVERRIDE",
+                    help="train_dpo config overrides of the DPO round (e.g. dpo.drift_time_range=[0.1,1.0] "
+                         "dpo.drift_weight=100); such a round is cached in a WORK folder of its own")
     ap.add_argument("--prompts_groups", type=int, default=96,
                     help="train sentences of WORK/prompts.jsonl (each said in the voice of a held-out utterance, as "
                          "the DPO round's are): every setting rolls them out (rl.prompts_manifest, as the "
@@ -279,6 +300,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                          "--best_of N")
     if args.after_dpo and not args.dpo:
         raise SystemExit("--after_dpo trains the settings from the DPO round's weights: add --dpo")
+    if args.dpo_override:
+        check_dpo_overrides(args.dpo, args.dpo_override)
     if args.retest_ms < 0:
         raise SystemExit(f"--retest_ms {args.retest_ms:g}: give the silence in ms (> 0), or 0 to skip the retest")
     # synthesis prompts for stage 2 (rl.prompts_manifest={prompts}): the DPO round's rows for the same count
@@ -327,7 +350,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return rows, seconds
 
     base_ckpt = SHIPPED / "model.safetensors"
-    dpo_folder, dpo_size = dpo_round_name(args.dpo_groups)
+    dpo_folder, dpo_size = dpo_round_name(args.dpo_groups, args.dpo_override)
 
     def dpo_round() -> tuple[Path, float, int | None]:
         """One DPO round from the shipped base (``prefs.iterate``): its checkpoint, wall seconds and updates."""
@@ -342,7 +365,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         t0 = time.perf_counter()
         r = run_round(0, str(manifest), str(base_ckpt), work, 4, "F5TTS_DPO_tiny",
                       [*base_overrides(SHIPPED), f"datasets.path={args.data}", "ckpts.logger=null",
-                       f"optim.max_minutes={args.max_minutes}"], nfe=16)
+                       f"optim.max_minutes={args.max_minutes}", *args.dpo_override], nfe=16)
         seconds = time.perf_counter() - t0
         with open(work / "iterate.log", "a") as f:  # what a later --reuse reports as its cost
             f.write(f"bench_grpo: DPO round {seconds:.1f} s\n")
@@ -415,7 +438,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.dpo:
         ckpt, seconds, updates = dpo
         rows, _ = measure(ckpt, cfg=args.cfg, ema=args.weights == "ema")
-        results.append(summarise(f"DPO (prefs.iterate defaults{dpo_size}){tag}", rows, base_rows, judges, seconds,
+        kind = "prefs.iterate" if args.dpo_override else "prefs.iterate defaults"
+        results.append(summarise(f"DPO ({kind}{dpo_size}){tag}", rows, base_rows, judges, seconds,
                                  {"updates": updates, "note": "generation + training", "cfg": args.cfg}))
         measured["dpo"] = rows
 

@@ -479,3 +479,65 @@ def test_iterate_ranks_pairs_by_a_mos_reward(tmp_path, demo_corpus, tiny_ckpt):
         group = [g["reward/dnsmos"] for g in gen if g["group"] == p["group"]]
         assert (p["chosen"]["reward/dnsmos"], p["rejected"]["reward/dnsmos"]) == (max(group), min(group))
     assert "[round 0]" in (tmp_path / "w" / "iterate.log").read_text()
+
+
+def test_drift_term_holds_the_later_flow_times_at_the_reference(tmp_path, demo_corpus, tiny_ckpt, monkeypatch):
+    """dpo.drift_weight × the squared distance of the policy's velocity on the chosen sample from the reference's,
+    at flow times of its own in dpo.drift_time_range (logged as loss/drift): zero before the first update (the
+    policy is the reference), then positive; the logged loss is the preference loss plus the weighted drift; the
+    drift's times fall in its window; a window without a weight, or a weight without a window, is refused."""
+    import torch
+
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import DPOTrainConfig
+    from f5rl.rollout import evaluate
+    from f5rl.train.dpo_trainer import DPOTrainer
+
+    trainer = DPOTrainer(_wav_pairs_config(tmp_path, demo_corpus, tiny_ckpt, "dpo.drift_time_range=[0.5,0.9]",
+                                           "dpo.drift_weight=2", "optim.max_updates=3", "dpo.sft_loss_weight=0",
+                                           "optim.learning_rate=1e-3"))
+    trainer.setup()
+    drift_times = []
+    real = evaluate.reference_drift
+
+    def spy(v, ref, x1, x0, time, *rest, **kw):
+        drift_times.append(time.clone())
+        return real(v, ref, x1, x0, time, *rest, **kw)
+
+    monkeypatch.setattr(evaluate, "reference_drift", spy)
+    trainer.train()
+    metrics = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 3
+    assert metrics[0]["loss/drift"] == pytest.approx(0.0, abs=1e-10)  # no update yet: the policy is the reference
+    assert all(m["loss/drift"] > 0 for m in metrics[1:])
+    assert all(abs(m["loss"] - (m["loss/preference"] + 2 * m["loss/drift"])) < 1e-4 for m in metrics)
+    ts = torch.cat(drift_times)
+    assert len(drift_times) == 3 and bool(((ts >= 0.5) & (ts <= 0.9)).all())
+    over = [f"dpo.train_manifest={trainer.cfg.dpo.train_manifest}", f"datasets.path={demo_corpus}"]
+    for bad in (["dpo.drift_time_range=[0.1,1.0]"], ["dpo.drift_weight=5"],
+                ["dpo.drift_time_range=[0.9,0.1]", "dpo.drift_weight=5"], ["dpo.drift_weight=-1"]):
+        with pytest.raises(ValueError, match="dpo.drift"):
+            validate(compose("F5TTS_DPO_tiny", [*over, *bad]), DPOTrainConfig)
+
+
+def test_reference_drift_by_hand():
+    """Constant velocities, policy 2 and reference 0.5: the drift is (2 - 0.5)² = 2.25 on every spanned element;
+    a frame outside the span does not count."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from f5rl.rollout.evaluate import reference_drift
+
+    class Constant(torch.nn.Module):
+        def forward(self, x, cond, text, t, mask=None):
+            return SimpleNamespace(mu=torch.full_like(x, 0.5))
+
+    v = torch.full((2, 3, 4), 2.0)
+    v[:, 0] = 100.0  # the first frame is the prompt: outside the span
+    span = torch.ones(2, 3, dtype=torch.bool)
+    span[:, 0] = False
+    x = torch.zeros(2, 3, 4)
+    out = reference_drift(v, Constant(), x, x, torch.tensor([0.3, 0.7]), torch.zeros(2, 5, dtype=torch.long),
+                          None, span)
+    torch.testing.assert_close(out, torch.tensor([2.25, 2.25]))

@@ -179,6 +179,34 @@ def test_a_dpo_round_of_another_size_is_cached_and_named_apart():
     assert bench.dpo_round_name(96) == ("dpo_g96", ", 96 sentences")
 
 
+def test_dpo_overrides_are_checked_before_any_work(tmp_path):
+    import pytest
+
+    bench = load_bench()
+    common = ["--setting", "a", "--data", str(tmp_path / "none"), "--work", str(tmp_path / "w")]
+    with pytest.raises(SystemExit, match="--dpo_override trains the DPO round with these keys: add --dpo"):
+        bench.main(["--dpo_override", "dpo.drift_weight=100", *common])
+    with pytest.raises(SystemExit, match="the drift term needs both"):
+        bench.main(["--dpo", "--dpo_override", "dpo.drift_weight=100", *common])
+    with pytest.raises(SystemExit, match="dpo.no_such_key"):
+        bench.main(["--dpo", "--dpo_override", "dpo.no_such_key=1", *common])
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_dpo_round_with_overrides_is_cached_and_named_apart():
+    """--dpo_override: a round trained with other DPO keys has a WORK folder of its own (so --reuse never takes one
+    for another) and its row names the overrides; the same overrides give the same folder."""
+    bench = load_bench()
+    drift = ["dpo.drift_time_range=[0.1,1.0]", "dpo.drift_weight=100"]
+    folder, label = bench.dpo_round_name(bench.DPO_GROUPS, drift)
+    assert folder.startswith("dpo_") and folder not in ("dpo", "dpo_g96")
+    assert label == ", dpo.drift_time_range=[0.1,1.0] dpo.drift_weight=100"
+    assert bench.dpo_round_name(bench.DPO_GROUPS, list(drift)) == (folder, label)
+    assert bench.dpo_round_name(bench.DPO_GROUPS, drift[1:])[0] != folder
+    folder96, label96 = bench.dpo_round_name(96, drift)
+    assert folder96.startswith("dpo_g96_") and folder96 != folder and label96.startswith(", 96 sentences, ")
+
+
 def test_a_setting_is_named_by_where_its_run_started(tmp_path):
     run_label = load_bench().run_label
     for start, label in (("/w/dpo_stage1_sigma/model_last.pt", "DPO + GRPO"),
@@ -198,7 +226,7 @@ def test_the_dpo_round_trains_before_anything_is_judged(tmp_path, monkeypatch):
     import f5rl.prefs.create_text_context_pairs as pairs
     import f5rl.prefs.iterate as iterate
 
-    events = []
+    events, trained_with = [], []
 
     class Stop(Exception):
         pass
@@ -213,6 +241,7 @@ def test_the_dpo_round_trains_before_anything_is_judged(tmp_path, monkeypatch):
 
     def round_(*args, **kwargs):
         events.append("dpo round")
+        trained_with.append(args[6])
         raise Stop
 
     monkeypatch.setattr(held_out, "HeldOutJudge", Judge)
@@ -221,5 +250,8 @@ def test_the_dpo_round_trains_before_anything_is_judged(tmp_path, monkeypatch):
     monkeypatch.setattr(pairs, "demo_rows", lambda *args, **kwargs: [])
     bench = load_bench()
     with pytest.raises(Stop):
-        bench.main(["--dpo", "--setting", "a", "--data", str(tmp_path / "data"), "--work", str(tmp_path / "w")])
+        bench.main(["--dpo", "--setting", "a", "--data", str(tmp_path / "data"), "--work", str(tmp_path / "w"),
+                    "--dpo_override", "dpo.drift_time_range=[0.1,1.0]", "dpo.drift_weight=100"])
     assert events == ["dpo round"]
+    # the round's overrides reach train_dpo after the bench's own
+    assert trained_with[0][-2:] == ["dpo.drift_time_range=[0.1,1.0]", "dpo.drift_weight=100"]

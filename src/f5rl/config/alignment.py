@@ -253,9 +253,25 @@ class DPOCfg(Checked):
     # the words are decided (f5rl.rl.dpo); sway < 0 packs draws towards the noise end (F5-TTS, s = -1)
     time_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
     time_sway: float = 0.0
+    # the reference regulariser of rl.awm_drift_time_range, for DPO: drift_weight × the squared distance of the
+    # policy's velocity on the chosen sample from the reference's, at flow times of its own drawn uniformly in
+    # drift_time_range (with their own noise). Errors taken at the noise end alone ([0, 0.1]) move the whole field
+    # through shared weights; this holds the later flow times, where GRPO measured the voice is kept
+    # (docs/grpo_measurements.md). Both or neither: null and 0 leave DPO as published
+    drift_time_range: list[float] | None = None
+    drift_weight: float = 0.0
 
     def rules(self) -> None:
         _one_of("dpo.loss_type", self.loss_type, ("dpo", "ipo", "rpo"))
+        if self.drift_weight < 0:
+            raise ValueError(f"dpo.drift_weight={self.drift_weight} must be >= 0 (0: no drift term)")
+        if (self.drift_time_range is None) != (self.drift_weight == 0):
+            raise ValueError(f"dpo.drift_time_range={self.drift_time_range} and dpo.drift_weight={self.drift_weight}: "
+                             "the drift term needs both (e.g. dpo.drift_time_range=[0.1,1.0] dpo.drift_weight=100) "
+                             "or neither (null and 0)")
+        window = self.drift_time_range
+        if window is not None and (len(window) != 2 or not 0 <= window[0] <= window[1] <= 1):
+            raise ValueError(f"dpo.drift_time_range={self.drift_time_range} must be [lo, hi] with 0 <= lo <= hi <= 1")
         if self.val_draws < 1:
             raise ValueError(f"dpo.val_draws={self.val_draws} must be >= 1")
         if self.anchor_loss_weight < 0 or self.sft_loss_weight < 0:

@@ -134,6 +134,16 @@ def span_mse(a: Tensor, b: Tensor, span: Tensor) -> Tensor:
     return masked_mean((a - b).square(), span.unsqueeze(-1), dim=(1, 2))
 
 
+def reference_drift(v: Tensor, ref, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mask: Tensor | None,
+                    span: Tensor, cfg_strength: float = 0.0) -> Tensor:
+    """Per-sample squared distance ``(b,)`` over the span of a policy velocity ``v (b, n, m)`` (taken at
+    ``x0``, ``time``) from the frozen ``ref``'s velocity at the same point: the velocity-drift regulariser of
+    advantage-weighted matching (AWM), a KL between the two Gaussian paths up to a constant."""
+    with torch.no_grad():
+        v_ref = flow_velocity(ref, x1, x0, time, text, mask, span, cfg_strength)
+    return span_mse(v, v_ref, span)
+
+
 def flow_errors(network, x1: Tensor, x0: Tensor, time: Tensor, text: Tensor, mask: Tensor | None, span: Tensor
                 ) -> Tensor:
     """Per-sample flow-matching error ``mean((v − u)²)`` over span elements ``(b,)`` of ``network``:
@@ -189,18 +199,13 @@ def awm_step_loss(policy: DiT, ref: DiT | None, ro: Rollout, adv: Tensor, valid:
     if ref is None or drift_weight <= 0:
         return advantage_weighted_loss(err, adv, valid, None, 0.0, negative_weight)
 
-    def drift_at(v: Tensor, d_x0: Tensor, d_time: Tensor) -> Tensor:
-        with torch.no_grad():
-            v_ref = flow_velocity(ref, x1, d_x0, d_time, ro.text, ro.mask, ro.target, guidance)
-        return span_mse(v, v_ref, ro.target)
-
     # The fit's points always keep their term: measured on the demo base, a drift taken only at other
     # flow times leaves the noise-end fit unheld, and the policy broke (docs/grpo_measurements.md).
-    drift = drift_at(mu, x0, time)
+    drift = reference_drift(mu, ref, x1, x0, time, ro.text, ro.mask, ro.target, guidance)
     own = None
     if drift_time is not None:  # one more policy forward at the drift's own points
-        own = drift_at(flow_velocity(policy, x1, drift_x0, drift_time, ro.text, ro.mask, ro.target, guidance),
-                       drift_x0, drift_time)
+        v_own = flow_velocity(policy, x1, drift_x0, drift_time, ro.text, ro.mask, ro.target, guidance)
+        own = reference_drift(v_own, ref, x1, drift_x0, drift_time, ro.text, ro.mask, ro.target, guidance)
         drift = drift + own
     out = advantage_weighted_loss(err, adv, valid, drift, drift_weight, negative_weight)
     if own is not None:

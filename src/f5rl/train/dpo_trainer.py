@@ -124,12 +124,30 @@ class DPOTrainer(Trainer):
                    "dpo/rejected_error": e_l.mean().detach()}
         if d.sft_loss_weight > 0:
             loss = loss + d.sft_loss_weight * e_w.mean()
+        if d.drift_weight > 0:
+            drift = self.chosen_drift(batch, policy)
+            loss = loss + d.drift_weight * drift
+            metrics["loss/drift"] = drift.detach()
         if self._anchor_batches is not None:
             real = next(self._anchor_batches).to(self.device)
             anchor = self.accelerator.unwrap_model(self.model)(real.mel, real.text, real.mel_lengths).loss
             loss = loss + d.anchor_loss_weight * anchor
             metrics["loss/anchor"] = anchor.detach()
         return LossOutput(loss, metrics)
+
+    def chosen_drift(self, batch: PairBatch, policy) -> torch.Tensor:
+        """Mean squared distance of the policy's velocity on the chosen samples from the reference's, at flow
+        times uniform in ``dpo.drift_time_range`` with noise of their own (``dpo.drift_weight``'s term)."""
+        from f5rl.rollout import evaluate
+
+        b, n, _ = batch.mel.shape
+        mask = lens_to_mask(batch.mel_lengths, n)
+        span = mask & ~lens_to_mask(batch.prompt_lens, n)
+        lo, hi = self.cfg.dpo.drift_time_range
+        t = lo + (hi - lo) * torch.rand(b, device=batch.mel.device)
+        x0 = torch.randn_like(batch.mel)
+        v = evaluate.flow_velocity(policy, batch.mel, x0, t, batch.text, mask, span)
+        return evaluate.reference_drift(v, self.ref, batch.mel, x0, t, batch.text, mask, span).mean()
 
     @torch.no_grad()
     def validate(self, seed: int = 0) -> dict[str, float]:
