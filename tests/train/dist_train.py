@@ -86,8 +86,9 @@ def build(mode: str, data_dir: str, out: Path, tiny_ckpt: str):
         over = [f"dpo.train_manifest={manifest}", f"datasets.path={data_dir}", f"ckpts.save_dir={save}",
                 f"ckpts.init_from={tiny_ckpt}", "datasets.batch_size_per_gpu=2", "datasets.batch_size_type=sample",
                 "optim.max_updates=3", *TINY]
-        if mode == "dpo_anchor":  # plus the CFM term on real utterances
-            over += ["dpo.anchor_loss_weight=1.0", "dpo.anchor_batch_size=2"]
+        if mode == "dpo_anchor":  # plus the CFM term on real utterances and the drift at later flow times
+            over += ["dpo.anchor_loss_weight=1.0", "dpo.anchor_batch_size=2", "dpo.drift_time_range=[0.1,1.0]",
+                     "dpo.drift_weight=10"]
         return DPOTrainer(validate(compose("F5TTS_DPO_tiny", over), DPOTrainConfig))
     from f5rl.train.rl_trainer import RLTrainer
 
