@@ -4,8 +4,9 @@ Each micro-batch holds preference pairs; chosen and rejected share the noise x0,
 the infill span (the generated frames after the context prompt), their per-sample
 flow-matching errors are computed for the policy and the frozen reference, and
 ``f5rl.rl.dpo.preference_loss`` turns them into the loss. Optional regularisers: the CFM loss on
-the chosen samples (``dpo.sft_loss_weight``) and the CFM loss on real utterances of the training
-corpus (``dpo.anchor_loss_weight``). Checkpoints, resume, EMA and logging are those of stage 0/1.
+the chosen samples (``dpo.sft_loss_weight``), the CFM loss on real utterances of the training
+corpus (``dpo.anchor_loss_weight``) and the policy's velocity drift from the reference's at later flow times
+(``dpo.drift_time_range``, ``dpo.drift_weight``). Checkpoints, resume, EMA and logging are those of stage 0/1.
 """
 
 from __future__ import annotations
