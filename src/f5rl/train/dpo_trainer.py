@@ -20,7 +20,7 @@ from f5rl.data.pairs import PairBatch, PairCollate, PairDataset
 from f5rl.model.cfm import LossOutput
 from f5rl.model.sampling import lens_to_mask
 from f5rl.rl.dpo import preference_loss, preference_times
-from f5rl.rollout.evaluate import flow_errors
+from f5rl.rollout import evaluate
 from f5rl.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -100,17 +100,23 @@ class DPOTrainer(Trainer):
         """Flow times for u ~ U(0, 1): ``dpo.time_range`` and ``dpo.time_sway`` (f5rl.rl.dpo)."""
         return preference_times(u, self.cfg.dpo.time_range, self.cfg.dpo.time_sway)
 
+    @staticmethod
+    def pair_masks(batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frames of each pair ``(b, n)`` and its span (those after the context prompt), as bool masks."""
+        n = batch.mel.shape[1]
+        mask = lens_to_mask(batch.mel_lengths, n)
+        return mask, mask & ~lens_to_mask(batch.prompt_lens, n)
+
     def pair_errors(self, batch: PairBatch, network, draws=None):
         """Flow errors of chosen and rejected under one network, with shared draws."""
-        b, n, _ = batch.mel.shape
-        mask = lens_to_mask(batch.mel_lengths, n)
-        span = mask & ~lens_to_mask(batch.prompt_lens, n)
+        b = batch.mel.shape[0]
+        mask, span = self.pair_masks(batch)
         if draws is None:
             t = self.times(torch.rand(b, device=batch.mel.device))
             draws = (torch.randn_like(batch.mel), t)
         x0, t = draws
-        e_w = flow_errors(network, batch.mel, x0, t, batch.text, mask, span)
-        e_l = flow_errors(network, batch.rejected, x0, t, batch.text, mask, span)
+        e_w = evaluate.flow_errors(network, batch.mel, x0, t, batch.text, mask, span)
+        e_l = evaluate.flow_errors(network, batch.rejected, x0, t, batch.text, mask, span)
         return e_w, e_l, draws
 
     def compute_loss(self, batch: PairBatch) -> LossOutput:
@@ -139,13 +145,8 @@ class DPOTrainer(Trainer):
     def chosen_drift(self, batch: PairBatch, policy) -> torch.Tensor:
         """Mean squared distance of the policy's velocity on the chosen samples from the reference's, at flow
         times uniform in ``dpo.drift_time_range`` with noise of their own (``dpo.drift_weight``'s term)."""
-        from f5rl.rollout import evaluate
-
-        b, n, _ = batch.mel.shape
-        mask = lens_to_mask(batch.mel_lengths, n)
-        span = mask & ~lens_to_mask(batch.prompt_lens, n)
-        lo, hi = self.cfg.dpo.drift_time_range
-        t = lo + (hi - lo) * torch.rand(b, device=batch.mel.device)
+        mask, span = self.pair_masks(batch)
+        t = preference_times(torch.rand(batch.mel.shape[0], device=batch.mel.device), self.cfg.dpo.drift_time_range)
         x0 = torch.randn_like(batch.mel)
         v = evaluate.flow_velocity(policy, batch.mel, x0, t, batch.text, mask, span)
         return evaluate.reference_drift(v, self.ref, batch.mel, x0, t, batch.text, mask, span).mean()
