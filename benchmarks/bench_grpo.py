@@ -46,16 +46,22 @@ DPO_GROUPS = 48  # the DPO round's train sentences by default (4 samples each)
 
 
 def dpo_round_name(groups: int, overrides: list[str] | None = None) -> tuple[str, str]:
-    """The WORK folder of a DPO round of ``groups`` sentences trained with config ``overrides`` and what its row
-    adds to its name: a round of another size, or with overrides, is cached apart (the overrides by a hash of
-    their text), so ``--reuse`` never mistakes one for another."""
+    """The WORK folder of a DPO round of ``groups`` sentences trained with ``F5TTS_DPO_tiny`` and config
+    ``overrides``, and what its row adds to its name. The folder is named by a hash of the round's composed
+    config, so ``--reuse`` never mistakes one round for another: not a round of other overrides, nor one of
+    earlier defaults (the drift term went on in ``F5TTS_DPO_tiny``; its old rounds keep their folders)."""
     import hashlib
 
-    folder, label = ("dpo", "") if groups == DPO_GROUPS else (f"dpo_g{groups}", f", {groups} sentences")
-    if overrides:
-        text = " ".join(overrides)
-        folder, label = f"{folder}_{hashlib.sha1(text.encode()).hexdigest()[:8]}", f"{label}, {text}"
-    return folder, label
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import DPOTrainConfig
+
+    # the typed config: 0 and 0.0, or a key left at its default and the same value given, hash alike
+    cfg = validate(compose("F5TTS_DPO_tiny", ["dpo.train_manifest=pairs.jsonl", *(overrides or [])]), DPOTrainConfig)
+    text = json.dumps(asdict(cfg), sort_keys=True, default=str)
+    folder = "dpo" if groups == DPO_GROUPS else f"dpo_g{groups}"
+    label = "" if groups == DPO_GROUPS else f", {groups} sentences"
+    return f"{folder}_{hashlib.sha1(text.encode()).hexdigest()[:8]}", label + (f", {' '.join(overrides)}"
+                                                                                if overrides else "")
 
 
 def check_dpo_overrides(dpo: bool, overrides: list[str]) -> None:
@@ -203,6 +209,19 @@ def run_label(run: Path) -> str:
     return "DPO + GRPO" if start and Path(start).parent.name.startswith("dpo") else "GRPO"
 
 
+def check_reused_start(run: Path, start: Path) -> None:
+    """``--reuse``: a setting's finished run in WORK is taken only if it started where this invocation's settings
+    start (``--after_dpo`` and the DPO round's overrides change that); else one line says so before any work."""
+    from omegaconf import OmegaConf
+
+    if not (run / "model_last.pt").is_file():
+        return
+    began = OmegaConf.load(run / "config.yaml").ckpts.init_from
+    if not began or Path(began).resolve() != start.resolve():
+        raise SystemExit(f"--reuse: WORK/{run.name} was trained from {began}, but this run's settings start from "
+                         f"{start}: give the setting another name, or drop --reuse to train it again")
+
+
 def setting_overrides(over: list[str], prompts: Path, prompts_broad: Path) -> list[str]:
     """A setting's overrides after the recipe's ``rl.prompts_manifest={prompts}`` (a later value of a key
     wins), with the placeholders ``{prompts}`` and ``{prompts_broad}`` replaced by the bench's files."""
@@ -244,10 +263,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--dpo", action="store_true", help="also measure one DPO round (prefs.iterate) from the base")
     ap.add_argument("--dpo_groups", type=int, default=DPO_GROUPS,
                     help="DPO train sentences (4 samples each); another count than 48 keeps its round in "
-                         "WORK/dpo_gN, apart from the default's WORK/dpo")
+                         "WORK/dpo_gN_<hash>, apart from the default's WORK/dpo_<hash> (hash: of the round's config)")
     ap.add_argument("--dpo_override", nargs="+", default=[], metavar="OVERRIDE",
-                    help="train_dpo config overrides of the DPO round (e.g. dpo.drift_time_range=[0.1,1.0] "
-                         "dpo.drift_weight=100); such a round is cached in a WORK folder of its own")
+                    help="train_dpo config overrides of the DPO round (e.g. dpo.drift_time_range=null "
+                         "dpo.drift_weight=0: the round without the drift term); such a round is cached in a WORK "
+                         "folder of its own (named by a hash of its config)")
     ap.add_argument("--prompts_groups", type=int, default=96,
                     help="train sentences of WORK/prompts.jsonl (each said in the voice of a held-out utterance, as "
                          "the DPO round's are): every setting rolls them out (rl.prompts_manifest, as the "
@@ -265,8 +285,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                          "dpo (with --dpo) or best-of-N (with --best_of N)")
     ap.add_argument("--after_dpo", action="store_true",
                     help="train every --setting from the DPO round's weights instead of the shipped base (needs "
-                         "--dpo; the round runs first, then a stage-1 σ warmup of its weights in WORK/dpo_stage1): "
-                         "what GRPO adds to DPO; a setting's s counts its own training only")
+                         "--dpo; the round runs first, then a stage-1 σ warmup of its weights in "
+                         "WORK/dpo_<hash>_stage1): what GRPO adds to DPO; a setting's s counts its own training only")
     ap.add_argument("--sigma_only_warmup", action="store_true",
                     help="the stage-1 warmup trains the σ head alone (model.train_only=[proj_out_ln_sig]), so the "
                          "start keeps the velocity of the weights it warms (with --after_dpo: DPO's gain); its "
@@ -304,6 +324,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         check_dpo_overrides(args.dpo, args.dpo_override)
     if args.retest_ms < 0:
         raise SystemExit(f"--retest_ms {args.retest_ms:g}: give the silence in ms (> 0), or 0 to skip the retest")
+    dpo_folder, dpo_size = dpo_round_name(args.dpo_groups, args.dpo_override)
+    sigma = "_sigma" if args.sigma_only_warmup else ""
+    # every setting starts from the stage-1 warmup of the DPO round (--after_dpo) or of the shipped base
+    start = args.work / (f"{dpo_folder}_stage1{sigma}" if args.after_dpo else f"stage1{sigma}") / "model_last.pt"
+    if args.reuse and not args.only_agreement:
+        for name, *_ in args.setting or [["recipe"]]:
+            check_reused_start(args.work / name.replace(" ", "_"), start)
     # synthesis prompts for stage 2 (rl.prompts_manifest={prompts}): the DPO round's rows for the same count
     prompt_rows = demo_rows(args.data, groups=args.prompts_groups, nsamples=4, split="train")
     prompts = write_jsonl(prompt_rows, args.work / "prompts.jsonl")
@@ -350,7 +377,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return rows, seconds
 
     base_ckpt = SHIPPED / "model.safetensors"
-    dpo_folder, dpo_size = dpo_round_name(args.dpo_groups, args.dpo_override)
 
     def dpo_round() -> tuple[Path, float, int | None]:
         """One DPO round from the shipped base (``prefs.iterate``): its checkpoint, wall seconds and updates."""
@@ -394,21 +420,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                    args.retest_ms)
         judge.retest_ms = 0.0
 
-    def warmed(folder: str, init: Path | None = None) -> Path:
-        """The stage-1 σ warmup of ``init`` (default: the shipped base) in WORK/<folder>, run once per WORK."""
-        folder += "_sigma" if args.sigma_only_warmup else ""
-        ckpt = args.work / folder / "model_last.pt"
-        if not ckpt.is_file():
+    def warm_start(init: Path | None) -> None:
+        """The stage-1 σ warmup of ``init`` (None: the shipped base) into ``start``, run once per WORK."""
+        if not start.is_file():
             t0 = time.perf_counter()
-            run_cli("f5rl.train.train", warmup_argv(SHIPPED, args.data, ckpt.parent, args.warmup_updates, init=init,
-                                                    sigma_only=args.sigma_only_warmup), args.work / f"{folder}.log")
-            print(f"stage-1 warmup ({folder}): {time.perf_counter() - t0:.0f} s", flush=True)
-        return ckpt
+            run_cli("f5rl.train.train", warmup_argv(SHIPPED, args.data, start.parent, args.warmup_updates, init=init,
+                                                    sigma_only=args.sigma_only_warmup),
+                    args.work / f"{start.parent.name}.log")
+            print(f"stage-1 warmup ({start.parent.name}): {time.perf_counter() - t0:.0f} s", flush=True)
 
     train = not args.only_agreement
     label = "DPO + GRPO" if args.after_dpo else "GRPO"
-    # the settings start from the DPO round's weights with --after_dpo (which needs --dpo)
-    start = (warmed(f"{dpo_folder}_stage1", dpo[0]) if args.after_dpo else warmed("stage1")) if train else None
+    if train:  # the settings start from the DPO round's weights with --after_dpo (which needs --dpo)
+        warm_start(dpo[0] if args.after_dpo else None)
     if train and not args.skip_start:  # the checkpoint every setting starts from
         rows, _ = measure(start)
         kind = "σ-head " if args.sigma_only_warmup else ""

@@ -374,7 +374,8 @@ def test_anchor_term_trains_on_real_utterances_and_resumes_its_stream(tmp_path, 
     from f5rl.train.dpo_trainer import DPOTrainer
 
     trainer = DPOTrainer(_wav_pairs_config(tmp_path, demo_corpus, tiny_ckpt, "dpo.anchor_loss_weight=2",
-                                           "dpo.anchor_batch_size=8", "optim.max_updates=3", "dpo.sft_loss_weight=0"))
+                                           "dpo.anchor_batch_size=8", "optim.max_updates=3", "dpo.sft_loss_weight=0",
+                                           "dpo.drift_time_range=null", "dpo.drift_weight=0"))
     trainer.setup()
     n = len(trainer.anchor_sampler)
     assert n >= 2 and len(trainer.anchor_sampler.epoch_batches(0)[0]) == 8
@@ -389,7 +390,7 @@ def test_anchor_term_trains_on_real_utterances_and_resumes_its_stream(tmp_path, 
     metrics = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert summary.updates == 3 and len(metrics) == 3
     assert all(m["loss/anchor"] > 0 for m in metrics)
-    # the logged loss is the preference loss plus the weighted anchor loss (no SFT term here)
+    # the logged loss is the preference loss plus the weighted anchor loss (no SFT or drift term here)
     assert all(abs(m["loss"] - (m["loss/preference"] + 2 * m["loss/anchor"])) < 1e-4 for m in metrics)
     over = [f"dpo.train_manifest={trainer.cfg.dpo.train_manifest}", f"datasets.path={demo_corpus}"]
     with pytest.raises(ValueError, match="anchor_batch_size"):
@@ -514,7 +515,9 @@ def test_drift_term_holds_the_later_flow_times_at_the_reference(tmp_path, demo_c
     ts = torch.cat(drift_times)
     assert len(drift_times) == 3 and bool(((ts >= 0.5) & (ts <= 0.9)).all())
     over = [f"dpo.train_manifest={trainer.cfg.dpo.train_manifest}", f"datasets.path={demo_corpus}"]
-    for bad in (["dpo.drift_time_range=[0.1,1.0]"], ["dpo.drift_weight=5"],
+    tiny = validate(compose("F5TTS_DPO_tiny", over), DPOTrainConfig).dpo  # the tiny recipe's measured default
+    assert (tiny.drift_time_range, tiny.drift_weight) == ([0.1, 1.0], 100.0)
+    for bad in (["dpo.drift_time_range=[0.1,1.0]", "dpo.drift_weight=0"], ["dpo.drift_time_range=null"],
                 ["dpo.drift_time_range=[0.9,0.1]", "dpo.drift_weight=5"], ["dpo.drift_weight=-1"]):
         with pytest.raises(ValueError, match="dpo.drift"):
             validate(compose("F5TTS_DPO_tiny", [*over, *bad]), DPOTrainConfig)

@@ -175,8 +175,10 @@ def test_after_dpo_needs_the_dpo_round_and_says_so_before_any_work(tmp_path):
 
 def test_a_dpo_round_of_another_size_is_cached_and_named_apart():
     bench = load_bench()
-    assert bench.dpo_round_name(bench.DPO_GROUPS) == ("dpo", "")  # the folder earlier runs cached
-    assert bench.dpo_round_name(96) == ("dpo_g96", ", 96 sentences")
+    folder, label = bench.dpo_round_name(bench.DPO_GROUPS)
+    assert folder.startswith("dpo_") and label == ""
+    folder96, label96 = bench.dpo_round_name(96)
+    assert folder96 == folder.replace("dpo_", "dpo_g96_") and label96 == ", 96 sentences"
 
 
 def test_dpo_overrides_are_checked_before_any_work(tmp_path):
@@ -187,7 +189,7 @@ def test_dpo_overrides_are_checked_before_any_work(tmp_path):
     with pytest.raises(SystemExit, match="--dpo_override trains the DPO round with these keys: add --dpo"):
         bench.main(["--dpo_override", "dpo.drift_weight=100", *common])
     with pytest.raises(SystemExit, match="the drift term needs both"):
-        bench.main(["--dpo", "--dpo_override", "dpo.drift_weight=100", *common])
+        bench.main(["--dpo", "--dpo_override", "dpo.drift_time_range=null", *common])  # a weight, no window
     with pytest.raises(SystemExit, match="dpo.no_such_key"):
         bench.main(["--dpo", "--dpo_override", "dpo.no_such_key=1", *common])
     assert not (tmp_path / "w").exists()
@@ -195,16 +197,38 @@ def test_dpo_overrides_are_checked_before_any_work(tmp_path):
 
 def test_a_dpo_round_with_overrides_is_cached_and_named_apart():
     """--dpo_override: a round trained with other DPO keys has a WORK folder of its own (so --reuse never takes one
-    for another) and its row names the overrides; the same overrides give the same folder."""
+    for another) and its row names the overrides. The folder hashes the round's typed config: one config
+    (overrides that restate the defaults, 100 or 100.0) gives the same folder; a change of the defaults, a new one."""
     bench = load_bench()
-    drift = ["dpo.drift_time_range=[0.1,1.0]", "dpo.drift_weight=100"]
-    folder, label = bench.dpo_round_name(bench.DPO_GROUPS, drift)
-    assert folder.startswith("dpo_") and folder not in ("dpo", "dpo_g96")
-    assert label == ", dpo.drift_time_range=[0.1,1.0] dpo.drift_weight=100"
-    assert bench.dpo_round_name(bench.DPO_GROUPS, list(drift)) == (folder, label)
-    assert bench.dpo_round_name(bench.DPO_GROUPS, drift[1:])[0] != folder
-    folder96, label96 = bench.dpo_round_name(96, drift)
+    default, _ = bench.dpo_round_name(bench.DPO_GROUPS)
+    off = ["dpo.drift_time_range=null", "dpo.drift_weight=0"]
+    folder, label = bench.dpo_round_name(bench.DPO_GROUPS, off)
+    assert folder.startswith("dpo_") and folder != default
+    assert label == ", dpo.drift_time_range=null dpo.drift_weight=0"
+    assert bench.dpo_round_name(bench.DPO_GROUPS, list(off)) == (folder, label)
+    assert bench.dpo_round_name(bench.DPO_GROUPS, ["dpo.drift_time_range=null", "dpo.drift_weight=0.0"])[0] == folder
+    assert bench.dpo_round_name(bench.DPO_GROUPS, ["dpo.drift_weight=100"])[0] == default  # the default's value
+    assert bench.dpo_round_name(bench.DPO_GROUPS, ["optim.seed=667"])[0] not in (default, folder)
+    folder96, label96 = bench.dpo_round_name(96, off)
     assert folder96.startswith("dpo_g96_") and folder96 != folder and label96.startswith(", 96 sentences, ")
+
+
+def test_a_reused_setting_must_have_started_where_this_run_starts(tmp_path):
+    """--reuse: a setting's finished run is taken only if it started from this invocation's start (a run trained
+    after another DPO round is refused in one line before any work, instead of measured under the wrong name)."""
+    import pytest
+
+    bench = load_bench()
+    work = tmp_path / "w"
+    run = work / "a"
+    run.mkdir(parents=True)
+    (run / "model_last.pt").write_bytes(b"")
+    (run / "config.yaml").write_text(f"ckpts:\n  init_from: {work / 'dpo_00000000_stage1' / 'model_last.pt'}\n")
+    with pytest.raises(SystemExit, match=r"--reuse: WORK/a was trained from .*dpo_00000000_stage1.*, but this run's "
+                                         r"settings start from .*stage1/model_last.pt: give the setting another name"):
+        bench.main(["--setting", "a", "--reuse", "--data", str(tmp_path / "none"), "--work", str(work)])
+    assert [p.name for p in work.iterdir()] == ["a"]  # nothing written, trained or measured
+    bench.check_reused_start(run, work / "dpo_00000000_stage1" / "model_last.pt")  # its own start: taken
 
 
 def test_a_setting_is_named_by_where_its_run_started(tmp_path):

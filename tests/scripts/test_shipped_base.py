@@ -33,7 +33,8 @@ def test_shipped_base_model_speaks_and_sounds_like_the_prompt(base_report):
 
 # The DPO round: 4 samples per sentence (voices of held-out utterances) for 64 train sentences (pairs)
 # and 48 held-out sentences (held-out pairs, and the fresh samples scored before and after, same seeds);
-# the F5TTS_DPO_tiny recipe (t in [0, 0.1], CFM on the chosen weighted 100, lr 1e-4) for 120 updates.
+# the F5TTS_DPO_tiny recipe (t in [0, 0.1], CFM on the chosen weighted 100, the reference drift at t in [0.1, 1]
+# weighted 100, lr 1e-4) for 120 updates.
 # Sampled at 8 NFE: the shipped base's CER is the same as at 16 (0.389 against 0.395 on 24 held-out
 # samples) at 2.10 s instead of 3.10 s per scored sample, which keeps this round inside CI's budget.
 # With 30 held-out sentences the change was +0.023 ± 0.018: too close to 0 for a test that must not flake.

@@ -205,8 +205,8 @@ def stage3_dpo(p: DemoPlan) -> None:
     """One round of offline preference optimisation from the GRPO policy: 4 samples per train
     sentence (voices of held-out utterances), scored by Whisper CER and resemblyzer SIM, best paired
     against worst, flow-matching DPO at the noise end of the flow (``dpo.time_range=[0,0.1]``) with
-    the CFM term on the chosen; held-out sentences give the held-out pairs and fresh samples (same
-    seeds) before and after."""
+    the CFM term on the chosen and the reference drift at the later flow times (``F5TTS_DPO_tiny``'s
+    recipe); held-out sentences give the held-out pairs and fresh samples (same seeds) before and after."""
     from f5rl.prefs import iterate
     from f5rl.prefs.create_text_context_pairs import demo_rows, write_jsonl
 
