@@ -47,9 +47,9 @@ DPO_GROUPS = 48  # the DPO round's train sentences by default (4 samples each)
 
 def dpo_round_name(groups: int, overrides: list[str] | None = None) -> tuple[str, str]:
     """The WORK folder of a DPO round of ``groups`` sentences trained with ``F5TTS_DPO_tiny`` and config
-    ``overrides``, and what its row adds to its name. The folder is named by a hash of the round's composed
-    config, so ``--reuse`` never mistakes one round for another: not a round of other overrides, nor one of
-    earlier defaults (the drift term went on in ``F5TTS_DPO_tiny``; its old rounds keep their folders)."""
+    ``overrides``, and what its row adds to its name. The folder is named by a hash of the round's typed
+    config, so ``--reuse`` never mistakes one round for another: not a round of other overrides, nor a round of
+    the config's earlier defaults (as when the drift term went on in ``F5TTS_DPO_tiny``)."""
     import hashlib
 
     from f5rl.config import compose, validate
