@@ -23,7 +23,9 @@ import time
 from pathlib import Path
 
 # the demo's and the CI test's round (f5rl.scripts.demo, tests/scripts/test_shipped_base.py): the
-# F5TTS_DPO_tiny defaults (t in [0, 0.1], CFM on the chosen weighted 100, lr 1e-4) for 120 updates
+# F5TTS_DPO_tiny defaults (t in [0, 0.1], CFM on the chosen weighted 100, the reference drift at t in
+# [0.1, 1] weighted 100, lr 1e-4) for 120 updates; the README's time-window numbers were measured before the
+# drift term went on (a setting's "dpo.drift_time_range=null" "dpo.drift_weight=0" reruns them as they were)
 RECIPE = ["optim.max_updates=120"]
 
 
