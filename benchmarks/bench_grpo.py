@@ -222,6 +222,22 @@ def check_reused_start(run: Path, start: Path) -> None:
                          f"{start}: give the setting another name, or drop --reuse to train it again")
 
 
+def check_reused_round(train: Path, max_minutes: float | None) -> None:
+    """``--reuse`` of a DPO round: its folder is named by its config, but not by the bench's ``--max_minutes``
+    (the round's ``optim.max_minutes``). A round that budget stopped early is taken only at the same budget;
+    else one line says so before any work."""
+    from omegaconf import OmegaConf
+
+    summary = read_summary(train)
+    if not (train / "model_last.pt").is_file() or not summary or summary.get("stop_reason") != "optim.max_minutes":
+        return
+    took = OmegaConf.load(train / "config.yaml").optim.max_minutes
+    if took != max_minutes:
+        raise SystemExit(f"--reuse: the DPO round in {train.parent.parent} was stopped early by --max_minutes {took}, "
+                         f"but this run gives {max_minutes}: give --max_minutes {took}, or drop --reuse to train it "
+                         "again")
+
+
 def setting_overrides(over: list[str], prompts: Path, prompts_broad: Path) -> list[str]:
     """A setting's overrides after the recipe's ``rl.prompts_manifest={prompts}`` (a later value of a key
     wins), with the placeholders ``{prompts}`` and ``{prompts_broad}`` replaced by the bench's files."""
@@ -235,7 +251,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--work", default="benchmarks/results/grpo", type=Path, help="runs and measurements go here")
     ap.add_argument("--setting", nargs="+", action="append", metavar=("NAME", "OVERRIDE"),
                     help="a GRPO setting: NAME then config overrides (repeatable); default: the recipe alone")
-    ap.add_argument("--max_minutes", type=float, default=20.0, help="training wall-time budget of each setting")
+    ap.add_argument("--max_minutes", type=float, default=20.0,
+                    help="training wall-time budget of each setting, and of the DPO round (--dpo)")
     ap.add_argument("--max_updates", type=int, default=400, help="update budget (and LR schedule) of each setting")
     ap.add_argument("--warmup_updates", type=int, default=200, help="stage-1 σ-head warmup updates")
     ap.add_argument("--template_items", type=int, default=60, help="items of test_eval.jsonl (from the first)")
@@ -331,6 +348,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.reuse and not args.only_agreement:
         for name, *_ in args.setting or [["recipe"]]:
             check_reused_start(args.work / name.replace(" ", "_"), start)
+    if args.reuse and args.dpo:
+        check_reused_round(args.work / dpo_folder / "iter_0" / "train", args.max_minutes)
     # synthesis prompts for stage 2 (rl.prompts_manifest={prompts}): the DPO round's rows for the same count
     prompt_rows = demo_rows(args.data, groups=args.prompts_groups, nsamples=4, split="train")
     prompts = write_jsonl(prompt_rows, args.work / "prompts.jsonl")

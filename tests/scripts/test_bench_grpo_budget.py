@@ -231,6 +231,30 @@ def test_a_reused_setting_must_have_started_where_this_run_starts(tmp_path):
     bench.check_reused_start(run, work / "dpo_00000000_stage1" / "model_last.pt")  # its own start: taken
 
 
+def test_a_reused_dpo_round_cut_short_by_another_time_budget_is_refused(tmp_path):
+    """--reuse --dpo: a cached round that its --max_minutes stopped early is taken only at that budget (the folder
+    name hashes the round's config, not the bench's --max_minutes); one line says so before any work."""
+    import json
+
+    import pytest
+
+    bench = load_bench()
+    work = tmp_path / "w"
+    train = work / bench.dpo_round_name(bench.DPO_GROUPS)[0] / "iter_0" / "train"
+    train.mkdir(parents=True)
+    (train / "model_last.pt").write_bytes(b"")
+    (train / "config.yaml").write_text("optim:\n  max_minutes: 10.0\n")
+    (train / "summary.json").write_text(json.dumps({"updates": 300, "stop_reason": "optim.max_minutes"}))
+    with pytest.raises(SystemExit, match=r"--reuse: the DPO round in .* was stopped early by --max_minutes 10.0, "
+                                         r"but this run gives 30.0: give --max_minutes 10.0, or drop --reuse"):
+        bench.main(["--dpo", "--reuse", "--max_minutes", "30", "--setting", "a", "--data", str(tmp_path / "none"),
+                    "--work", str(work)])
+    assert [p.name for p in work.iterdir()] == [train.parent.parent.name]  # nothing written, trained or measured
+    bench.check_reused_round(train, 10.0)  # the same budget: taken
+    (train / "summary.json").write_text(json.dumps({"updates": 1000, "stop_reason": "optim.total_updates"}))
+    bench.check_reused_round(train, 30.0)  # a round that ran its whole schedule: taken at any budget
+
+
 def test_a_setting_is_named_by_where_its_run_started(tmp_path):
     run_label = load_bench().run_label
     for start, label in (("/w/dpo_stage1_sigma/model_last.pt", "DPO + GRPO"),
