@@ -60,8 +60,8 @@ def dpo_round_name(groups: int, overrides: list[str] | None = None) -> tuple[str
     text = json.dumps(asdict(cfg), sort_keys=True, default=str)
     folder = "dpo" if groups == DPO_GROUPS else f"dpo_g{groups}"
     label = "" if groups == DPO_GROUPS else f", {groups} sentences"
-    return f"{folder}_{hashlib.sha1(text.encode()).hexdigest()[:8]}", label + (f", {' '.join(overrides)}"
-                                                                                if overrides else "")
+    label += f", {' '.join(overrides)}" if overrides else ""
+    return f"{folder}_{hashlib.sha1(text.encode()).hexdigest()[:8]}", label
 
 
 def check_dpo_overrides(dpo: bool, overrides: list[str]) -> None:
@@ -199,24 +199,27 @@ def read_summary(run: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def run_start(run: Path) -> str | None:
+    """The checkpoint a setting's run started from (``ckpts.init_from`` in its own config)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(run / "config.yaml").ckpts.init_from
+
+
 def run_label(run: Path) -> str:
     """"DPO + GRPO" for a setting whose run started from a DPO round's warmup (a WORK/dpo* folder, as
     ``--after_dpo`` trains), else "GRPO": read from the run's own config, so a ``--reuse``d run is named by
     where it started, not by this invocation's flags."""
-    from omegaconf import OmegaConf
-
-    start = OmegaConf.load(run / "config.yaml").ckpts.init_from
+    start = run_start(run)
     return "DPO + GRPO" if start and Path(start).parent.name.startswith("dpo") else "GRPO"
 
 
 def check_reused_start(run: Path, start: Path) -> None:
     """``--reuse``: a setting's finished run in WORK is taken only if it started where this invocation's settings
     start (``--after_dpo`` and the DPO round's overrides change that); else one line says so before any work."""
-    from omegaconf import OmegaConf
-
     if not (run / "model_last.pt").is_file():
         return
-    began = OmegaConf.load(run / "config.yaml").ckpts.init_from
+    began = run_start(run)
     if not began or Path(began).resolve() != start.resolve():
         raise SystemExit(f"--reuse: WORK/{run.name} was trained from {began}, but this run's settings start from "
                          f"{start}: give the setting another name, or drop --reuse to train it again")
@@ -341,7 +344,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         check_dpo_overrides(args.dpo, args.dpo_override)
     if args.retest_ms < 0:
         raise SystemExit(f"--retest_ms {args.retest_ms:g}: give the silence in ms (> 0), or 0 to skip the retest")
-    dpo_folder, dpo_size = dpo_round_name(args.dpo_groups, args.dpo_override)
+    # composing the round's config costs a Hydra start: only when there is a round
+    dpo_folder, dpo_size = dpo_round_name(args.dpo_groups, args.dpo_override) if args.dpo else ("", "")
     sigma = "_sigma" if args.sigma_only_warmup else ""
     # every setting starts from the stage-1 warmup of the DPO round (--after_dpo) or of the shipped base
     start = args.work / (f"{dpo_folder}_stage1{sigma}" if args.after_dpo else f"stage1{sigma}") / "model_last.pt"
