@@ -315,6 +315,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--reuse", action="store_true",
                     help="measure a setting's existing WORK/NAME/model_last.pt (and with --dpo the round's "
                          "WORK/dpo/iter_0/train/model_last.pt) instead of training again")
+    ap.add_argument("--checkpoint", nargs=2, action="append", default=[], metavar=("NAME", "PATH"),
+                    help="also judge this checkpoint as system NAME (repeatable), at --cfg like the trained systems: "
+                         "one trained elsewhere, e.g. by another invocation, paired with this run's systems by "
+                         "--paired_against NAME; with --checkpoint and no --setting, no setting trains")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
 
@@ -331,9 +335,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.only_agreement and (args.agreement < 2 or args.setting or args.dpo or args.best_of > 1):
         raise SystemExit("--only_agreement measures the base's agreement alone: give --agreement K (K >= 2) and "
                          "no --setting, --dpo or --best_of")
-    measurable = set() if args.only_agreement else {*(s[0] for s in args.setting or [["recipe"]]),
-                                                    *(["dpo"] if args.dpo else []),
-                                                    *([f"best-of-{args.best_of}"] if args.best_of > 1 else [])}
+    # the recipe alone when no setting is named, unless the run judges given checkpoints instead
+    settings = [] if args.only_agreement else args.setting or ([] if args.checkpoint else [["recipe"]])
+    others = {*(s[0] for s in settings), *(["dpo"] if args.dpo else []),
+              *([f"best-of-{args.best_of}"] if args.best_of > 1 else [])}
+    for k, (name, path) in enumerate(args.checkpoint):
+        if name in others or name.startswith("shipped base") or name in [n for n, _ in args.checkpoint[:k]]:
+            raise SystemExit(f"--checkpoint {name}: the name of another system of this run; give it its own name")
+        if not Path(path).is_file():
+            raise SystemExit(f"--checkpoint {name} {path}: no such file; give a checkpoint (model_last.pt, "
+                             "model.safetensors)")
+    measurable = others | {name for name, _ in args.checkpoint}
     if args.paired_against is not None and args.paired_against not in measurable:
         raise SystemExit(f"--paired_against {args.paired_against}: name a system this run measures "
                          f"({', '.join(sorted(measurable))}): a --setting NAME, dpo with --dpo or best-of-N with "
@@ -349,8 +361,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     sigma = "_sigma" if args.sigma_only_warmup else ""
     # every setting starts from the stage-1 warmup of the DPO round (--after_dpo) or of the shipped base
     start = args.work / (f"{dpo_folder}_stage1{sigma}" if args.after_dpo else f"stage1{sigma}") / "model_last.pt"
-    if args.reuse and not args.only_agreement:
-        for name, *_ in args.setting or [["recipe"]]:
+    if args.reuse:
+        for name, *_ in settings:
             check_reused_start(args.work / name.replace(" ", "_"), start)
     if args.reuse and args.dpo:
         check_reused_round(args.work / dpo_folder / "iter_0" / "train", args.max_minutes)
@@ -452,7 +464,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     args.work / f"{start.parent.name}.log")
             print(f"stage-1 warmup ({start.parent.name}): {time.perf_counter() - t0:.0f} s", flush=True)
 
-    train = not args.only_agreement
+    train = bool(settings)  # no setting: no stage-1 warmup either
     label = "DPO + GRPO" if args.after_dpo else "GRPO"
     if train:  # the settings start from the DPO round's weights with --after_dpo (which needs --dpo)
         warm_start(dpo[0] if args.after_dpo else None)
@@ -466,7 +478,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         results.append(summarise(f"best-of-{args.best_of} (training reward)", rows, base_rows, judges, s,
                                  {"note": "inference cost only"}))
         measured[f"best-of-{args.best_of}"] = rows
-    for name, *over in (args.setting or [["recipe"]]) if train else []:
+    for name, *over in settings:
         over = setting_overrides(over, prompts, prompts_broad)
         run = args.work / name.replace(" ", "_")
         if not (args.reuse and (run / "model_last.pt").is_file()):
@@ -481,6 +493,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         note = budget_note(name, updates, train_s, args.max_updates, args.max_minutes, read_summary(run))
         results.append(summarise(f"{run_label(run)}: {name}{tag}", rows, base_rows, judges, train_s,
                                  {"overrides": over, "updates": updates, "cfg": args.cfg, "budget_note": note}))
+        measured[name] = rows
+    for name, path in args.checkpoint:
+        rows, _ = measure(Path(path), cfg=args.cfg, ema=args.weights == "ema")
+        results.append(summarise(f"{name}{tag}", rows, base_rows, judges, 0.0,
+                                 {"checkpoint": path, "cfg": args.cfg, "note": "trained elsewhere"}))
         measured[name] = rows
     if args.dpo:
         ckpt, seconds, updates = dpo

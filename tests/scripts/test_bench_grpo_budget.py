@@ -303,3 +303,69 @@ def test_the_dpo_round_trains_before_anything_is_judged(tmp_path, monkeypatch):
     assert events == ["dpo round"]
     # the round's overrides reach train_dpo after the bench's own
     assert trained_with[0][-2:] == ["dpo.drift_time_range=[0.1,1.0]", "dpo.drift_weight=100"]
+
+
+def test_a_checkpoint_trained_elsewhere_is_measured_and_paired_without_training(tmp_path, monkeypatch):
+    """--checkpoint NAME PATH: a system another invocation trained (say a DPO-then-GRPO chain) is judged beside this
+    run's on the same items and seeds, and --paired_against pairs them; with no --setting nothing trains."""
+    from types import SimpleNamespace
+
+    import f5rl.eval.evaluate as evaluate
+    import f5rl.eval.held_out as held_out
+    import f5rl.prefs.create_text_context_pairs as pairs
+    import f5rl.scripts.grpo_recipe as recipe
+
+    chain = tmp_path / "chain" / "model_last.pt"
+    chain.parent.mkdir()
+    chain.write_bytes(b"weights")
+    measured = []
+
+    class Judge:
+        def __init__(self, judges, **kwargs):
+            self.judges, self.cfg_strength, self.use_ema, self.retest_ms, self.seed = judges, 2.0, True, 0.0, 0
+
+        def measure(self, ckpt, items, candidates=1):
+            measured.append((Path(ckpt).parent.name, self.cfg_strength))
+            cer = 0.3 if Path(ckpt) == chain else 0.5
+            return [{"utt": it.utt, "text": "t", **{f"{m}@{j}": cer + 0.01 * i for j in self.judges
+                                                    for m in ("cer1", "cer")}, "sim": 0.8}
+                    for i, it in enumerate(items)]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("nothing trains with --checkpoint and no --setting")
+
+    monkeypatch.setattr(held_out, "HeldOutJudge", Judge)
+    monkeypatch.setattr(recipe, "run_cli", no_training)
+    monkeypatch.setattr(evaluate, "read_test_list", lambda path: [SimpleNamespace(utt=f"u{i}") for i in range(3)])
+    monkeypatch.setattr(pairs, "demo_rows", lambda *args, **kwargs: [])
+    old = tmp_path / "old.pt"
+    old.write_bytes(b"other weights")
+    out = tmp_path / "out.json"
+    results = load_bench().main(["--checkpoint", "chain", str(chain), "--checkpoint", "old", str(old),
+                                 "--paired_against", "chain", "--cfg", "1", "--json", str(out),
+                                 "--data", str(tmp_path / "data"), "--work", str(tmp_path / "w")])
+    assert [r["system"] for r in results] == ["shipped base", "shipped base at CFG 1", "chain at CFG 1",
+                                              "old at CFG 1"]
+    cer = results[2]["lists"]["all"]["cer1@embedded:base"]
+    assert abs(cer["change"] + 0.2) < 1e-12 and abs(cer["before"] - 0.51) < 1e-12  # every item 0.2 below the base
+    assert results[2]["checkpoint"] == str(chain)
+    paired = json.loads(out.read_text())["paired"]
+    assert [p["system"] for p in paired] == ["old"]  # old − chain, item by item: +0.2 each
+    assert abs(paired[0]["lists"]["all"]["cer1@embedded:base"]["change"] - 0.2) < 1e-12
+    # judged at --cfg like the trained systems; the base at 2 and at --cfg
+    assert ("chain", 1.0) in measured and all(c in (1.0, 2.0) for _, c in measured)
+
+
+def test_a_checkpoint_flag_is_checked_before_any_work(tmp_path):
+    import pytest
+
+    bench = load_bench()
+    common = ["--data", str(tmp_path / "none"), "--work", str(tmp_path / "w")]
+    with pytest.raises(SystemExit, match="--checkpoint chain .*missing.pt: no such file"):
+        bench.main(["--checkpoint", "chain", str(tmp_path / "missing.pt"), *common])
+    (tmp_path / "m.pt").write_bytes(b"w")
+    with pytest.raises(SystemExit, match="--checkpoint dpo: the name of another system"):
+        bench.main(["--checkpoint", "dpo", str(tmp_path / "m.pt"), "--dpo", *common])
+    with pytest.raises(SystemExit, match="--checkpoint a: the name of another system"):
+        bench.main(["--checkpoint", "a", str(tmp_path / "m.pt"), "--setting", "a", *common])
+    assert not (tmp_path / "w").exists()
