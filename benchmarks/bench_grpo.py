@@ -332,9 +332,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.agreement > 1 and len(judges) < 2:
         raise SystemExit("--agreement needs two judges, the held-out one first: "
                          "--judges embedded:base,embedded:tiny.en")
-    if args.only_agreement and (args.agreement < 2 or args.setting or args.dpo or args.best_of > 1):
+    if args.only_agreement and (args.agreement < 2 or args.setting or args.dpo or args.best_of > 1
+                                or args.checkpoint):
         raise SystemExit("--only_agreement measures the base's agreement alone: give --agreement K (K >= 2) and "
-                         "no --setting, --dpo or --best_of")
+                         "no --setting, --dpo, --best_of or --checkpoint")
     # the recipe alone when no setting is named, unless the run judges given checkpoints instead
     settings = [] if args.only_agreement else args.setting or ([] if args.checkpoint else [["recipe"]])
     others = {*(s[0] for s in settings), *(["dpo"] if args.dpo else []),

@@ -118,7 +118,8 @@ def test_only_agreement_and_retest_refuse_what_they_cannot_do_before_any_work(tm
     common = ["--judges", "embedded:base,embedded:tiny.en", "--data", str(tmp_path / "none"),
               "--work", str(tmp_path / "w")]
     for extra in (["--only_agreement"], ["--only_agreement", "--agreement", "4", "--setting", "x"],
-                  ["--only_agreement", "--agreement", "4", "--dpo"]):
+                  ["--only_agreement", "--agreement", "4", "--dpo"],
+                  ["--only_agreement", "--agreement", "4", "--checkpoint", "c", str(tmp_path)]):
         with pytest.raises(SystemExit, match="--only_agreement measures"):
             bench.main([*extra, *common])
     with pytest.raises(SystemExit, match="--retest_ms -1"):
