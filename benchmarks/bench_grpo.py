@@ -349,8 +349,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     measurable = others | {name for name, _ in args.checkpoint}
     if args.paired_against is not None and args.paired_against not in measurable:
         raise SystemExit(f"--paired_against {args.paired_against}: name a system this run measures "
-                         f"({', '.join(sorted(measurable))}): a --setting NAME, dpo with --dpo or best-of-N with "
-                         "--best_of N")
+                         f"({', '.join(sorted(measurable))}): a --setting NAME, dpo with --dpo, best-of-N with "
+                         "--best_of N or a --checkpoint NAME")
     if args.after_dpo and not args.dpo:
         raise SystemExit("--after_dpo trains the settings from the DPO round's weights: add --dpo")
     if args.dpo_override:
