@@ -34,12 +34,27 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     """Longest test modules first, by the seconds measured on the dev machine (`slow(seconds=N)`): with
     `--dist loadscope` a module runs on one worker, so starting the longest one first keeps the workers'
-    finishing times close (longest-processing-time-first). Order within a module is kept."""
+    finishing times close (longest-processing-time-first). Order within a module is kept.
+
+    Under N workers the N cheapest modules of at least two tests come right after the N longest: xdist's
+    loadscope scheduler gives each worker one module, then one more whenever a test ends on a worker with at
+    most two tests pending (and once at the start), and such a module waits behind the first on its worker.
+    The longest module has two tests, the long one last: with two more pending behind it, nothing else is
+    queued there while it runs."""
     cost: dict[Path, float] = {}
+    tests: dict[Path, int] = {}
     for item in items:
         mark = item.get_closest_marker("slow")
         cost[item.path] = cost.get(item.path, 0.0) + (mark.kwargs.get("seconds", DEFAULT_SLOW_SECONDS) if mark else 1)
-    items.sort(key=lambda item: -cost[item.path])
+        tests[item.path] = tests.get(item.path, 0) + 1
+    modules = sorted(cost, key=lambda path: -cost[path])  # stable: ties keep the collection order
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+    if workers and len(modules) > 2 * workers:
+        rest = modules[workers:]
+        cheapest = sorted((m for m in rest if tests[m] >= 2), key=lambda path: cost[path])[:workers]
+        modules = modules[:workers] + cheapest + [m for m in rest if m not in cheapest]
+    rank = {path: i for i, path in enumerate(modules)}
+    items.sort(key=lambda item: rank[item.path])
 
 
 def free_port() -> int:
