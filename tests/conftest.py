@@ -31,6 +31,7 @@ def pytest_configure(config):
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` deselects: the order is of the tests that run
 def pytest_collection_modifyitems(config, items):
     """Longest test modules first, by the seconds measured on the dev machine (`slow(seconds=N)`): with
     `--dist loadscope` a module runs on one worker, so starting the longest one first keeps the workers'
