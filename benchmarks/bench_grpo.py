@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--skip_start", action="store_true", help="do not measure the stage-1 checkpoint itself")
     ap.add_argument("--reuse", action="store_true",
                     help="measure a setting's existing WORK/NAME/model_last.pt (and with --dpo the round's "
-                         "WORK/dpo/iter_0/train/model_last.pt) instead of training again")
+                         "WORK/dpo_<hash>/iter_0/train/model_last.pt) instead of training again")
     ap.add_argument("--checkpoint", nargs=2, action="append", default=[], metavar=("NAME", "PATH"),
                     help="also judge this checkpoint as system NAME (repeatable), at --cfg like the trained systems: "
                          "one trained elsewhere, e.g. by another invocation, paired with this run's systems by "
