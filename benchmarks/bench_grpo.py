@@ -199,11 +199,16 @@ def read_summary(run: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def run_start(run: Path) -> str | None:
-    """The checkpoint a setting's run started from (``ckpts.init_from`` in its own config)."""
+def run_config(run: Path):
+    """The resolved config a training run wrote beside its checkpoints (``config.yaml``)."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.load(run / "config.yaml").ckpts.init_from
+    return OmegaConf.load(run / "config.yaml")
+
+
+def run_start(run: Path) -> str | None:
+    """The checkpoint a setting's run started from (``ckpts.init_from`` in its own config)."""
+    return run_config(run).ckpts.init_from
 
 
 def run_label(run: Path) -> str:
@@ -229,12 +234,10 @@ def check_reused_round(train: Path, max_minutes: float | None) -> None:
     """``--reuse`` of a DPO round: its folder is named by its config, but not by the bench's ``--max_minutes``
     (the round's ``optim.max_minutes``). A round that budget stopped early is taken only at the same budget;
     else one line says so before any work."""
-    from omegaconf import OmegaConf
-
     summary = read_summary(train)
     if not (train / "model_last.pt").is_file() or not summary or summary.get("stop_reason") != "optim.max_minutes":
         return
-    took = OmegaConf.load(train / "config.yaml").optim.max_minutes
+    took = run_config(train).optim.max_minutes
     if took != max_minutes:
         raise SystemExit(f"--reuse: the DPO round in {train.parent.parent} was stopped early by --max_minutes {took}, "
                          f"but this run gives {max_minutes}: give --max_minutes {took}, or drop --reuse to train it "
