@@ -44,6 +44,9 @@ def test_shipped_base_model_speaks_and_sounds_like_the_prompt(base_report):
 # generate 283 s, held-out before 215, train 159, implicit accuracies 138, held-out after 231; the test took
 # 1067 s against 1336 s with 32 draws, with the same pairs (49/40), fit (1.00) and fresh-sample change.
 TRAIN_GROUPS, HELD_OUT_GROUPS, UPDATES, NFE, VAL_DRAWS = 64, 48, 120, 8, 8
+# One generation process (no `--gen_processes`): `make test`'s other worker holds the other core, and beside a
+# one-thread job two one-thread generation processes were slower than one (32 rows at 8 NFE on the 2-core AVX2
+# machine: 98.6 s against 86.6 s); a one-thread process already overlaps its scoring with its synthesis.
 
 
 @pytest.fixture(scope="module")

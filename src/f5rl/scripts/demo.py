@@ -217,11 +217,16 @@ def stage3_dpo(p: DemoPlan) -> None:
     held_out = write_jsonl(demo_rows(p.data, groups=p.dpo_held_out_groups, nsamples=4, seed=99),
                            work / "held_out_manifest.jsonl")
     nfe = 4 if p.quick else 16
+    import torch
+
+    # on a CPU, one generation process of one thread per core (up to 4) outpaces one process of every core for
+    # this tiny model (prefs.generate); --quick's few rows would not pay for the processes' start-up
+    gen_processes = 1 if p.quick or torch.cuda.is_available() else min(4, os.cpu_count() or 1)
     over = [*base_overrides(p.base), f"datasets.path={p.data}", f"optim.max_updates={p.dpo_updates}",
             f"dpo.val_draws={p.dpo_val_draws}", "ckpts.run_name=stage3_dpo"]
     cmd = Command("f5rl.prefs.iterate", ["--manifest", str(manifest), "--val_manifest", str(held_out), "--init_ckpt",
                                          str(policy), "--work_dir", str(work), "--rounds", "1", "--group_size", "4",
-                                         "--nfe", str(nfe), "--", *over])
+                                         "--nfe", str(nfe), "--gen_processes", str(gen_processes), "--", *over])
     print(f"[dpo] {cmd.line()}")
     t0 = time.perf_counter()
     r = iterate.main(cmd.argv)[0]
