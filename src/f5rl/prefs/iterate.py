@@ -273,8 +273,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--val_manifest", default=None,
                     help="rows of held-out prompts: held-out pairs, and their fresh samples' reward before/after")
     ap.add_argument("--gen_processes", type=int, default=1,
-                    help="generate in this many processes, each with an equal share of the threads (prefs.generate "
-                         "--processes; on a CPU, one per core is faster for small models)")
+                    help="generate in this many processes, each with an equal share of the threads and, with "
+                         "several GPUs, a GPU of its own (prefs.generate --processes)")
     ap.add_argument("overrides", nargs="*", help="config overrides for train_dpo (after --)")
     return ap
 
