@@ -58,6 +58,20 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank[item.path])
 
 
+@pytest.fixture(autouse=True)
+def _error_settings_kept():
+    """A test must not change how later commands report errors: importing funasr (a test helper, an
+    ``importorskip``) sets ``HYDRA_FULL_ERROR=1``, which turns one-line errors into tracebacks in the tests that
+    follow on that worker and in the processes they start."""
+    before = {k: os.environ.get(k) for k in ("HYDRA_FULL_ERROR", "F5RL_DEBUG")}
+    yield
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 def free_port() -> int:
     """A loopback port nothing listens on now (tests on two workers must not share a fixed port)."""
     with socket.socket() as s:

@@ -75,8 +75,9 @@ def test_processes_inside_a_multi_process_launch_are_refused(tmp_path, monkeypat
         run_processes(2, "m.jsonl", "c.pt", tmp_path, None, 4, 2.0, 0, "duration", "duration", None, (), "g", False)
 
 
-def test_iterate_passes_gen_processes_to_every_generation(tmp_path, monkeypatch):
-    """``--gen_processes`` is checked with the other flags and reaches each of the round's generations."""
+def test_iterate_checks_gen_processes_and_passes_it_to_generation(tmp_path, monkeypatch):
+    """``--gen_processes`` is checked with the other flags and reaches the round's generation (all three of a
+    round's generations take the same keywords)."""
     from f5rl.prefs import iterate
 
     with pytest.raises(SystemExit) as exit_:

@@ -4,6 +4,7 @@ corpus audio, and tiny random models in the released layouts of FunASR and WeSpe
 import json
 import logging
 import math
+import os
 from collections import defaultdict
 
 import pytest
@@ -169,3 +170,21 @@ def test_whisper_window_s_shortens_the_encoder_window_but_never_cuts_audio(corpu
     for bad in (0.5, 31.0, "ten"):
         with pytest.raises(ValueError, match="window_s"):
             build_provider("whisper_nll", {"window_s": bad})
+
+
+def test_importing_funasr_leaves_hydra_full_error_as_it_was(monkeypatch):
+    """funasr's ``__init__`` sets ``HYDRA_FULL_ERROR=1``; through the provider the environment is kept, so later
+    commands still answer bad input with one line."""
+    import sys
+
+    pytest.importorskip("funasr", reason="funasr extra not installed")
+    from f5rl.rewards.providers.funasr_asr import import_funasr
+
+    monkeypatch.delitem(sys.modules, "funasr")  # its __init__ runs again
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    import_funasr()
+    assert "HYDRA_FULL_ERROR" not in os.environ
+    monkeypatch.delitem(sys.modules, "funasr")
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # a user's own setting is kept too
+    import_funasr()
+    assert os.environ["HYDRA_FULL_ERROR"] == "0"

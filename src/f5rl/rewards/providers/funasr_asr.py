@@ -22,6 +22,20 @@ from f5rl.rewards.registry import register
 FETCH_HINT = "python -m f5rl.scripts.fetch_reward_asr_model --cache_dir checkpoints/funasr/SenseVoiceSmall"
 
 
+def import_funasr():
+    """``import funasr``, leaving ``HYDRA_FULL_ERROR`` as it was: funasr's ``__init__`` sets it to 1 in
+    ``os.environ``, which would turn the one-line errors of every later f5rl command in this process, and in
+    the processes it starts, into tracebacks (f5rl.utils.cli.one_line_errors)."""
+    before = os.environ.get("HYDRA_FULL_ERROR")
+    try:
+        return require("funasr", "funasr")
+    finally:
+        if before is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = before
+
+
 @register("funasr_wer")
 class FunASRReward(ASRReward):
     extra = "funasr"
@@ -38,7 +52,7 @@ class FunASRReward(ASRReward):
         if str(self.model_id).startswith(("/", "./", "../", "~")) and not local.is_dir():
             raise FileNotFoundError(f"funasr_wer: model folder {local} does not exist; fetch the model with "
                                     f"`{FETCH_HINT}` or fix config.model_id")
-        funasr = require("funasr", "funasr")
+        funasr = import_funasr()
         if not local.is_dir():
             if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("MODELSCOPE_OFFLINE") == "1":
                 raise RuntimeError(f"funasr_wer: {self.model_id!r} is not a local folder and the hub is offline; "
