@@ -183,7 +183,9 @@ def visible_gpus() -> list[str]:
 def process_env(rank: int, n: int, threads: int, gpus: list[str]) -> dict[str, str]:
     """Environment of generation process ``rank`` of ``n``: its shard, its threads and, with GPUs, the
     GPU ``rank mod len(gpus)`` (processes beyond the GPU count share them in turn)."""
-    env = {"RANK": str(rank), "WORLD_SIZE": str(n), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    from f5rl.utils.threads import thread_env
+
+    env = {"RANK": str(rank), "WORLD_SIZE": str(n), **thread_env(threads)}
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = gpus[rank % len(gpus)]
     return env

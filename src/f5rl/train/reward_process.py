@@ -49,9 +49,9 @@ class RewardServerProcess:
     def start(self) -> str:
         """Start the server and wait until its models are loaded; returns its URL. A server that
         exits or stays silent raises with what it printed."""
-        env = dict(os.environ)
-        if self.threads > 0:
-            env.update(OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
+        from f5rl.utils.threads import thread_env
+
+        env = {**os.environ, **(thread_env(self.threads) if self.threads > 0 else {})}
         self.proc = subprocess.Popen(self.argv(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env=env, bufsize=1)
         lines: queue.Queue[str | None] = queue.Queue()
