@@ -161,6 +161,31 @@ def test_evaluate_reports_each_of_several_test_lists(ckpt, demo_corpus, tmp_path
     assert (demo_corpus / "test_free_eval.jsonl").is_file()  # the corpus ships the free-text list too
 
 
+def test_evaluate_scores_with_the_given_provider_configs_and_says_so(demo_corpus, tmp_path, monkeypatch):
+    """``--asr_config``/``--sim_config`` reach the providers that score, and the report names them."""
+    import f5rl.rewards.registry as registry
+    from f5rl.eval.evaluate import main
+
+    built, build = [], registry.build_provider
+
+    def recording_build(name, config=None):
+        built.append((name, config))
+        return build(name, config)
+
+    monkeypatch.setattr(registry, "build_provider", recording_build)
+    rows = (demo_corpus / "test_eval.jsonl").read_text().splitlines()
+    (demo_corpus / "two.jsonl").write_text("\n".join(rows[:2]) + "\n")
+    main(["--ground_truth", "--test_list", str(demo_corpus / "two.jsonl"), "--out_dir", str(tmp_path / "ev"),
+          "--mos", "", "--asr_config", "window_s=10", "beam_size=2", "--sim_config", "cache_size=8"])
+    assert ("whisper_asr", {"window_s": 10, "beam_size": 2}) in built
+    assert ("resemblyzer_sim", {"cache_size": 8}) in built
+    report = (tmp_path / "ev" / "report.md").read_text()
+    assert "Scored by ASR `whisper_asr` {'window_s': 10, 'beam_size': 2}, SIM `resemblyzer_sim` {'cache_size': 8}." \
+        in report, report
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summary["ground_truth"]["n"] == 2 and summary["ground_truth"]["cer"] < 0.5  # recordings, really scored
+
+
 def test_evaluate_synthesises_each_checkpoint_at_its_cfg(tmp_path, monkeypatch):
     """`evaluate --cfg` once is every checkpoint's guidance, once per --ckpt is each one's; any other
     count is one clear line (exit 2) before a model loads."""
@@ -174,7 +199,7 @@ def test_evaluate_synthesises_each_checkpoint_at_its_cfg(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ev, "evaluate_system", fake_system)
     monkeypatch.setattr(ev, "plots", lambda results, out: [])
-    monkeypatch.setattr(ev, "write_report", lambda summary, figs, out: (out / "report.md").write_text("ok\n"))
+    monkeypatch.setattr(ev, "write_report", lambda summary, figs, out, *_: (out / "report.md").write_text("ok\n"))
     (tmp_path / "p.wav").write_bytes(b"")
     (tmp_path / "list.jsonl").write_text(json.dumps({"utt": "u", "prompt_text": "a", "prompt_wav": "p.wav",
                                                      "target_text": "b"}) + "\n")

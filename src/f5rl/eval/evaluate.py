@@ -181,12 +181,14 @@ def plots(results: dict[str, list[dict]], out_dir: Path) -> list[Path]:
     return paths
 
 
-def write_report(summary: dict[str, dict], pngs: list[Path], out_dir: Path) -> None:
+def write_report(summary: dict[str, dict], pngs: list[Path], out_dir: Path, scorers: str = "") -> None:
+    """``report.md`` and ``report.html``; ``scorers`` says which providers (and configs) scored."""
     def cfg(s: dict) -> str:  # the synthesis guidance; recordings have none
         return "—" if s.get("cfg") is None else f"{s['cfg']:g}"
 
     header = "| system | CFG | n | CER | WER | SIM | DNSMOS | RTF |"
-    lines = ["# f5rl evaluation", "", header, "|---|---|---|---|---|---|---|---|"]
+    lines = ["# f5rl evaluation", "", *([f"Scored by {scorers}.", ""] if scorers else []), header,
+             "|---|---|---|---|---|---|---|---|"]
     for name, s in summary.items():
         lines.append(f"| {name} | {cfg(s)} | {s['n']} | {s['cer']:.4f} | {s['wer']:.4f} | {s['sim']:.4f} "
                      f"| {s['dnsmos']:.3f} | {s['rtf']:.3f} |")
@@ -217,18 +219,23 @@ def guidance_per_ckpt(cfgs: list[float] | None, n: int) -> list[float]:
 
 def evaluate(ckpts: list[str], test_list: str, out_dir: str, ground_truth: bool = False, nfe: int = 16,
              asr: str = "whisper_asr", sim: str = "resemblyzer_sim", mos: str | None = "dnsmos",
-             names: list[str] | None = None, cfgs: list[float] | None = None) -> dict[str, dict]:
-    """Synthesise ``test_list`` with every checkpoint (at its CFG strength, ``cfgs``) and score it;
-    writes per-utterance CSVs, plots, ``summary.json`` and the report into ``out_dir``."""
+             names: list[str] | None = None, cfgs: list[float] | None = None, asr_config: dict | None = None,
+             sim_config: dict | None = None) -> dict[str, dict]:
+    """Synthesise ``test_list`` with every checkpoint (at its CFG strength, ``cfgs``) and score it with the
+    ``asr`` and ``sim`` providers (built with ``asr_config`` and ``sim_config``, e.g. ``{"model": "large-v3"}``)
+    and ``mos``; writes per-utterance CSVs, plots, ``summary.json`` and the report into ``out_dir``."""
     from f5rl.rewards.registry import build_provider
 
     guidance = guidance_per_ckpt(cfgs, len(ckpts))
     items = read_test_list(test_list)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    providers = {"asr": build_provider(asr), "sim": build_provider(sim)}
+    providers = {"asr": build_provider(asr, asr_config), "sim": build_provider(sim, sim_config)}
     if mos:
         providers["mos"] = build_provider(mos)
+    scorers = ", ".join(f"{kind} `{name}`" + (f" {conf}" if conf else "")
+                        for kind, name, conf in (("ASR", asr, asr_config), ("SIM", sim, sim_config), ("MOS", mos, None))
+                        if name)
     systems: dict[str, tuple[str | None, float | None]] = {}  # name: (checkpoint, CFG); recordings have neither
     if ground_truth:
         if any(it.target_wav is None for it in items):
@@ -240,7 +247,7 @@ def evaluate(ckpts: list[str], test_list: str, out_dir: str, ground_truth: bool 
     results = {n: evaluate_system(n, c, items, out, providers, nfe, cfg) for n, (c, cfg) in systems.items()}
     summary = {n: {**summarize(results[n]), "cfg": cfg} for n, (_, cfg) in systems.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    write_report(summary, plots(results, out), out)
+    write_report(summary, plots(results, out), out, scorers)
     return summary
 
 
@@ -260,7 +267,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="CFG strength of synthesis (default 2.0): once for every --ckpt, or once per --ckpt in "
                          "their order (e.g. a GRPO policy at 1.0 beside its base at 2.0)")
     ap.add_argument("--asr", default="whisper_asr", help="ASR provider of WER/CER")
+    ap.add_argument("--asr_config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                    help="config of the ASR provider, values read as YAML (e.g. model=large-v3; the keys of "
+                         "rl.rewards.providers.N.config)")
     ap.add_argument("--sim", default="resemblyzer_sim", help="speaker-similarity provider")
+    ap.add_argument("--sim_config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                    help="config of the speaker-similarity provider (e.g. model_dir=/path/to/wespeaker)")
     ap.add_argument("--mos", default="dnsmos", help="MOS provider ('' to skip)")
     args = ap.parse_args(argv)
     if not args.ckpt and not args.ground_truth:
@@ -270,7 +282,15 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: --ckpt {ckpt} does not exist", file=sys.stderr)
             sys.exit(2)
     try:
+        from f5rl.rewards.registry import check_provider_config, parse_provider_config
+
         guidance_per_ckpt(args.cfg, len(args.ckpt))
+        scorers = {"asr_config": parse_provider_config(args.asr_config, "--asr_config"),
+                   "sim_config": parse_provider_config(args.sim_config, "--sim_config")}
+        check_provider_config(args.asr, scorers["asr_config"], "--asr")
+        check_provider_config(args.sim, scorers["sim_config"], "--sim")
+        if args.mos:
+            check_provider_config(args.mos, {}, "--mos")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -279,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         out_dir = Path(args.out_dir) / Path(test_list).stem if several else Path(args.out_dir)
         try:
             evaluate(args.ckpt, test_list, str(out_dir), args.ground_truth, args.nfe, args.asr, args.sim,
-                     args.mos or None, args.name, args.cfg)
+                     args.mos or None, args.name, args.cfg, **scorers)
         except (FileNotFoundError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)

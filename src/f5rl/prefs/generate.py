@@ -1,7 +1,7 @@
 """Step 2: synthesise every manifest row and score it (DESIGN §9).
 
     accelerate launch -m f5rl.prefs.generate --manifest pairs.jsonl --ckpt model_last.pt --out_dir gen/ \
-        [--nfe 16 --cfg 2.0 --seed 0 --asr whisper_asr --sim resemblyzer_sim]
+        [--nfe 16 --cfg 2.0 --seed 0 --asr whisper_asr --asr_config window_s=10 --sim resemblyzer_sim]
 
 Writes ``<id>.wav``, ``<id>.mel.npy`` and then ``<id>.json`` (CER, WER, SIM, duration, transcript,
 seed, and the row). The ``.npy`` holds the log-mel the model produced, prompt frames first
@@ -21,6 +21,11 @@ machine: one process of two threads took 84.2 s and 71.0 s, two processes of one
 86.6 s for one one-thread process: that one already scores on one core while it synthesises on the
 other. Each row's seed comes from its id, so the samples do not depend on the split (with the same
 threads per process they are the same bytes).
+
+``--asr_config``/``--sim_config`` give the two scorers their provider config as ``KEY=VALUE`` items (values read
+as YAML; the keys of ``rl.rewards.providers.N.config``): a Whisper model or window, a WeSpeaker folder, a reward
+server's URL. They are checked before any model loads, reach every process, and each row records them
+(``scorers``).
 """
 
 from __future__ import annotations
@@ -57,10 +62,11 @@ def shard(rows: list[dict]) -> list[dict]:
 def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, nfe: int = 16, cfg: float = 2.0,
              seed: int = 0, asr: str = "whisper_asr", sim: str = "resemblyzer_sim", vocoder: str | None = None,
              progress: bool = True, extra_rewards: tuple[str, ...] = (), desc: str = "generate",
-             processes: int = 1) -> dict:
+             processes: int = 1, asr_config: dict | None = None, sim_config: dict | None = None) -> dict:
     """Synthesise and score every row not done yet; ``extra_rewards`` (provider names, e.g. ``dnsmos``)
-    are scored too and stored as ``reward/<name>`` (and ``reward/<name>/<component>``). With
-    ``processes`` > 1 the rows are shared by that many ``prefs.generate`` processes (module docstring)."""
+    are scored too and stored as ``reward/<name>`` (and ``reward/<name>/<component>``). ``asr_config`` and
+    ``sim_config`` are the two scorers' provider configs (e.g. ``{"model": "large-v3"}``), recorded in each row.
+    With ``processes`` > 1 the rows are shared by that many ``prefs.generate`` processes (module docstring)."""
     from tqdm import tqdm
 
     from f5rl.infer.tts import TTS
@@ -76,7 +82,7 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
     generated_elsewhere = 0
     if todo and processes > 1:
         run_processes(processes, manifest, ckpt, out, config, nfe, cfg, seed, asr, sim, vocoder, extra_rewards,
-                      desc, progress)
+                      desc, progress, asr_config, sim_config)
         missing = [r["id"] for r in todo if not (out / f"{r['id']}.json").is_file()]
         if missing:
             raise RuntimeError(f"the generation processes left {len(missing)} rows undone (e.g. {missing[0]})")
@@ -104,7 +110,7 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
         metrics = {"cer": cer, "wer": word_error_rate(r["text"], transcript) if transcript else math.nan,
                    "sim": float(sm.scores[0]), "duration": res.audio.numel() / 24000, "transcript": transcript,
                    "seed": res.seed, "nfe": nfe, "cfg": cfg, "ckpt": str(ckpt), "prompt_frames": res.prompt_frames,
-                   **extra}
+                   "scorers": scorers, **extra}
         save_audio(out / f"{r['id']}.wav", res.audio)
         # the mel the sample was conditioned on, then the generated frames
         save_mel(out / f"{r['id']}.mel.npy", torch.cat([res.prompt_mel, res.mel.float()]))
@@ -112,10 +118,13 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
                                                                "mel_path": f"{r['id']}.mel.npy"}))
         bar.update()
 
+    scorers = {"asr": {"name": asr, "config": dict(asr_config or {})},
+               "sim": {"name": sim, "config": dict(sim_config or {})}}
     if todo:  # synthesis here, scoring on a worker thread (f5rl.infer.overlap)
         with share_cores(tts.device) as score_threads:
-            asr_p = build_provider(asr, thread_config(asr, score_threads))
-            sim_p = build_provider(sim, thread_config(sim, score_threads))
+            # the user's config comes last: an explicit cpu_threads wins over the share
+            asr_p = build_provider(asr, {**thread_config(asr, score_threads), **scorers["asr"]["config"]})
+            sim_p = build_provider(sim, {**thread_config(sim, score_threads), **scorers["sim"]["config"]})
             extra_p = {n: build_provider(n, thread_config(n, score_threads)) for n in extra_rewards}
             run_overlapped(todo, synthesize, score_and_write)
         del asr_p, sim_p, extra_p  # frees the scorers' models and threads before torch work goes on
@@ -131,7 +140,7 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
 
 def run_processes(n: int, manifest: str, ckpt: str, out: Path, config: str | None, nfe: int, cfg: float, seed: int,
                   asr: str, sim: str, vocoder: str | None, extra_rewards: tuple[str, ...], desc: str,
-                  progress: bool) -> None:
+                  progress: bool, asr_config: dict | None = None, sim_config: dict | None = None) -> None:
     """``n`` shards of the rows, each in a ``prefs.generate`` process of its own (``RANK``/``WORLD_SIZE``)
     with an equal share of this process's torch threads and, where there are GPUs, one GPU of its own (in
     turn); waits for all of them. Their progress bars and errors go to this stderr; a failed process stops
@@ -148,6 +157,9 @@ def run_processes(n: int, manifest: str, ckpt: str, out: Path, config: str | Non
             "--sim", sim, "--extra_rewards", ",".join(extra_rewards)]
     argv += (["--config", str(config)] if config else []) + (["--vocoder", vocoder] if vocoder else [])
     argv += [] if progress else ["--no_progress"]
+    for flag, conf in (("--asr_config", asr_config), ("--sim_config", sim_config)):
+        # JSON values read back as the same YAML values (parse_provider_config)
+        argv += [flag, *(f"{k}={json.dumps(v)}" for k, v in conf.items())] if conf else []
     procs = []
     for rank in range(n):
         env = {**os.environ, **process_env(rank, n, threads, gpus)}
@@ -206,18 +218,23 @@ def read_manifest_rows(path: str) -> list[dict]:
     return read_rows(path, ("id", "text"), "--manifest (from f5rl.prefs.create_text_context_pairs)")
 
 
-def check_inputs(manifest: str, ckpt: str, asr: str, sim: str, extra_rewards: tuple[str, ...] = (),
-                 processes: int = 1) -> None:
-    """What ``generate`` is given, checked in seconds before a model loads."""
-    from f5rl.rewards.registry import get_provider_class
+def check_scorers(asr: str, sim: str, asr_config: dict | None = None, sim_config: dict | None = None) -> None:
+    """The two scorers built (no model loads) with their configs: an unknown name, key or value fails here."""
+    from f5rl.rewards.registry import check_provider_config
 
+    check_provider_config(asr, asr_config or {}, "--asr")
+    check_provider_config(sim, sim_config or {}, "--sim")
+
+
+def check_inputs(manifest: str, ckpt: str, asr: str, sim: str, extra_rewards: tuple[str, ...] = (),
+                 processes: int = 1, asr_config: dict | None = None, sim_config: dict | None = None) -> None:
+    """What ``generate`` is given, checked in seconds before a model loads."""
     read_manifest_rows(manifest)
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"--ckpt {ckpt} does not exist")
     if processes < 1:
         raise ValueError(f"--processes {processes}: must be >= 1")
-    for name in (asr, sim):
-        get_provider_class(name)  # an unknown name fails here
+    check_scorers(asr, sim, asr_config, sim_config)
     for name in extra_rewards:
         build_provider(name)  # an unknown name, or a missing extra, fails here
 
@@ -232,7 +249,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cfg", type=float, default=2.0, help="classifier-free guidance strength")
     ap.add_argument("--seed", type=int, default=0, help="base seed (each row's seed derives from its id)")
     ap.add_argument("--asr", default="whisper_asr", help="ASR reward provider (CER, WER)")
+    ap.add_argument("--asr_config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                    help="config of the ASR provider, values read as YAML (e.g. model=large-v3 window_s=10; "
+                         "the keys of rl.rewards.providers.N.config)")
     ap.add_argument("--sim", default="resemblyzer_sim", help="speaker-similarity reward provider")
+    ap.add_argument("--sim_config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                    help="config of the speaker-similarity provider (e.g. model_dir=/path/to/wespeaker)")
     ap.add_argument("--vocoder", default=None, help="vocoder (default: the checkpoint config's)")
     ap.add_argument("--extra_rewards", default="",
                     help="comma-separated reward providers also scored (reward/NAME; e.g. dnsmos,duration)")
@@ -246,11 +268,15 @@ def main(argv: list[str] | None = None) -> None:
     from f5rl.utils.cli import one_line_errors
 
     with one_line_errors("generate"):
+        from f5rl.rewards.registry import parse_provider_config
+
         extra = tuple(n for n in args.extra_rewards.split(",") if n)
-        check_inputs(args.manifest, args.ckpt, args.asr, args.sim, extra, args.processes)
+        asr_config = parse_provider_config(args.asr_config, "--asr_config")
+        sim_config = parse_provider_config(args.sim_config, "--sim_config")
+        check_inputs(args.manifest, args.ckpt, args.asr, args.sim, extra, args.processes, asr_config, sim_config)
         summary = generate(args.manifest, args.ckpt, args.out_dir, args.config, args.nfe, args.cfg, args.seed,
                            args.asr, args.sim, args.vocoder, progress=not args.no_progress, extra_rewards=extra,
-                           desc=args.desc, processes=args.processes)
+                           desc=args.desc, processes=args.processes, asr_config=asr_config, sim_config=sim_config)
     print("| rows | text-context rows skipped | generated now | done (this shard) | mean CER | mean SIM |")
     print("|---|---|---|---|---|---|")
     print(f"| {summary['rows']} | {summary['skipped_text_context']} | {summary['generated_now']} | {summary['done']} "

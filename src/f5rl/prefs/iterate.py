@@ -13,7 +13,9 @@ seeds (``held_out_after/``), so the mean reward of fresh samples on held-out pro
 sample by sample. Without it, ``--val_size`` groups of the manifest are held out as pairs only.
 
 ``--rank_by NAME`` ranks each group by any reward provider (e.g. ``dnsmos`` for MOS, ``duration``)
-instead of the Pareto order of (CER, SIM): it is scored beside them during generation.
+instead of the Pareto order of (CER, SIM): it is scored beside them during generation. ``--asr`` and ``--sim``
+choose the providers of that CER and SIM (Whisper ``embedded:tiny.en`` and resemblyzer by default), and
+``--asr_config``/``--sim_config`` their settings as ``KEY=VALUE`` items (``prefs.generate``'s flags).
 
 Files of round k, for users of other iterative-DPO code: the chosen/rejected data is
 ``iter_<k>/pairs/train.jsonl`` (and ``val.jsonl``; one JSON object per pair, ``chosen`` and
@@ -126,7 +128,7 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
               overrides: list[str], nfe: int = 16, cer_threshold: float = 1.0, val_size: int = 2,
               max_duration: float = 30.0, asr: str = "whisper_asr", sim: str = "resemblyzer_sim",
               seed: int = 0, val_manifest: str | None = None, rank_by: str | None = None,
-              gen_processes: int = 1) -> RoundResult:
+              gen_processes: int = 1, asr_config: dict | None = None, sim_config: dict | None = None) -> RoundResult:
     import time
 
     from f5rl.config import compose, validate
@@ -145,7 +147,7 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
         clock = now
 
     gen_kw = dict(nfe=nfe, seed=seed + 1000 * k, asr=asr, sim=sim, extra_rewards=(rank_by,) if rank_by else (),
-                  processes=gen_processes)
+                  processes=gen_processes, asr_config=asr_config, sim_config=sim_config)
     gen = generate(manifest, policy_ckpt, str(d / "generated"), desc=f"round {k}: generate", **gen_kw)
     pairs = _pairs(d / "generated", d / "pairs", group_size, cer_threshold, max_duration,
                    0 if val_manifest else val_size, seed, rank_by)
@@ -197,11 +199,12 @@ def round_overrides(d: Path, policy_ckpt: str, val_pairs: Path | None) -> list[s
 
 def check_inputs(manifest: str, init_ckpt: str, rounds: int, group_size: int, config_name: str,
                  overrides: list[str], val_size: int = 2, val_manifest: str | None = None,
-                 rank_by: str | None = None, work_dir: str = ".", gen_processes: int = 1) -> None:
+                 rank_by: str | None = None, work_dir: str = ".", gen_processes: int = 1, asr: str = "whisper_asr",
+                 sim: str = "resemblyzer_sim", asr_config: dict | None = None, sim_config: dict | None = None) -> None:
     """Everything a user gives, checked in seconds before the first generation."""
     from f5rl.config import compose, validate
     from f5rl.config.schema import DPOTrainConfig
-    from f5rl.prefs.generate import read_manifest_rows
+    from f5rl.prefs.generate import check_scorers, read_manifest_rows
 
     if rounds < 1:
         raise ValueError(f"--rounds {rounds}: must be >= 1")
@@ -216,6 +219,7 @@ def check_inputs(manifest: str, init_ckpt: str, rounds: int, group_size: int, co
     read_manifest_rows(manifest)
     if val_manifest:
         read_manifest_rows(val_manifest)
+    check_scorers(asr, sim, asr_config, sim_config)
     if rank_by:
         from f5rl.rewards.registry import build_provider
 
@@ -275,6 +279,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--gen_processes", type=int, default=1,
                     help="generate in this many processes, each with an equal share of the threads and, with "
                          "several GPUs, a GPU of its own (prefs.generate --processes)")
+    ap.add_argument("--asr", default="whisper_asr", help="ASR reward provider that scores every generation (CER)")
+    ap.add_argument("--asr_config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                    help="its config, values read as YAML (e.g. model=large-v3 window_s=10)")
+    ap.add_argument("--sim", default="resemblyzer_sim", help="speaker-similarity reward provider of every generation")
+    ap.add_argument("--sim_config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                    help="its config (e.g. model_dir=/path/to/wespeaker for --sim wespeaker_sim)")
     ap.add_argument("overrides", nargs="*", help="config overrides for train_dpo (after --)")
     return ap
 
@@ -284,11 +294,16 @@ def main(argv: list[str] | None = None) -> list[RoundResult]:
     from f5rl.utils.cli import one_line_errors
 
     with one_line_errors("iterate"):
+        from f5rl.rewards.registry import parse_provider_config
+
+        scorers = {"asr": args.asr, "sim": args.sim,
+                   "asr_config": parse_provider_config(args.asr_config, "--asr_config"),
+                   "sim_config": parse_provider_config(args.sim_config, "--sim_config")}
         check_inputs(args.manifest, args.init_ckpt, args.rounds, args.group_size, args.config_name, args.overrides,
-                     args.val_size, args.val_manifest, args.rank_by, args.work_dir, args.gen_processes)
+                     args.val_size, args.val_manifest, args.rank_by, args.work_dir, args.gen_processes, **scorers)
     return iterate(args.manifest, args.init_ckpt, args.work_dir, args.rounds, args.group_size, args.config_name,
                    args.overrides, nfe=args.nfe, cer_threshold=args.cer_threshold, val_size=args.val_size,
-                   val_manifest=args.val_manifest, rank_by=args.rank_by, gen_processes=args.gen_processes)
+                   val_manifest=args.val_manifest, rank_by=args.rank_by, gen_processes=args.gen_processes, **scorers)
 
 
 if __name__ == "__main__":

@@ -76,3 +76,32 @@ def build_provider(name: str, config: dict[str, Any] | None = None) -> RewardPro
         return cls(**(config or {}))
     except TypeError as err:
         raise TypeError(f"reward provider {name!r}: bad config {dict(config or {})}: {err}") from err
+
+
+def parse_provider_config(items: list[str], flag: str) -> dict[str, Any]:
+    """A provider config from a command line's ``KEY=VALUE`` items (``flag`` names them in errors); values
+    are read as YAML, as Hydra reads an override: ``10`` is a number, ``[0, 5]`` a list, ``null`` None."""
+    import yaml
+
+    config: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{flag} {item!r}: give KEY=VALUE (e.g. {flag} window_s=10)")
+        key = key.strip()
+        if key in config:
+            raise ValueError(f"{flag} gives {key!r} twice")
+        config[key] = yaml.safe_load(value) if value.strip() else ""
+    return config
+
+
+def check_provider_config(name: str, config: dict[str, Any], flag: str) -> None:
+    """Build (not set up: no model loads) provider ``name`` with ``config``; an unknown name, a key it does
+    not take or a value it refuses fails here in one line that starts with ``flag``, the command line's flag
+    that names the provider (``--asr``), or its ``_config`` flag (``--asr_config``) when a config was given."""
+    flag = f"{flag}_config" if config else flag
+    try:
+        build_provider(name, config)
+    except (KeyError, TypeError, ValueError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        raise ValueError(f"{flag}: {msg}") from None

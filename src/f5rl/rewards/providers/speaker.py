@@ -60,7 +60,8 @@ class WeSpeakerSimilarity(SpeakerSimilarity):
     def __init__(self, model_dir: str | None = None, **kw) -> None:
         super().__init__(**kw)
         if not model_dir:
-            raise ValueError("wespeaker_sim needs config.model_dir (a folder with config.yaml and avg_model.pt)")
+            raise ValueError("wespeaker_sim needs model_dir, a folder with config.yaml and avg_model.pt (a reward's "
+                             "config.model_dir; on a command line --sim_config model_dir=FOLDER)")
         self.model_dir = model_dir
 
     def setup(self, device="cpu") -> None:
