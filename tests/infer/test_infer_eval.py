@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 
@@ -101,6 +102,32 @@ def test_cli_synthesises_and_bad_inputs_get_one_line_errors(ckpt, prompt, tmp_pa
     proc = _cli("--ckpt", other / "model.safetensors", "--ref_audio", prompt[0], "--ref_text", "x", "--text", "hi",
                 "--out", tmp_path / "e.wav")
     assert proc.returncode == 2 and "extend_vocab" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_best_of_n_scores_with_the_reward_configs_given(ckpt, prompt, tmp_path):
+    """``--reward_config NAME=JSON`` reaches the reward that ranks the candidates; a config for a reward not in
+    --rewards, a key it does not take, or weights of another count are one line before the model loads."""
+    text = "Tom will fix the lamp."
+    proc = _cli("--ckpt", ckpt, "--ref_audio", prompt[0], "--ref_text", prompt[1], "--text", text, "--out",
+                tmp_path / "o.wav", "--nfe", "2", "--best_of", "2", "--rewards", "duration", "--weights", "1",
+                "--reward_config", 'duration={"chars_per_second": 5}')
+    assert proc.returncode == 0, proc.stderr
+    entry = json.loads(proc.stdout.strip().splitlines()[-1])
+    for c in entry["candidates"]:  # -|log(seconds / expected)|, expected at 5 characters a second (default 14)
+        assert c["reward"] == pytest.approx(-abs(math.log(c["reward/duration/duration"] * 5 / len(text))), abs=1e-4)
+    truncated = tmp_path / "t.pt"
+    truncated.write_bytes(b"PK")  # loading it would fail with another message
+    base = ["--ckpt", truncated, "--ref_audio", prompt[0], "--ref_text", "x", "--text", "hi", "--out",
+            tmp_path / "e.wav", "--best_of", "2"]
+    for flags, needle in ((["--rewards", "duration", "--weights", "1", "--reward_config", 'resemblyzer_sim={}'],
+                           "--reward_config names resemblyzer_sim, which is not in --rewards duration"),
+                          (["--rewards", "duration", "--weights", "1", "--reward_config", 'duration={"cps": 5}'],
+                           "--reward_config: reward provider 'duration': bad config {'cps': 5}"),
+                          (["--rewards", "duration,resemblyzer_sim", "--weights", "3"],
+                           "--weights 3: give one weight per --rewards provider (2)")):
+        proc = _cli(*base, *flags)
+        err = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(err) == 1 and needle in err[0], (flags, proc.stderr[-500:])
 
 
 def test_clip_reference_cuts_in_silence():

@@ -3,7 +3,7 @@
     python -m f5rl.infer.synthesize --ckpt ckpts/demo/stage2_grpo/model_last.pt \
         --ref_audio prompt.wav --ref_text "what the prompt says" --text "what to say" --out out.wav \
         [--nfe 32 --cfg 2.0 --sway -1 --speed 1.0 --seed 0 --duration SECONDS --vocoder griffin_lim|vocos]
-        [--best_of 4 --rewards whisper_asr,resemblyzer_sim --weights 3,1]
+        [--best_of 4 --rewards whisper_asr,resemblyzer_sim --weights 3,1 --reward_config 'whisper_asr={...}']
     python -m f5rl.infer.synthesize --ckpt ... --manifest items.jsonl --out_dir out/   # batch form
 
 Prompts are clipped at a silence to at most 12 s and quiet ones are raised to F5's loudness;
@@ -40,6 +40,27 @@ def _load_ref(path: str):
     return clip_reference(load_audio(p))
 
 
+def best_of_rewards(args: argparse.Namespace):
+    """The ``RewardSet`` of ``--best_of`` from ``--rewards``, ``--weights`` and ``--reward_config``; a name, key
+    or value it cannot take fails here in one line."""
+    from f5rl.rewards.combine import RewardSet
+    from f5rl.rewards.serve import provider_configs
+
+    names = [n for n in args.rewards.split(",") if n]
+    weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(names)
+    if len(weights) != len(names):
+        raise ValueError(f"--weights {args.weights}: give one weight per --rewards provider ({len(names)})")
+    configs = provider_configs(args.rewards, args.reward_config)
+    for name in configs.keys() - set(names):
+        raise ValueError(f"--reward_config names {name}, which is not in --rewards {args.rewards}")
+    try:
+        return RewardSet.from_config([{"name": n, "weight": w, "config": configs.get(n, {})}
+                                      for n, w in zip(names, weights)])
+    except (KeyError, TypeError, ValueError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        raise ValueError(f"--reward_config: {msg}" if configs else f"--rewards: {msg}") from None
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     from f5rl.audio.io import save_audio
     from f5rl.infer.tts import TTS
@@ -58,16 +79,10 @@ def run(args: argparse.Namespace) -> list[dict]:
         if args.text is None or args.ref_audio is None or args.ref_text is None or args.out is None:
             raise ValueError("give --ref_audio, --ref_text, --text and --out (or --manifest and --out_dir)")
         items = [({"ref_audio": args.ref_audio, "ref_text": args.ref_text, "text": args.text}, Path(args.out))]
+    rewards = best_of_rewards(args) if args.best_of > 1 else None  # built (no model loads) before the TTS
     tts = TTS.from_checkpoint(args.ckpt, args.config, vocoder=args.vocoder, device=args.device,
                               model_cfg=args.model_cfg, vocab=args.vocab, compile=args.compile)
     kw = dict(nfe=args.nfe, cfg_strength=args.cfg, sway=args.sway, speed=args.speed)
-    rewards = None
-    if args.best_of > 1:
-        from f5rl.rewards.combine import RewardSet
-
-        names = args.rewards.split(",")
-        weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(names)
-        rewards = RewardSet.from_config([{"name": n, "weight": w} for n, w in zip(names, weights)])
     from tqdm import tqdm
 
     report = []
@@ -127,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="synthesise N candidates and keep the one --rewards score best")
     ap.add_argument("--rewards", default="whisper_asr,resemblyzer_sim", help="reward providers of --best_of")
     ap.add_argument("--weights", default="3,1", help="weights of --rewards, comma-separated")
+    ap.add_argument("--reward_config", action="append", default=[], metavar="NAME=JSON",
+                    help="config of one --rewards provider, e.g. 'whisper_asr={\"model\": \"large-v3\"}' "
+                         "(repeatable; as rewards.serve --provider_config)")
     args = ap.parse_args(argv)
     try:
         run(args)
