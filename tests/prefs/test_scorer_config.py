@@ -103,3 +103,28 @@ def test_iterate_checks_the_scorer_configs_and_passes_them_to_every_generation(t
                       "--sim", "duration", "--sim_config", "chars_per_second=4"])
     assert seen == [("whisper_asr", {"window_s": 10, "model": "embedded:tiny.en"}, "duration",
                      {"chars_per_second": 4})]
+
+
+@pytest.mark.slow(seconds=15)
+def test_a_folder_is_resumed_only_with_the_scorers_that_scored_it(tmp_path, demo_corpus, tiny_ckpt, capsys):
+    """Pairs compare a group's samples by their scores: a run that would add rows scored another way to a folder
+    is refused in one line before any model loads; the same scorers resume it."""
+    from f5rl.prefs import generate
+
+    manifest = write_jsonl(demo_rows(demo_corpus, groups=1, nsamples=2), tmp_path / "m.jsonl")
+    argv = ["--manifest", str(manifest), "--ckpt", str(tiny_ckpt), "--out_dir", str(tmp_path / "gen"), "--nfe", "2",
+            "--asr", "duration", "--sim", "duration", "--no_progress"]
+    generate.main([*argv, "--sim_config", "chars_per_second=5"])
+    first = (tmp_path / "gen").glob("*.json")
+    kept = {p.name: p.read_text() for p in first}
+    (tmp_path / "gen" / sorted(kept)[0]).unlink()  # one row to do again
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        generate.main([*argv, "--sim_config", "chars_per_second=6"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1, err
+    assert "holds rows scored by" in err[0] and "'chars_per_second': 5" in err[0] and "another --out_dir" in err[0]
+    assert len(list((tmp_path / "gen").glob("*.json"))) == 1  # nothing written
+    generate.main([*argv, "--sim_config", "chars_per_second=5.0"])  # the same value, written otherwise
+    assert "| 2 | 0 | 1 | 2 |" in capsys.readouterr().out
+    assert {p.name: p.read_text() for p in (tmp_path / "gen").glob("*.json")}.keys() == kept.keys()

@@ -1,7 +1,7 @@
 """Step 2: synthesise every manifest row and score it (DESIGN §9).
 
     accelerate launch -m f5rl.prefs.generate --manifest pairs.jsonl --ckpt model_last.pt --out_dir gen/ \
-        [--nfe 16 --cfg 2.0 --seed 0 --asr whisper_asr --asr_config window_s=10 --sim resemblyzer_sim]
+        [--nfe 16 --cfg 2.0 --seed 0 --asr whisper_asr --asr_config model=embedded:tiny.en --sim resemblyzer_sim]
 
 Writes ``<id>.wav``, ``<id>.mel.npy`` and then ``<id>.json`` (CER, WER, SIM, duration, transcript,
 seed, and the row). The ``.npy`` holds the log-mel the model produced, prompt frames first
@@ -79,6 +79,9 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
     audio_rows = [r for r in rows if r.get("context_type", "audio") == "audio"]
     skipped_text = len(rows) - len(audio_rows)
     todo = [r for r in shard(audio_rows) if not (out / f"{r['id']}.json").is_file()]
+    scorers = {"asr": {"name": asr, "config": dict(asr_config or {})},
+               "sim": {"name": sim, "config": dict(sim_config or {})}}
+    check_resumed_scorers(out, scorers)
     generated_elsewhere = 0
     if todo and processes > 1:
         run_processes(processes, manifest, ckpt, out, config, nfe, cfg, seed, asr, sim, vocoder, extra_rewards,
@@ -118,8 +121,6 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
                                                                "mel_path": f"{r['id']}.mel.npy"}))
         bar.update()
 
-    scorers = {"asr": {"name": asr, "config": dict(asr_config or {})},
-               "sim": {"name": sim, "config": dict(sim_config or {})}}
     if todo:  # synthesis here, scoring on a worker thread (f5rl.infer.overlap)
         with share_cores(tts.device) as score_threads:
             # the user's config comes last: an explicit cpu_threads wins over the share
@@ -136,6 +137,16 @@ def generate(manifest: str, ckpt: str, out_dir: str, config: str | None = None, 
     return {"rows": len(rows), "skipped_text_context": skipped_text, "generated_now": done, "done": len(results),
             "mean_cer": sum(x["cer"] for x in valid) / max(len(valid), 1),
             "mean_sim": sum(x["sim"] for x in valid) / max(len(valid), 1)}
+
+
+def check_resumed_scorers(out: Path, scorers: dict) -> None:
+    """A resumed folder must have been scored as this run scores: pairs compare the CER and SIM of a group's
+    samples, so rows of two scorers in one folder would rank samples by different judges."""
+    for path in sorted(out.glob("*.json")):
+        before = json.loads(path.read_text()).get("scorers")
+        if before is not None and before != scorers:
+            raise ValueError(f"{out} holds rows scored by {before} ({path.name}); this run scores with {scorers}: "
+                             "give the same --asr/--sim and their configs, or another --out_dir")
 
 
 def run_processes(n: int, manifest: str, ckpt: str, out: Path, config: str | None, nfe: int, cfg: float, seed: int,
