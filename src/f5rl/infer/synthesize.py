@@ -57,8 +57,7 @@ def best_of_rewards(args: argparse.Namespace):
         return RewardSet.from_config([{"name": n, "weight": w, "config": configs.get(n, {})}
                                       for n, w in zip(names, weights)])
     except (KeyError, TypeError, ValueError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        raise ValueError(f"--reward_config: {msg}" if configs else f"--rewards: {msg}") from None
+        raise ValueError(f"--reward_config: {err}" if configs else f"--rewards: {err}") from None
 
 
 def run(args: argparse.Namespace) -> list[dict]:

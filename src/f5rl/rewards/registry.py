@@ -21,6 +21,14 @@ _REGISTRY: dict[str, type[RewardProvider]] = {}
 _IN_TREE_LOADED = False
 
 
+class UnknownProviderError(KeyError):
+    """An unknown reward provider name. A ``KeyError`` (a lookup by name), but printed as its message:
+    ``str(KeyError(m))`` would quote it."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def register(name: str):
     """Class decorator: make a provider available under ``name``."""
 
@@ -66,7 +74,7 @@ def get_provider_class(name: str) -> type[RewardProvider]:
     names = available()
     close = difflib.get_close_matches(name, names, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise KeyError(f"unknown reward provider {name!r}.{hint} Available: {', '.join(names)}")
+    raise UnknownProviderError(f"unknown reward provider {name!r}.{hint} Available: {', '.join(names)}")
 
 
 def build_provider(name: str, config: dict[str, Any] | None = None) -> RewardProvider:
@@ -103,5 +111,4 @@ def check_provider_config(name: str, config: dict[str, Any], flag: str) -> None:
     try:
         build_provider(name, config)
     except (KeyError, TypeError, ValueError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        raise ValueError(f"{flag}: {msg}") from None
+        raise ValueError(f"{flag}: {err}") from None

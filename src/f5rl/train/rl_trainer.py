@@ -62,8 +62,7 @@ def check_rewards(cfg) -> None:
         try:
             RewardSet.from_config([p], "sum")
         except (KeyError, TypeError, ValueError) as err:
-            msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-            raise ValueError(f"rl.rewards.providers.{i} ({p['name']}): {msg}") from None
+            raise ValueError(f"rl.rewards.providers.{i} ({p['name']}): {err}") from None
     RewardSet.from_config(provider_dicts(r), r.mode, dict(r.params))
 
 
