@@ -334,13 +334,14 @@ def test_training_and_held_out_times_follow_dpo_time_range_and_sway(tmp_path, de
 
     from f5rl.config import compose, validate
     from f5rl.config.schema import DPOTrainConfig
+    from f5rl.data.pairs import PairCollate
     from f5rl.train.dpo_trainer import DPOTrainer
 
     for window, coef in (((0.0, 1.0), 0.0), ((0.0, 0.1), -1.0)):
         trainer = DPOTrainer(_wav_pairs_config(tmp_path / str(coef), demo_corpus, tiny_ckpt,
                                                f"dpo.time_range=[{window[0]},{window[1]}]", f"dpo.time_sway={coef}"))
         trainer.setup()
-        batch = trainer.val_data
+        batch = PairCollate(trainer.tokenizer)(trainer.val_items)
         torch.manual_seed(3)
         u = torch.rand(len(batch))
         torch.manual_seed(3)
@@ -544,3 +545,60 @@ def test_reference_drift_by_hand():
     out = reference_drift(v, Constant(), x, x, torch.tensor([0.3, 0.7]), torch.zeros(2, 5, dtype=torch.long),
                           None, span)
     torch.testing.assert_close(out, torch.tensor([2.25, 2.25]))
+
+
+def test_implicit_accuracy_runs_in_length_ordered_chunks_whose_size_does_not_change_it(tmp_path, demo_corpus,
+                                                                                         tiny_ckpt):
+    """validate() and fit() take dpo.val_batch_size pairs per forward, in order of length, each chunk padded only
+    to its own longest pair; each pair's (noise, t) draws are its own, so the errors, the held-out metrics and the
+    fit are the same for chunks of 1, 2 or all pairs. dpo.val_batch_size=0 is refused."""
+    import torch
+
+    from f5rl.config import compose, validate
+    from f5rl.config.schema import DPOTrainConfig
+    from f5rl.train.dpo_trainer import DPOTrainer
+
+    wavs = sorted((demo_corpus / "wavs").glob("*.wav"))
+    rows = [{"context_audio": str(wavs[i]), "chosen_audio": str(wavs[i + 5]), "rejected_audio": str(wavs[i + 10]),
+             "context_text": "a", "text": "b", "chosen_cer": 0.0, "rejected_cer": 0.5, "chosen_sim": 0.9,
+             "rejected_sim": 0.8} for i in range(5)]
+    (tmp_path / "p").mkdir()
+    manifest = tmp_path / "p" / "five.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = _wav_pairs_config(tmp_path, demo_corpus, tiny_ckpt, "dpo.val_draws=3", "dpo.val_batch_size=2",
+                            f"dpo.train_manifest={manifest}", f"dpo.val_manifest={manifest}")
+    trainer = DPOTrainer(cfg)
+    trainer.setup()
+    with torch.no_grad():  # policy != reference, so the policy's errors are computed too
+        for p in trainer.accelerator.unwrap_model(trainer.model).transformer.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    lengths = [trainer.dataset[i].chosen.shape[0] for i in range(5)]
+    assert len(set(lengths)) == 5  # distinct lengths: padding and order matter
+
+    shapes, real = [], trainer.pair_errors
+
+    def spy(batch, net, draws=None):
+        shapes.append((len(batch), batch.mel.shape[1], sorted(batch.mel_lengths.tolist())))
+        return real(batch, net, draws)
+
+    trainer.pair_errors = spy
+    results = {}
+    for size in (1, 2, 8):
+        trainer.cfg.dpo.val_batch_size = size
+        trainer._val_ref = None
+        shapes.clear()
+        results[size] = (trainer._held_out_errors(trainer.val_items, trainer.ref, 7), trainer.validate(),
+                         trainer.fit())
+        assert all(b <= size and n == lens[-1] for b, n, lens in shapes), shapes  # bounded, padded to its longest
+        chunks = [lens for _, _, lens in shapes[: 3 * -(-5 // size): 3]]  # each chunk's 3 draws, chunk by chunk
+        assert [x for c in chunks for x in c] == sorted(lengths)  # shortest pairs first
+    for size in (2, 8):
+        for a, b in zip(results[1][0], results[size][0]):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+        for got, want in zip(results[size][1:], results[1][1:]):
+            assert got.keys() == want.keys()
+            for k in want:
+                assert got[k] == pytest.approx(want[k], rel=1e-3, abs=1e-6), k
+    over = [f"dpo.train_manifest={manifest}", f"datasets.path={demo_corpus}"]
+    with pytest.raises(ValueError, match="val_batch_size"):
+        validate(compose("F5TTS_DPO_tiny", [*over, "dpo.val_batch_size=0"]), DPOTrainConfig)

@@ -248,6 +248,10 @@ class DPOCfg(Checked):
     # over the training times, so the implicit reward estimates its expectation (Diffusion-DPO, eq. 12);
     # measured on 40 held-out pairs: two sets of 8 draws agreed on the sign for 85 % of pairs, of 32 for 97.5 %
     val_draws: int = 32
+    # pairs per forward of those implicit-accuracy estimates (held-out pairs, and the fit of the training pairs):
+    # taken in order of length, so a chunk pads only to its own longest pair, and memory stays bounded however
+    # many pairs a manifest holds (a batch of all of them pads every pair to the longest one)
+    val_batch_size: int = 8
     # flow times of the errors (training and held-out): t = lo + (hi - lo)·sway(u, time_sway), u ~ U(0, 1).
     # [0, 1] with sway 0 is Diffusion-DPO's uniform t; a window at the noise end ([0, 0.1]) trains where
     # the words are decided (f5rl.rl.dpo); sway < 0 packs draws towards the noise end (F5-TTS, s = -1)
@@ -274,6 +278,8 @@ class DPOCfg(Checked):
             raise ValueError(f"dpo.drift_time_range={self.drift_time_range} must be [lo, hi] with 0 <= lo <= hi <= 1")
         if self.val_draws < 1:
             raise ValueError(f"dpo.val_draws={self.val_draws} must be >= 1")
+        if self.val_batch_size < 1:
+            raise ValueError(f"dpo.val_batch_size={self.val_batch_size} must be >= 1 (pairs per forward)")
         if self.anchor_loss_weight < 0 or self.sft_loss_weight < 0:
             raise ValueError("dpo.sft_loss_weight and dpo.anchor_loss_weight must be >= 0")
         if self.anchor_batch_size < 1:

@@ -16,7 +16,8 @@ import logging
 import torch
 
 from f5rl.config.schema import DPOTrainConfig
-from f5rl.data.pairs import PairBatch, PairCollate, PairDataset
+from f5rl.data.collate import pad_frames
+from f5rl.data.pairs import PairBatch, PairCollate, PairDataset, PairItem
 from f5rl.model.cfm import LossOutput
 from f5rl.model.sampling import lens_to_mask
 from f5rl.rl.dpo import preference_loss, preference_times
@@ -44,10 +45,10 @@ class DPOTrainer(Trainer):
         self._setup_anchor()
         self.ref = self.build_reference(self.cfg.dpo.ref_model_ckpt)
         self.ref_cfm = None
-        self.val_data, self._val_ref = None, None  # _val_ref: (seed, the reference's held-out errors)
+        self.val_items, self._val_ref = None, None  # _val_ref: (seed, the reference's held-out errors)
         if self.cfg.dpo.val_manifest:
             ds = PairDataset(self.cfg.dpo.val_manifest, self.mel_config)
-            self.val_data = PairCollate(self.tokenizer)([ds[i] for i in range(len(ds))])
+            self.val_items = [ds[i] for i in range(len(ds))]
         if self.cfg.model.arch.dropout > 0:
             log.warning("DPO evaluates policy and reference without dropout (model.arch.dropout=%g is not used): "
                         "with dropout the policy's errors would differ from the reference's before any update",
@@ -159,13 +160,12 @@ class DPOTrainer(Trainer):
         the errors are averaged over ``dpo.val_draws`` draws, stratified over the training times
         (``u`` stratified over [0, 1], then mapped as in training), so the held-out implicit reward
         is the one training optimises."""
-        if self.val_data is None:
+        if self.val_items is None:
             return {}
-        batch = self.val_data.to(self.device)
         # the reference is frozen: its errors under the fixed draws are computed once
         if self._val_ref is None or self._val_ref[0] != seed:
-            self._val_ref = (seed, self._held_out_errors(batch, self.ref, seed))
-        return self._pair_metrics(batch, seed, self._val_ref[1], "val")
+            self._val_ref = (seed, self._held_out_errors(self.val_items, self.ref, seed))
+        return self._pair_metrics(self.val_items, seed, self._val_ref[1], "val")
 
     @torch.no_grad()
     def fit(self, limit: int = 64, seed: int = 0) -> dict[str, float]:
@@ -174,37 +174,47 @@ class DPOTrainer(Trainer):
         direct check that training moved the policy toward the chosen samples (held-out pairs of a
         small round measure generalisation, which varies from round to round)."""
         ds = self.dataset
-        batch = PairCollate(self.tokenizer)([ds[i] for i in range(min(limit, len(ds)))]).to(self.device)
-        return self._pair_metrics(batch, seed, self._held_out_errors(batch, self.ref, seed), "fit")
+        items = [ds[i] for i in range(min(limit, len(ds)))]
+        return self._pair_metrics(items, seed, self._held_out_errors(items, self.ref, seed), "fit")
 
-    def _pair_metrics(self, batch: PairBatch, seed: int, ref: tuple[torch.Tensor, torch.Tensor],
+    def _pair_metrics(self, items: list[PairItem], seed: int, ref: tuple[torch.Tensor, torch.Tensor],
                       prefix: str) -> dict[str, float]:
-        """``preference_loss`` of the policy against the reference's errors ``ref`` on ``batch`` (on the device)."""
+        """``preference_loss`` of the policy against the reference's errors ``ref`` on ``items``."""
         policy = self.accelerator.unwrap_model(self.model).transformer
         was = policy.training
         policy.eval()
         ref_w, ref_l = ref
         # before any update the policy is the reference (same errors, exactly)
-        e_w, e_l = (ref_w, ref_l) if _same_weights(policy, self.ref) else self._held_out_errors(batch, policy, seed)
+        e_w, e_l = (ref_w, ref_l) if _same_weights(policy, self.ref) else self._held_out_errors(items, policy, seed)
         policy.train(was)
         d = self.cfg.dpo
-        out = preference_loss(e_w, e_l, ref_w, ref_l, d.beta, d.loss_type, d.label_smoothing, batch.reward_gap,
-                              d.rpo_eta)
+        gap = torch.tensor([it.reward_gap for it in items], device=e_w.device)
+        out = preference_loss(e_w, e_l, ref_w, ref_l, d.beta, d.loss_type, d.label_smoothing, gap, d.rpo_eta)
         return {f"{prefix}/loss": float(out.loss), **{f"{prefix}/{k}": float(v) for k, v in out.metrics.items()}}
 
     @torch.no_grad()
-    def _held_out_errors(self, batch: PairBatch, network, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Chosen and rejected errors ``(b,)`` averaged over the fixed, stratified draws of ``seed``."""
-        k, b = self.cfg.dpo.val_draws, len(batch)
-        g = torch.Generator().manual_seed(seed)
-        sums = [torch.zeros(b, device=self.device) for _ in range(2)]
-        for i in range(k):
-            u = (i + torch.rand(b, generator=g)) / k  # stratified: draw i covers [i/k, (i+1)/k)
-            draws = (torch.randn(batch.mel.shape, generator=g).to(self.device), self.times(u).to(self.device))
-            with self.accelerator.autocast():  # the training precision
-                e_w, e_l, _ = self.pair_errors(batch, network, draws)
-            sums[0] += e_w.float() / k
-            sums[1] += e_l.float() / k
+    def _held_out_errors(self, items: list[PairItem], network, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Chosen and rejected errors ``(b,)`` of ``items`` under ``network``, averaged over the fixed,
+        stratified draws of ``seed``. The pairs go through in chunks of ``dpo.val_batch_size``, shortest
+        first, each chunk padded to its own longest pair; pair ``j`` draws its (noise, t) from a generator
+        of its own, so the numbers do not depend on the chunking."""
+        k, n, size = self.cfg.dpo.val_draws, len(items), self.cfg.dpo.val_batch_size
+        sums = torch.zeros(2, n, device=self.device)
+        order = sorted(range(n), key=lambda j: items[j].chosen.shape[0])
+        collate = PairCollate(self.tokenizer)
+        for start in range(0, n, size):
+            chunk = order[start:start + size]
+            batch = collate([items[j] for j in chunk]).to(self.device)
+            gens = [torch.Generator().manual_seed(seed * 1_000_003 + j) for j in chunk]
+            for i in range(k):
+                # draw i covers u in [i/k, (i+1)/k) (stratified); the noise of a pair's own frames
+                u = torch.cat([(i + torch.rand(1, generator=g)) / k for g in gens])
+                x0 = pad_frames([torch.randn(items[j].chosen.shape, generator=g) for j, g in zip(chunk, gens)])[0]
+                draws = (x0.to(self.device), self.times(u).to(self.device))
+                with self.accelerator.autocast():  # the training precision
+                    e_w, e_l, _ = self.pair_errors(batch, network, draws)
+                sums[0, chunk] += e_w.float() / k
+                sums[1, chunk] += e_l.float() / k
         return sums[0], sums[1]
 
 
