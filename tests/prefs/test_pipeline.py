@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -182,12 +183,26 @@ def test_one_dpo_round_end_to_end(tmp_path, demo_corpus, tiny_ckpt):
     rows = demo_rows(demo_corpus, groups=4, nsamples=4)
     manifest = write_jsonl(rows, tmp_path / "m.jsonl")
     held_out = write_jsonl(demo_rows(demo_corpus, groups=2, nsamples=4, split="train"), tmp_path / "held_out.jsonl")
-    res = iterate(str(manifest), str(tiny_ckpt), str(tmp_path / "work"), rounds=1, group_size=4,
-                  overrides=[f"datasets.path={demo_corpus}", "optim.max_updates=15", "dpo.beta=200",
-                             "optim.learning_rate=1e-4", "ckpts.logger=null", "ckpts.log_samples=false",
-                             "model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2", "model.arch.dim_head=32",
-                             "model.arch.text_dim=32", "model.arch.conv_layers=1", "optim.mixed_precision=no"],
-                  nfe=4, val_manifest=str(held_out))
+    import f5rl.prefs.generate as gen_module
+
+    made, real_generate = {}, gen_module.generate
+
+    def counting_generate(manifest, ckpt, out_dir, **kw):  # which folders each round generated, and how much
+        out = real_generate(manifest, ckpt, out_dir, **kw)
+        made[str(Path(out_dir).relative_to(tmp_path / "work"))] = out["generated_now"]
+        return out
+
+    gen_module.generate = counting_generate
+    try:
+        res = iterate(str(manifest), str(tiny_ckpt), str(tmp_path / "work"), rounds=2, group_size=4,
+                      overrides=[f"datasets.path={demo_corpus}", "optim.max_updates=15", "dpo.beta=200",
+                                 "optim.learning_rate=1e-4", "ckpts.logger=null", "ckpts.log_samples=false",
+                                 "model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2",
+                                 "model.arch.dim_head=32", "model.arch.text_dim=32", "model.arch.conv_layers=1",
+                                 "optim.mixed_precision=no"],
+                      nfe=4, val_manifest=str(held_out))
+    finally:
+        gen_module.generate = real_generate
     r = res[0]
     print(f"DPO round: {r.generation['done']} generations (mean CER {r.generation['mean_cer']:.3f}, SIM "
           f"{r.generation['mean_sim']:.3f}), pairs {r.pairs}; held-out accuracy "
@@ -220,6 +235,23 @@ def test_one_dpo_round_end_to_end(tmp_path, demo_corpus, tiny_ckpt):
     assert r.pairs["val"] >= 1  # the held-out prompts gave held-out pairs, so the next check runs
     assert r.val_before["val/loss"] == pytest.approx(0.6931, abs=1e-3)  # policy == reference before training
     assert r.val_before["val/dpo/accuracy"] == 0.5  # every pair ties: chance, not "all wrong"
+
+    # round 1 starts from round 0's policy, generates new training samples (new seeds), and takes round 0's
+    # held-out "after" as its "before" (same policy, same seeds): copied, not generated again
+    r1, work1 = res[1], tmp_path / "work" / "iter_1"
+    assert made == {"iter_0/generated": 16, "iter_0/held_out_before": 8, "iter_0/held_out_after": 8,
+                    "iter_1/generated": 16, "iter_1/held_out_before": 0, "iter_1/held_out_after": 8}, made
+    seeds0 = {json.loads(p.read_text())["seed"] for p in (work / "generated").glob("*.json")}
+    rows1 = [json.loads(p.read_text()) for p in sorted((work1 / "generated").glob("*.json"))]
+    assert all(x["ckpt"] == r.ckpt for x in rows1) and not seeds0 & {x["seed"] for x in rows1}
+    for p in after:
+        assert (work1 / "held_out_before" / p.name).read_bytes() == p.read_bytes()
+        stem = json.loads(p.read_text())["id"]
+        for ext in (".wav", ".mel.npy"):
+            assert (work1 / "held_out_before" / (stem + ext)).read_bytes() == (work / "held_out_after" /
+                                                                               (stem + ext)).read_bytes()
+    assert r1.held_out.reward_before == pytest.approx(r.held_out.reward_after)
+    assert r1.ckpt == str(work1 / "train" / "model_last.pt") and Path(r1.ckpt).is_file()
 
     # pairs train on the generated mels themselves, not on mels re-analysed from the vocoded wavs
     import numpy as np
@@ -602,3 +634,25 @@ def test_implicit_accuracy_runs_in_length_ordered_chunks_whose_size_does_not_cha
     over = [f"dpo.train_manifest={manifest}", f"datasets.path={demo_corpus}"]
     with pytest.raises(ValueError, match="val_batch_size"):
         validate(compose("F5TTS_DPO_tiny", [*over, "dpo.val_batch_size=0"]), DPOTrainConfig)
+
+
+def test_reuse_samples_copies_only_rows_of_that_checkpoint_and_those_seeds(tmp_path):
+    """iterate's reuse of the last round's held-out samples: a row is copied (wav, mel, then its JSON) only when
+    the checkpoint and the row's seed match; rows already in the destination are left as they are."""
+    from f5rl.prefs.generate import row_seed
+    from f5rl.prefs.iterate import reuse_samples
+
+    src, dst = tmp_path / "after", tmp_path / "before"
+    src.mkdir()
+    for rid, ckpt, base in (("a", "m.pt", 0), ("b", "other.pt", 0), ("c", "m.pt", 5), ("d", "m.pt", 0)):
+        row = {"id": rid, "ckpt": ckpt, "seed": row_seed(rid, base), "audio_path": f"{rid}.wav",
+               "mel_path": f"{rid}.mel.npy"}
+        (src / f"{rid}.wav").write_bytes(b"wav" + rid.encode())
+        (src / f"{rid}.mel.npy").write_bytes(b"mel" + rid.encode())
+        (src / f"{rid}.json").write_text(json.dumps(row))
+    dst.mkdir()
+    (dst / "d.json").write_text("kept")
+    assert reuse_samples(src, dst, "m.pt", 0) == 1  # a; not b (checkpoint), c (seeds), d (already there)
+    assert sorted(p.name for p in dst.iterdir()) == ["a.json", "a.mel.npy", "a.wav", "d.json"]
+    assert (dst / "a.wav").read_bytes() == b"wava" and (dst / "d.json").read_text() == "kept"
+    assert reuse_samples(tmp_path / "missing", dst, "m.pt", 0) == 0

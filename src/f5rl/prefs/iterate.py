@@ -10,7 +10,9 @@ Held-out prompts: with ``--val_manifest`` (rows of other texts, e.g. held-out se
 also generates those rows before training (``held_out_before/``), pairs them into the held-out
 pairs whose implicit accuracy is reported, and after training generates them again with the same
 seeds (``held_out_after/``), so the mean reward of fresh samples on held-out prompts is compared
-sample by sample. Without it, ``--val_size`` groups of the manifest are held out as pairs only.
+sample by sample. The held-out seeds are the same in every round, so round k's ``held_out_before/`` is
+round k-1's ``held_out_after/`` (same policy, same seeds): its rows are copied, not generated again.
+Without ``--val_manifest``, ``--val_size`` groups of the manifest are held out as pairs only.
 
 ``--rank_by NAME`` ranks each group by any reward provider (e.g. ``dnsmos`` for MOS, ``duration``)
 instead of the Pareto order of (CER, SIM): it is scored beside them during generation. ``--asr`` and ``--sim``
@@ -40,7 +42,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from f5rl.utils.atomic import atomic_write_text
+from f5rl.utils.atomic import atomic_path, atomic_write_text
 from f5rl.utils.cli import command_parser
 
 
@@ -146,15 +148,20 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
         seconds[phase] = round(seconds.get(phase, 0.0) + now - clock, 1)
         clock = now
 
-    gen_kw = dict(nfe=nfe, seed=seed + 1000 * k, asr=asr, sim=sim, extra_rewards=(rank_by,) if rank_by else (),
+    gen_kw = dict(nfe=nfe, asr=asr, sim=sim, extra_rewards=(rank_by,) if rank_by else (),
                   processes=gen_processes, asr_config=asr_config, sim_config=sim_config)
-    gen = generate(manifest, policy_ckpt, str(d / "generated"), desc=f"round {k}: generate", **gen_kw)
+    # new samples for new pairs every round; the held-out prompts keep their seeds in every round, so rounds
+    # compare on the same draws and round k's "before" is round k-1's "after" (reused, not generated again)
+    gen = generate(manifest, policy_ckpt, str(d / "generated"), desc=f"round {k}: generate", seed=seed + 1000 * k,
+                   **gen_kw)
     pairs = _pairs(d / "generated", d / "pairs", group_size, cer_threshold, max_duration,
                    0 if val_manifest else val_size, seed, rank_by)
     val_pairs = d / "pairs" / "val.jsonl"
     lap("generate")
     if val_manifest:  # held-out pairs from the held-out prompts' own generations
-        generate(val_manifest, policy_ckpt, str(d / "held_out_before"), desc=f"round {k}: held-out before", **gen_kw)
+        reuse_samples(work_dir / f"iter_{k - 1}" / "held_out_after", d / "held_out_before", policy_ckpt, seed)
+        generate(val_manifest, policy_ckpt, str(d / "held_out_before"), desc=f"round {k}: held-out before", seed=seed,
+                 **gen_kw)
         held = _pairs(d / "held_out_before", d / "held_out_pairs", group_size, cer_threshold, max_duration, 0, seed,
                       rank_by)
         pairs = {**pairs, "val": held["train"], "dropped_held_out": held["dropped"]}
@@ -177,7 +184,8 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
     ckpt = str(d / "train" / "model_last.pt")
     held_out = None
     if val_manifest:  # fresh samples of the trained policy on the held-out prompts, same seeds
-        generate(val_manifest, ckpt, str(d / "held_out_after"), desc=f"round {k}: held-out after", **gen_kw)
+        generate(val_manifest, ckpt, str(d / "held_out_after"), desc=f"round {k}: held-out after", seed=seed,
+                 **gen_kw)
         held_out = held_out_reward(d / "held_out_before", d / "held_out_after")
         from f5rl.train.curves import write_before_after
 
@@ -188,6 +196,29 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
         lap("held_out_after")
     return RoundResult(k, ckpt, gen, pairs, {"updates": summary.updates, "final_loss": summary.final_loss},
                        before, after, fit, held_out, seconds)
+
+
+def reuse_samples(src: Path, dst: Path, ckpt: str, seed: int) -> int:
+    """Copy into ``dst`` the finished rows of ``src`` (a ``prefs.generate`` folder) that ``ckpt`` generated with
+    the seeds of ``seed``, so generating ``dst`` from the same checkpoint and seeds finds them done; the row JSON
+    goes last, as ``generate`` writes it. Returns how many rows were copied."""
+    import shutil
+
+    from f5rl.prefs.generate import row_seed
+
+    if not src.is_dir():
+        return 0
+    dst.mkdir(parents=True, exist_ok=True)
+    copied = 0
+    for path in sorted(src.glob("*.json")):
+        row = json.loads(path.read_text())
+        if (dst / path.name).is_file() or row.get("ckpt") != str(ckpt) or row.get("seed") != row_seed(row["id"], seed):
+            continue
+        for name in (row["audio_path"], row["mel_path"], path.name):
+            with atomic_path(dst / name) as tmp:
+                shutil.copyfile(src / name, tmp)
+        copied += 1
+    return copied
 
 
 def round_overrides(d: Path, policy_ckpt: str, val_pairs: Path | None) -> list[str]:
