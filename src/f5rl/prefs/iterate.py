@@ -159,7 +159,8 @@ def run_round(k: int, manifest: str, policy_ckpt: str, work_dir: Path, group_siz
     val_pairs = d / "pairs" / "val.jsonl"
     lap("generate")
     if val_manifest:  # held-out pairs from the held-out prompts' own generations
-        reuse_samples(work_dir / f"iter_{k - 1}" / "held_out_after", d / "held_out_before", policy_ckpt, seed)
+        if k > 0:
+            reuse_samples(work_dir / f"iter_{k - 1}" / "held_out_after", d / "held_out_before", policy_ckpt, seed)
         generate(val_manifest, policy_ckpt, str(d / "held_out_before"), desc=f"round {k}: held-out before", seed=seed,
                  **gen_kw)
         held = _pairs(d / "held_out_before", d / "held_out_pairs", group_size, cer_threshold, max_duration, 0, seed,
