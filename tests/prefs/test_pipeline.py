@@ -175,7 +175,7 @@ def test_generate_killed_and_restarted_equals_uninterrupted(tmp_path, demo_corpu
 
 
 @pytest.mark.slow
-def test_one_dpo_round_end_to_end(tmp_path, demo_corpus, tiny_ckpt):
+def test_one_dpo_round_end_to_end(tmp_path, demo_corpus, tiny_ckpt, monkeypatch):
     """Pairs from real rewards (Whisper CER, resemblyzer SIM) and one DPO round. Reports held-out
     implicit accuracy; asserts the training direction on the training pairs."""
     from f5rl.prefs.iterate import held_out_reward, iterate, sample_reward
@@ -192,17 +192,14 @@ def test_one_dpo_round_end_to_end(tmp_path, demo_corpus, tiny_ckpt):
         made[str(Path(out_dir).relative_to(tmp_path / "work"))] = out["generated_now"]
         return out
 
-    gen_module.generate = counting_generate
-    try:
-        res = iterate(str(manifest), str(tiny_ckpt), str(tmp_path / "work"), rounds=2, group_size=4,
-                      overrides=[f"datasets.path={demo_corpus}", "optim.max_updates=15", "dpo.beta=200",
-                                 "optim.learning_rate=1e-4", "ckpts.logger=null", "ckpts.log_samples=false",
-                                 "model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2",
-                                 "model.arch.dim_head=32", "model.arch.text_dim=32", "model.arch.conv_layers=1",
-                                 "optim.mixed_precision=no"],
-                      nfe=4, val_manifest=str(held_out))
-    finally:
-        gen_module.generate = real_generate
+    monkeypatch.setattr(gen_module, "generate", counting_generate)
+    res = iterate(str(manifest), str(tiny_ckpt), str(tmp_path / "work"), rounds=2, group_size=4,
+                  overrides=[f"datasets.path={demo_corpus}", "optim.max_updates=15", "dpo.beta=200",
+                             "optim.learning_rate=1e-4", "ckpts.logger=null", "ckpts.log_samples=false",
+                             "model.arch.dim=64", "model.arch.depth=2", "model.arch.heads=2",
+                             "model.arch.dim_head=32", "model.arch.text_dim=32", "model.arch.conv_layers=1",
+                             "optim.mixed_precision=no"],
+                  nfe=4, val_manifest=str(held_out))
     r = res[0]
     print(f"DPO round: {r.generation['done']} generations (mean CER {r.generation['mean_cer']:.3f}, SIM "
           f"{r.generation['mean_sim']:.3f}), pairs {r.pairs}; held-out accuracy "

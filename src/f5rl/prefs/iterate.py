@@ -42,7 +42,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from f5rl.utils.atomic import atomic_path, atomic_write_text
+from f5rl.utils.atomic import atomic_copy, atomic_write_text
 from f5rl.utils.cli import command_parser
 
 
@@ -203,8 +203,6 @@ def reuse_samples(src: Path, dst: Path, ckpt: str, seed: int) -> int:
     """Copy into ``dst`` the finished rows of ``src`` (a ``prefs.generate`` folder) that ``ckpt`` generated with
     the seeds of ``seed``, so generating ``dst`` from the same checkpoint and seeds finds them done; the row JSON
     goes last, as ``generate`` writes it. Returns how many rows were copied."""
-    import shutil
-
     from f5rl.prefs.generate import row_seed
 
     if not src.is_dir():
@@ -216,8 +214,7 @@ def reuse_samples(src: Path, dst: Path, ckpt: str, seed: int) -> int:
         if (dst / path.name).is_file() or row.get("ckpt") != str(ckpt) or row.get("seed") != row_seed(row["id"], seed):
             continue
         for name in (row["audio_path"], row["mel_path"], path.name):
-            with atomic_path(dst / name) as tmp:
-                shutil.copyfile(src / name, tmp)
+            atomic_copy(src / name, dst / name)
         copied += 1
     return copied
 
